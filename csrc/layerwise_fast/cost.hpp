@@ -1,0 +1,164 @@
+// Group cost models and checked integer arithmetic.
+//
+// A cost model answers three questions about a contiguous group of layers:
+//   single(i, capacity)       the group {i}; validates layer i (sign, capacity)
+//   try_extend(g, i, limit)   add layer i (left or right neighbour) if the cost stays <= limit
+//   extended_cost(g, i)       the cost g would have with layer i added (saturating)
+// Both models are monotone: adding a layer never lowers the cost. That is what makes
+// greedy next-fit optimal and bisection on the bottleneck exact.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "layerwise_fast/errors.hpp"
+
+namespace layerwise_fast {
+
+inline constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
+
+// Capacity meaning "no limit": every layer fits.
+inline constexpr int64_t kUnbounded = kInt64Max;
+
+// a + b for non-negative operands, clamped at INT64_MAX.
+inline int64_t saturating_add(int64_t a, int64_t b) noexcept {
+  return a > kInt64Max - b ? kInt64Max : a + b;
+}
+
+// a + b, or std::overflow_error naming what was being summed.
+inline int64_t checked_add(int64_t a, int64_t b, const char* what, int64_t layer) {
+  int64_t out;
+  if (__builtin_add_overflow(a, b, &out)) {
+    throw std::overflow_error(std::string(what) + " exceeds the int64 range at layer " +
+                              std::to_string(layer));
+  }
+  return out;
+}
+
+// `sum` model: a group costs the sum of its layers' working sets.
+class SumCost {
+ public:
+  struct Group {
+    int64_t cost;
+  };
+
+  SumCost(const int64_t* sizes, int64_t n, const char* column = "sizes")
+      : sizes_(sizes), n_(n), column_(column) {}
+
+  int64_t size() const noexcept { return n_; }
+  const int64_t* data() const noexcept { return sizes_; }
+  const char* column() const noexcept { return column_; }
+
+  Group single(int64_t i, int64_t capacity) const {
+    const int64_t s = sizes_[i];
+    if (s < 0) throw negative_size(column_, i, s);
+    if (s > capacity) throw layer_too_large(i, s, capacity);
+    return {s};
+  }
+
+  // The group {i} for an already validated layer.
+  Group start(int64_t i) const noexcept { return {sizes_[i]}; }
+
+  // A negative size compares as a huge unsigned value and never fits, so it falls to
+  // the caller's slow path, which calls single() and reports it.
+  bool try_extend(Group& g, int64_t i, int64_t limit) const noexcept {
+    const int64_t s = sizes_[i];
+    if (static_cast<uint64_t>(s) > static_cast<uint64_t>(limit - g.cost)) return false;
+    g.cost += s;
+    return true;
+  }
+
+  int64_t extended_cost(const Group& g, int64_t i) const noexcept {
+    return saturating_add(g.cost, sizes_[i]);
+  }
+
+  static int64_t cost(const Group& g) noexcept { return g.cost; }
+
+ private:
+  const int64_t* sizes_;
+  int64_t n_;
+  const char* column_;
+};
+
+// `peak` model: weights of every layer in the group stay resident, while activations
+// and buffers are live one layer at a time: sum(weights) + max(activations + buffers).
+class PeakCost {
+ public:
+  struct Group {
+    int64_t weights;  // sum over the group
+    int64_t live;     // max over the group
+  };
+
+  PeakCost(const int64_t* weights, const int64_t* live, int64_t n,
+           const char* live_column = "activations+buffers")
+      : weights_(weights), live_(live), n_(n), live_column_(live_column) {}
+
+  int64_t size() const noexcept { return n_; }
+
+  Group single(int64_t i, int64_t capacity) const {
+    const int64_t w = weights_[i], l = live_[i];
+    if (w < 0) throw negative_size("weights", i, w);
+    if (l < 0) throw negative_size(live_column_, i, l);
+    const int64_t c = checked_add(w, l, "weights + activations + buffers", i);
+    if (c > capacity) throw layer_too_large(i, c, capacity);
+    return {w, l};
+  }
+
+  Group start(int64_t i) const noexcept { return {weights_[i], live_[i]}; }
+
+  bool try_extend(Group& g, int64_t i, int64_t limit) const noexcept {
+    const int64_t w = weights_[i], l = live_[i];
+    if ((w | l) < 0) return false;  // reported by single() on the caller's slow path
+    const int64_t live = std::max(g.live, l);
+    // room >= 0 because g.weights + g.live <= limit; the unsigned sum cannot wrap.
+    const uint64_t room = static_cast<uint64_t>(limit - g.weights);
+    if (static_cast<uint64_t>(w) + static_cast<uint64_t>(live) > room) return false;
+    g.weights += w;
+    g.live = live;
+    return true;
+  }
+
+  int64_t extended_cost(const Group& g, int64_t i) const noexcept {
+    return saturating_add(saturating_add(g.weights, weights_[i]), std::max(g.live, live_[i]));
+  }
+
+  static int64_t cost(const Group& g) noexcept { return g.weights + g.live; }
+
+ private:
+  const int64_t* weights_;
+  const int64_t* live_;
+  int64_t n_;
+  const char* live_column_;
+};
+
+// Checks layer i of the three columns (b may be null) for negative entries.
+inline void check_columns(const int64_t* w, const int64_t* a, const int64_t* b, int64_t i) {
+  if (w[i] < 0) throw negative_size("weights", i, w[i]);
+  if (a[i] < 0) throw negative_size("activations", i, a[i]);
+  if (b && b[i] < 0) throw negative_size("buffers", i, b[i]);
+}
+
+// Per-layer working sets w + a + b from three columns (b may be null), checked.
+inline void combine_sum(const int64_t* w, const int64_t* a, const int64_t* b, int64_t n,
+                        int64_t* out) {
+  const char* what = "weights + activations + buffers";
+  for (int64_t i = 0; i < n; ++i) {
+    check_columns(w, a, b, i);
+    out[i] = checked_add(checked_add(w[i], a[i], what, i), b ? b[i] : 0, what, i);
+  }
+}
+
+// Live bytes a + b of each layer (b may be null), checked; the weights column is
+// validated in the same pass.
+inline void combine_live(const int64_t* w, const int64_t* a, const int64_t* b, int64_t n,
+                         int64_t* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    check_columns(w, a, b, i);
+    out[i] = checked_add(a[i], b ? b[i] : 0, "activations + buffers", i);
+  }
+}
+
+}  // namespace layerwise_fast

@@ -1,0 +1,239 @@
+// Unit tests of the header-only core, with no Python and no framework: an exhaustive
+// oracle over every cut set for small inputs, explicit edge cases and error paths.
+// Build: g++ -std=c++17 -O2 -Wall -Wextra -Werror -I csrc csrc/tests/test_core.cpp
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "layerwise_fast/core.hpp"
+
+namespace lf = layerwise_fast;
+using Sizes = std::vector<int64_t>;
+
+static int failures = 0;
+static int checks = 0;
+
+#define CHECK(cond)                                                          \
+  do {                                                                       \
+    ++checks;                                                                \
+    if (!(cond)) {                                                           \
+      ++failures;                                                            \
+      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+    }                                                                        \
+  } while (0)
+
+// Runs fn, which must throw E whose message contains `needle`.
+template <class E>
+static void check_throws(const std::function<void()>& fn, const std::string& needle, int line) {
+  ++checks;
+  try {
+    fn();
+  } catch (const E& e) {
+    if (std::string(e.what()).find(needle) != std::string::npos) return;
+    std::fprintf(stderr, "line %d: message '%s' lacks '%s'\n", line, e.what(), needle.c_str());
+    ++failures;
+    return;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "line %d: wrong exception type: %s\n", line, e.what());
+    ++failures;
+    return;
+  }
+  std::fprintf(stderr, "line %d: no exception thrown\n", line);
+  ++failures;
+}
+#define CHECK_THROWS(E, expr, needle) check_throws<E>([&] { (void)(expr); }, needle, __LINE__)
+
+struct Best {
+  int64_t groups = lf::kInt64Max;       // fewest groups under the capacity
+  int64_t bottleneck = lf::kInt64Max;   // smallest bottleneck among those
+  std::vector<int64_t> by_k;            // smallest bottleneck for each k (index k)
+};
+
+// Every cut set of n layers, costs from the model: the exhaustive oracle.
+template <class Cost>
+static Best exhaustive(const Cost& cost, int64_t capacity) {
+  const int64_t n = cost.size();
+  Best best;
+  best.by_k.assign(static_cast<size_t>(n) + 1, lf::kInt64Max);
+  for (uint64_t mask = 0; mask < (uint64_t{1} << (n - 1)); ++mask) {
+    int64_t groups = 0, worst = 0, start = 0;
+    for (int64_t i = 1; i <= n; ++i) {
+      if (i < n && !((mask >> (i - 1)) & 1)) continue;
+      auto g = cost.start(start);
+      for (int64_t j = start + 1; j < i; ++j) cost.try_extend(g, j, lf::kUnbounded);
+      worst = std::max(worst, Cost::cost(g));
+      ++groups;
+      start = i;
+    }
+    auto& slot = best.by_k[static_cast<size_t>(groups)];
+    slot = std::min(slot, worst);
+    if (worst <= capacity && (groups < best.groups || (groups == best.groups && worst < best.bottleneck))) {
+      best.groups = groups;
+      best.bottleneck = worst;
+    }
+  }
+  return best;
+}
+
+// Structural invariants of any result: cuts from 0 to n, strictly increasing, costs
+// equal to the model's cost of each group, bottleneck and its group consistent.
+template <class Cost>
+static void check_shape(const Cost& cost, const lf::Partition& p) {
+  const int64_t n = cost.size();
+  CHECK(p.boundaries.front() == 0 && p.boundaries.back() == n);
+  CHECK(static_cast<int64_t>(p.boundaries.size()) == p.k() + 1);
+  int64_t worst = -1;
+  for (int64_t g = 0; g < p.k(); ++g) {
+    const int64_t a = p.boundaries[static_cast<size_t>(g)], b = p.boundaries[static_cast<size_t>(g) + 1];
+    CHECK(a < b);
+    auto group = cost.start(a);
+    for (int64_t j = a + 1; j < b; ++j) cost.try_extend(group, j, lf::kUnbounded);
+    CHECK(Cost::cost(group) == p.group_costs[static_cast<size_t>(g)]);
+    worst = std::max(worst, Cost::cost(group));
+  }
+  CHECK(worst == p.bottleneck);
+  CHECK(p.group_costs[static_cast<size_t>(p.bottleneck_group)] == p.bottleneck);
+}
+
+template <class Cost>
+static void compare_with_oracle(const Cost& cost, int64_t capacity) {
+  const Best best = exhaustive(cost, capacity);
+  const int64_t n = cost.size();
+  for (int64_t k = 1; k <= n; ++k) {
+    const lf::Partition p = lf::balanced(cost, k);
+    check_shape(cost, p);
+    CHECK(p.k() == k);
+    CHECK(p.bottleneck == best.by_k[static_cast<size_t>(k)]);
+  }
+  const lf::Partition g = lf::greedy(cost, capacity);
+  check_shape(cost, g);
+  CHECK(g.k() == best.groups);
+  const lf::Partition d = lf::dp(cost, capacity);
+  check_shape(cost, d);
+  CHECK(d.k() == best.groups && d.bottleneck == best.bottleneck);
+  const lf::Partition f = lf::balanced_fewest(cost, capacity);
+  check_shape(cost, f);
+  CHECK(f.k() == best.groups && f.bottleneck == best.bottleneck);
+}
+
+static void test_exhaustive_random() {
+  std::mt19937_64 rng(12345);
+  for (int trial = 0; trial < 4000; ++trial) {
+    const int64_t n = 1 + static_cast<int64_t>(rng() % 10);
+    const int64_t spread = trial % 3 == 0 ? 4 : 1000;
+    Sizes w(static_cast<size_t>(n)), live(static_cast<size_t>(n)), sum(static_cast<size_t>(n));
+    int64_t largest_sum = 0, largest_peak = 0;
+    for (size_t i = 0; i < w.size(); ++i) {
+      w[i] = static_cast<int64_t>(rng() % (spread + 1));
+      live[i] = static_cast<int64_t>(rng() % (spread + 1));
+      sum[i] = w[i] + live[i];
+      largest_sum = std::max(largest_sum, sum[i]);
+      largest_peak = std::max(largest_peak, w[i] + live[i]);
+    }
+    const int64_t extra = static_cast<int64_t>(rng() % (3 * spread + 1));
+    compare_with_oracle(lf::SumCost(sum.data(), n), std::max<int64_t>(1, largest_sum + extra));
+    compare_with_oracle(lf::PeakCost(w.data(), live.data(), n), std::max<int64_t>(1, largest_peak + extra));
+  }
+}
+
+static void test_edge_cases() {
+  const Sizes zeros(7, 0);
+  const lf::SumCost z(zeros.data(), 7);
+  CHECK(lf::greedy(z, 1).k() == 1);
+  CHECK(lf::balanced(z, 7).k() == 7 && lf::balanced(z, 7).bottleneck == 0);
+  CHECK(lf::dp(z, 1).k() == 1);
+
+  const Sizes one{5};
+  const lf::SumCost single(one.data(), 1);
+  CHECK(lf::greedy(single, 5).k() == 1 && lf::greedy(single, 5).bottleneck == 5);
+  CHECK(lf::balanced(single, 1).bottleneck == 5);
+
+  // Sizes at the int64 edge: greedy never forms an overflowing sum.
+  const int64_t big = lf::kInt64Max / 2 + 1;
+  const Sizes huge{big, big, big};
+  const lf::SumCost h(huge.data(), 3);
+  CHECK(lf::greedy(h, lf::kInt64Max).k() == 3);
+  CHECK(lf::dp(h, lf::kInt64Max).k() == 3);
+  CHECK_THROWS(std::overflow_error, lf::balanced(h, 2), "exceeds the int64 range at layer 1");
+
+  const Sizes ws{big, 0}, ls{big, 1};
+  CHECK_THROWS(std::overflow_error, lf::greedy(lf::PeakCost(ws.data(), ls.data(), 2), lf::kInt64Max),
+               "weights + activations + buffers exceeds the int64 range at layer 0");
+}
+
+static void test_errors() {
+  const Sizes s{3, 9, 2};
+  const lf::SumCost c(s.data(), 3);
+  try {
+    lf::greedy(c, 8);
+    CHECK(false);
+  } catch (const lf::layer_too_large& e) {
+    CHECK(e.layer() == 1 && e.bytes() == 9 && e.capacity() == 8);
+    CHECK(std::string(e.what()) == "layer 1 needs 9 bytes, more than the capacity of 8 bytes (over by 1)");
+  }
+  CHECK_THROWS(lf::layer_too_large, lf::dp(c, 8), "layer 1 needs 9 bytes");
+  CHECK_THROWS(lf::layer_too_large, lf::balanced(c, 2, 8), "layer 1 needs 9 bytes");
+  CHECK_THROWS(lf::layer_too_large, lf::balanced_fewest(c, 8), "layer 1 needs 9 bytes");
+  CHECK_THROWS(lf::too_few_groups, lf::balanced(c, 1, 10),
+               "no partition into k=1 groups fits the capacity of 10 bytes: the smallest bottleneck for k=1 is "
+               "14 bytes; at least 3 groups are needed");
+  CHECK_THROWS(std::invalid_argument, lf::balanced(c, 0), "k must be between 1 and the number of layers (3), got 0");
+  CHECK_THROWS(std::invalid_argument, lf::balanced(c, 4), "got 4");
+  CHECK_THROWS(std::invalid_argument, lf::greedy(c, 0), "capacity must be >= 1 byte");
+  CHECK_THROWS(std::invalid_argument, lf::greedy(lf::SumCost(s.data(), 0), 5), "sizes is empty");
+
+  const Sizes neg{3, -1, 2};
+  const lf::SumCost nc(neg.data(), 3);
+  CHECK_THROWS(std::invalid_argument, lf::greedy(nc, 100), "sizes[1] is negative (-1)");
+  CHECK_THROWS(std::invalid_argument, lf::balanced(nc, 2), "sizes[1] is negative (-1)");
+  CHECK_THROWS(std::invalid_argument, lf::dp(nc, 100), "sizes[1] is negative (-1)");
+
+  const Sizes w{1, 2, 3}, a{1, -4, 1}, out_of_range{0, 0, 0};
+  Sizes out(3);
+  CHECK_THROWS(std::invalid_argument, lf::combine_sum(w.data(), a.data(), nullptr, 3, out.data()),
+               "activations[1] is negative (-4)");
+  CHECK_THROWS(std::invalid_argument, lf::combine_live(w.data(), out_of_range.data(), a.data(), 3, out.data()),
+               "buffers[1] is negative (-4)");
+}
+
+// The seed's DP as written minimises only the bottleneck: on [4, 4, 4] with capacity 12
+// it would return three groups. The shipped DP returns one.
+static void test_dp_does_not_degenerate() {
+  const Sizes s{4, 4, 4};
+  const lf::Partition p = lf::dp(lf::SumCost(s.data(), 3), 12);
+  CHECK(p.k() == 1 && p.bottleneck == 12);
+}
+
+static void test_large_random_against_dp() {
+  std::mt19937_64 rng(7);
+  for (int trial = 0; trial < 40; ++trial) {
+    const int64_t n = 200 + static_cast<int64_t>(rng() % 800);
+    Sizes s(static_cast<size_t>(n));
+    int64_t largest = 0;
+    for (auto& x : s) {
+      x = trial % 2 ? static_cast<int64_t>(rng() % 1000) : static_cast<int64_t>(1) << (rng() % 30);
+      largest = std::max(largest, x);
+    }
+    const lf::SumCost c(s.data(), n);
+    const int64_t capacity = largest * (2 + trial % 5);
+    const lf::Partition d = lf::dp(c, capacity), f = lf::balanced_fewest(c, capacity), g = lf::greedy(c, capacity);
+    check_shape(c, d);
+    check_shape(c, f);
+    CHECK(d.k() == g.k() && f.k() == g.k());
+    CHECK(d.bottleneck == f.bottleneck);
+  }
+}
+
+int main() {
+  test_exhaustive_random();
+  test_edge_cases();
+  test_errors();
+  test_dp_does_not_degenerate();
+  test_large_random_against_dp();
+  std::printf("%d checks, %d failed\n", checks, failures);
+  return failures == 0 ? 0 : 1;
+}

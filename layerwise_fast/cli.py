@@ -1,0 +1,247 @@
+"""Command-line interface: ``layerwise-fast partition FILE``.
+
+Exit status: 0 on success, 1 when the input is valid but no partition fits (a layer
+larger than the capacity, or k groups that cannot fit it), 2 for bad arguments or an
+unreadable input file, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from layerwise_fast import __version__
+from layerwise_fast.errors import InfeasibleError
+from layerwise_fast.partition import balanced, dp, greedy
+from layerwise_fast.result import Partition
+from layerwise_fast.units import format_bytes
+
+__all__ = ["main", "read_sizes", "SizesFile", "InputError"]
+
+DEFAULT_CAPACITY = "50MB"  # the seed's C: one H100's L2 cache (nominal)
+EXAMPLE_SUFFIXES = (".txt", ".npy")
+
+
+class InputError(ValueError):
+    """An input file that cannot be read as sizes; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class SizesFile:
+    """Sizes read from a file: one column (per-layer sizes) or three, plus layer names."""
+
+    sizes: np.ndarray  # shape (n,) or (n, 3): weights, activations, buffers
+    names: list[str] | None
+
+
+def _parse_line(text: str, path: Path, line: int) -> tuple[list[int], str | None]:
+    body, _, comment = text.partition("#")
+    fields = body.replace(",", " ").split()
+    values = []
+    for field in fields:
+        try:
+            values.append(int(field))
+        except ValueError:
+            raise InputError(f"{path}:{line}: {field!r} is not a whole number of bytes") from None
+    if len(values) not in (1, 3):
+        raise InputError(
+            f"{path}:{line}: expected 1 size or 3 (weights activations buffers), got {len(values)} fields"
+        )
+    return values, comment.strip() or None
+
+
+def _read_text(path: Path) -> SizesFile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path}: not UTF-8 text (byte {err.start}); expected one size per line or a .npy file") from None
+    rows, names = [], []
+    for line, raw in enumerate(text.splitlines(), start=1):
+        if not raw.split("#", 1)[0].strip():
+            continue
+        values, name = _parse_line(raw, path, line)
+        if rows and len(values) != len(rows[0]):
+            raise InputError(f"{path}:{line}: {len(values)} fields where earlier lines have {len(rows[0])}")
+        rows.append(values)
+        names.append(name or str(len(names)))
+    if not rows:
+        raise InputError(f"{path}: no sizes found (one size per line, '#' starts a comment)")
+    try:
+        sizes = np.array(rows, dtype=np.int64)
+    except OverflowError:
+        raise InputError(f"{path}: a size is outside the int64 range") from None
+    has_names = any(n != str(i) for i, n in enumerate(names))
+    return SizesFile(sizes[:, 0] if sizes.shape[1] == 1 else sizes, names if has_names else None)
+
+
+def _read_npy(path: Path) -> SizesFile:
+    try:
+        sizes = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise InputError(f"{path}: not a readable .npy array ({err})") from None
+    if sizes.ndim not in (1, 2) or (sizes.ndim == 2 and sizes.shape[1] != 3):
+        raise InputError(f"{path}: expected shape (n,) or (n, 3), got {sizes.shape}")
+    return SizesFile(sizes, None)
+
+
+def read_sizes(path: str | Path) -> SizesFile:
+    """Read sizes from a text file (one size, or weights activations buffers, per line;
+    ``#`` starts a comment, and a comment after a row names that layer) or a ``.npy``
+    array of shape (n,) or (n, 3)."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a sizes file")
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    try:
+        return _read_npy(path) if path.suffix == ".npy" else _read_text(path)
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+
+
+def example_names() -> list[str]:
+    """Names of the bundled example size files."""
+    folder = resources.files("layerwise_fast") / "examples"
+    return sorted(p.name.rsplit(".", 1)[0] for p in folder.iterdir() if p.name.endswith(EXAMPLE_SUFFIXES))
+
+
+def example_path(name: str) -> Path:
+    folder = resources.files("layerwise_fast") / "examples"
+    for suffix in EXAMPLE_SUFFIXES:
+        candidate = folder / f"{name}{suffix}"
+        if candidate.is_file():
+            return Path(str(candidate))
+    raise InputError(f"no bundled example named {name!r}; available: {', '.join(example_names())}")
+
+
+def _columns(sizes: np.ndarray) -> Any:
+    return sizes if sizes.ndim == 1 else {"weights": sizes[:, 0], "activations": sizes[:, 1], "buffers": sizes[:, 2]}
+
+
+def _run(args: argparse.Namespace, sizes: Any) -> Partition:
+    capacity = args.capacity
+    if args.algo == "balanced":
+        if capacity is None and args.k is None:
+            capacity = DEFAULT_CAPACITY
+        return balanced(sizes, args.k, capacity=capacity, cost=args.cost)
+    if args.k is not None:
+        raise InputError(f"--k applies to --algo balanced only; {args.algo} finds the fewest groups itself")
+    algorithm = greedy if args.algo == "greedy" else dp
+    return algorithm(sizes, capacity or DEFAULT_CAPACITY, cost=args.cost)
+
+
+def _fill_bar(cost: int, capacity: int | None, width: int = 20) -> str:
+    if not capacity:
+        return ""
+    filled = min(width, round(width * cost / capacity))
+    return "█" * filled + "░" * (width - filled) + f" {100 * cost / capacity:5.1f}%"
+
+
+def format_table(p: Partition, names: list[str] | None) -> str:
+    """A readable table of the groups, headed by one summary line."""
+    capacity = f" · capacity {format_bytes(p.capacity)}" if p.capacity is not None else ""
+    lines = [
+        f"{p.algorithm} · {p.cost} cost · {p.n} layers in {p.k} groups{capacity}"
+        f" · bottleneck {format_bytes(p.bottleneck)} (group {p.bottleneck_group})",
+        f"{'group':>5}  {'layers':<13} {'count':>6}  {'cost':>10}  {'slack':>10}  "
+        + (f"{'first .. last':<28}" if names else "")
+        + ("fill" if p.capacity else ""),
+    ]
+    slack = p.slack
+    for g, (start, stop) in enumerate(p):
+        span = f"{names[start]} .. {names[stop - 1]}" if names else ""
+        free = format_bytes(int(slack[g])) if slack is not None else "-"
+        lines.append(
+            f"{g:>5}  {f'{start}-{stop - 1}':<13} {stop - start:>6}  {format_bytes(int(p.group_costs[g])):>10}  "
+            f"{free:>10}  " + (f"{span:<28}" if names else "") + _fill_bar(int(p.group_costs[g]), p.capacity)
+        )
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _partition_command(args: argparse.Namespace) -> int:
+    if (args.file is None) == (args.example is None):
+        raise InputError("give exactly one of FILE or --example NAME")
+    source = example_path(args.example) if args.example else Path(args.file)
+    data = read_sizes(source)
+    result = _run(args, _columns(data.sizes))
+    if args.json:
+        payload = {"source": str(args.example or args.file), **result.to_dict(), "names": data.names}
+        print(json.dumps(payload, indent=2))
+    else:
+        print(format_table(result, data.names))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="layerwise-fast",
+        description="Plan layer-wise deployment: cut a network's layers into contiguous groups "
+        "whose working set fits a capacity (by default one H100's 50 MB L2 cache).",
+        epilog="Exit status: 0 success, 1 no partition fits, 2 bad arguments or input, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    part = commands.add_parser(
+        "partition",
+        help="partition per-layer sizes read from a file",
+        description="Partition per-layer sizes into contiguous groups. The file holds one size in bytes "
+        "per line, or three (weights activations buffers); '#' starts a comment, and a comment after "
+        "a row names the layer. A .npy array of shape (n,) or (n, 3) works too.",
+        epilog=f"Bundled examples: {', '.join(example_names())}. "
+        "Example: layerwise-fast partition --example gpt2-sublayers --capacity 50MB",
+    )
+    part.add_argument("file", nargs="?", metavar="FILE", help="sizes file (.txt or .npy)")
+    part.add_argument("--example", metavar="NAME", help="use a bundled example instead of FILE")
+    part.add_argument(
+        "--capacity",
+        metavar="BYTES",
+        help=f"bytes one group may hold: 50000000, 50MB, 50MiB, 4.8e7 (default {DEFAULT_CAPACITY} "
+        "unless --k is given)",
+    )
+    part.add_argument("--k", type=int, metavar="K", help="exactly K groups (balanced only)")
+    part.add_argument(
+        "--algo",
+        choices=["balanced", "greedy", "dp"],
+        default="balanced",
+        help="balanced: fewest groups (or K), minimum bottleneck [default]; greedy: fewest groups, "
+        "filled left to right; dp: fewest groups then minimum bottleneck, by dynamic programming",
+    )
+    part.add_argument(
+        "--cost",
+        choices=["sum", "peak"],
+        default="sum",
+        help="sum: a group costs the sum of its layers [default]; peak: sum of weights + the largest "
+        "activations+buffers of one layer (needs 3 columns)",
+    )
+    part.add_argument("--json", action="store_true", help="print the partition as JSON instead of a table")
+    part.set_defaults(handler=_partition_command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except InfeasibleError as err:
+        print(f"layerwise-fast: no partition fits: {err}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError, OverflowError) as err:
+        print(f"layerwise-fast: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("layerwise-fast: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

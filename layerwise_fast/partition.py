@@ -1,0 +1,248 @@
+"""Partitioning API: validation and conversion in front of the native core.
+
+Checks that need only the arguments' types and shapes run here, with messages that
+name the argument. Checks that depend on every element (negative sizes, a layer over
+the capacity, int64 overflow) run inside the core's own pass over the data, so that
+validation never costs an extra pass over 10^8 elements.
+
+Sizes come in one of two forms:
+
+* one integer per layer (a 1-D array or sequence): each layer's working set, for the
+  ``sum`` cost model only;
+* three columns ``weights``, ``activations`` and ``buffers`` (``buffers`` may be
+  omitted): a mapping of 1-D arrays, an ``(n, 3)`` array, a structured array with those
+  fields, or an object with an ``as_columns()`` method returning such a mapping. Both
+  cost models accept them.
+
+int64 C-contiguous arrays in native byte order are used as they are; anything else is
+converted once (a copy), which is logged at DEBUG level on the ``layerwise_fast`` logger.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+
+from layerwise_fast import _core
+from layerwise_fast.result import Partition
+from layerwise_fast.units import parse_bytes
+
+__all__ = ["greedy", "balanced", "dp"]
+
+_log = logging.getLogger("layerwise_fast")
+_INT64 = np.dtype(np.int64)
+_INT64_MAX = np.iinfo(np.int64).max
+_COLUMNS = ("weights", "activations", "buffers")
+
+
+def _is_ready(values: Any) -> bool:
+    return (
+        type(values) is np.ndarray
+        and values.dtype == _INT64
+        and values.ndim == 1
+        and values.flags.c_contiguous
+    )
+
+
+def _float_to_int64(values: np.ndarray, name: str) -> np.ndarray:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name}[{i}] is {values[i].item()}; sizes must be finite whole numbers of bytes")
+    fractional = values != np.floor(values)
+    if fractional.any():
+        i = int(np.flatnonzero(fractional)[0])
+        raise ValueError(f"{name}[{i}] = {values[i].item()!r} is not a whole number of bytes")
+    # float(2**63) is the first float above the int64 range.
+    outside = np.abs(values) >= 2.0**63
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise OverflowError(f"{name}[{i}] = {values[i].item()!r} is outside the int64 range")
+    return values.astype(np.int64)
+
+
+def _to_int64(values: np.ndarray, name: str) -> np.ndarray:
+    kind = values.dtype.kind
+    if kind == "i":
+        return values.astype(np.int64)
+    if kind == "u":
+        if values.dtype.itemsize == 8 and values.max() > _INT64_MAX:
+            i = int(np.argmax(values > _INT64_MAX))
+            raise OverflowError(f"{name}[{i}] = {values[i]} is outside the int64 range")
+        return values.astype(np.int64)
+    if kind == "f":
+        return _float_to_int64(values, name)
+    if kind == "O":
+        try:
+            return np.array(values, dtype=np.int64)
+        except OverflowError:
+            raise OverflowError(f"{name} holds an integer outside the int64 range") from None
+        except (TypeError, ValueError):
+            pass
+    raise TypeError(f"{name} must hold integers (bytes), got dtype {values.dtype}")
+
+
+def _as_column(values: Any, name: str) -> np.ndarray:
+    """One size column as a 1-D, C-contiguous, native int64 array (no copy if it is one)."""
+    if _is_ready(values):
+        return values
+    try:
+        array = np.asarray(values)
+    except OverflowError:
+        raise OverflowError(f"{name} holds an integer outside the int64 range") from None
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (one entry per layer), got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"{name} is empty: there are no layers to partition")
+    if array.dtype.kind == "b":
+        raise TypeError(f"{name} must hold integers (bytes), got booleans")
+    converted = np.ascontiguousarray(_to_int64(array, name), dtype=_INT64)
+    if converted is not values:
+        _log.debug("%s: converted %s array of %d layers to int64 (copy)", name, array.dtype, array.size)
+    return converted
+
+
+def _columns_of(sizes: Any) -> Mapping[str, Any] | None:
+    """The three-column form of `sizes`, or None when it is one size per layer."""
+    as_columns = getattr(sizes, "as_columns", None)
+    if callable(as_columns):
+        sizes = as_columns()
+    if isinstance(sizes, Mapping):
+        unknown = sorted(set(sizes) - set(_COLUMNS))
+        if unknown:
+            raise ValueError(f"sizes has unknown columns {unknown}; expected {list(_COLUMNS)}")
+        missing = [c for c in _COLUMNS[:2] if c not in sizes]
+        if missing:
+            raise ValueError(f"sizes is missing the column(s) {missing}")
+        return sizes
+    if isinstance(sizes, np.ndarray) and sizes.dtype.names is not None:
+        return {c: sizes[c] for c in _COLUMNS if c in sizes.dtype.names}
+    if isinstance(sizes, np.ndarray) and sizes.ndim == 2:
+        if sizes.shape[1] != 3:
+            raise ValueError(
+                f"a 2-D sizes array must have 3 columns (weights, activations, buffers), got shape {sizes.shape}"
+            )
+        return {c: sizes[:, j] for j, c in enumerate(_COLUMNS)}
+    return None
+
+
+def _model(sizes: Any, cost: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Arrays for the core: (sizes, None) for `sum`, (weights, live) for `peak`."""
+    if cost not in ("sum", "peak"):
+        raise ValueError(f"cost must be 'sum' or 'peak', got {cost!r}")
+    columns = _columns_of(sizes)
+    if columns is None:
+        if cost == "peak":
+            raise ValueError(
+                "cost='peak' needs weights, activations and buffers as separate columns "
+                "(a mapping or an (n, 3) array); got one size per layer"
+            )
+        return _as_column(sizes, "sizes"), None
+    arrays = {name: _as_column(values, name) for name, values in columns.items()}
+    lengths = {name: len(a) for name, a in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"size columns differ in length: {lengths}")
+    w, a, b = arrays["weights"], arrays["activations"], arrays.get("buffers")
+    if cost == "sum":
+        return _core.combine_sum(w, a, b), None
+    return w, _core.combine_live(w, a, b)
+
+
+def _as_positive_int(value: Any, name: str) -> int:
+    if type(value) is int and 1 <= value <= _INT64_MAX:
+        return value
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got a bool")
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        value = int(value)
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}") from None
+    if number < 1:
+        raise ValueError(f"{name} must be >= 1, got {number}")
+    if number > _INT64_MAX:
+        raise OverflowError(f"{name} = {number} is outside the int64 range")
+    return number
+
+
+def _as_capacity(capacity: Any) -> int:
+    """Capacity in bytes: a positive integer, or text such as "50MB" or "50MiB"."""
+    if type(capacity) is int and 1 <= capacity <= _INT64_MAX:
+        return capacity
+    return parse_bytes(capacity, name="capacity")
+
+
+def _partition(raw: tuple[np.ndarray, np.ndarray, int, int], capacity: int | None, algorithm: str, cost: str) -> Partition:
+    boundaries, group_costs, bottleneck, group = raw
+    return Partition(boundaries, group_costs, bottleneck, group, capacity=capacity, algorithm=algorithm, cost=cost)
+
+
+def greedy(sizes: Any, capacity: Any, *, cost: Literal["sum", "peak"] = "sum") -> Partition:
+    """The fewest contiguous groups whose cost fits `capacity` (greedy next-fit).
+
+    Optimal in the number of groups for both cost models; one O(n) pass, no extra
+    array. Groups are filled left to right, so the last group is often the smallest:
+    use :func:`balanced` with the same capacity to even them out.
+
+    Args:
+        sizes: per-layer sizes in bytes (see the module docstring for the forms).
+        capacity: bytes one group may hold (int, or a string such as ``"50MB"``).
+        cost: ``"sum"`` (a group costs the sum of its layers) or ``"peak"`` (sum of
+            its weights + the largest activations + buffers of any one of its layers).
+
+    Raises:
+        LayerTooLargeError: a layer alone exceeds the capacity (the first one is named).
+        ValueError, TypeError, OverflowError: invalid sizes or arguments.
+    """
+    cap = _as_capacity(capacity)
+    first, live = _model(sizes, cost)
+    return _partition(_core.greedy(first, live, cap), cap, "greedy", cost)
+
+
+def balanced(sizes: Any, k: Any = None, *, capacity: Any = None, cost: Literal["sum", "peak"] = "sum") -> Partition:
+    """The minimum bottleneck (largest group cost) over contiguous partitions.
+
+    * ``k`` alone: exactly ``k`` non-empty groups (1 <= k <= n).
+    * ``capacity`` alone: the fewest groups that fit (greedy's k), balanced.
+    * both: exactly ``k`` groups that must also fit the capacity.
+
+    Exact on integers: prefix sums and bisection on the bottleneck, each probe a
+    greedy pass that binary-searches the prefix array (``sum``) or scans it (``peak``).
+    Uses one extra int64 array of n + 1 entries for ``sum``.
+
+    Raises:
+        LayerTooLargeError: with a capacity, a layer alone exceeds it.
+        ValueError: neither k nor capacity given; k out of range; no k-group
+            partition fits the capacity (the message names the best bottleneck for
+            that k and the fewest groups that fit).
+        OverflowError: the total of all sizes exceeds int64 (prefix sums need it).
+    """
+    if k is None and capacity is None:
+        raise ValueError("balanced needs k, capacity or both")
+    cap = None if capacity is None else _as_capacity(capacity)
+    first, live = _model(sizes, cost)
+    if k is None:
+        assert cap is not None
+        raw = _core.balanced_fewest(first, live, cap)
+    else:
+        groups = _as_positive_int(k, "k")
+        raw = _core.balanced(first, live, groups, _core.UNBOUNDED if cap is None else cap)
+    return _partition(raw, cap, "balanced", cost)
+
+
+def dp(sizes: Any, capacity: Any, *, cost: Literal["sum", "peak"] = "sum") -> Partition:
+    """Fewest groups that fit `capacity`, then the smallest bottleneck among them.
+
+    The dynamic programme over prefixes, with reconstruction of the cuts. Gives the
+    same (k, bottleneck) as ``balanced(sizes, capacity=capacity)``; it is the reference
+    engine for interval costs that bisection cannot handle. O(n * w) time where w is
+    the most layers one group can hold; three int64 arrays of n + 1 entries.
+    """
+    cap = _as_capacity(capacity)
+    first, live = _model(sizes, cost)
+    return _partition(_core.dp(first, live, cap), cap, "dp", cost)

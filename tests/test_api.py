@@ -1,0 +1,201 @@
+"""Input forms, the Partition result, immutability of inputs, threads."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import threading
+
+import numpy as np
+import pytest
+
+import layerwise_fast as lf
+
+SIZES = [30, 10, 25, 5, 40]
+
+
+def test_greedy_small_example() -> None:
+    p = lf.greedy(SIZES, 50)
+    assert p.k == 3 and len(p) == 3 and p.n == 5
+    assert p.boundaries.tolist() == [0, 2, 4, 5]
+    assert p.group_costs.tolist() == [40, 30, 40]
+    assert p.bottleneck == 40 and p.bottleneck_group == 0
+    assert p.slack.tolist() == [10, 20, 10]
+    assert list(p) == [(0, 2), (2, 4), (4, 5)]
+    assert p.labels().tolist() == [0, 0, 1, 1, 2]
+    assert (p.algorithm, p.cost, p.capacity) == ("greedy", "sum", 50)
+
+
+def test_balanced_evens_out_what_greedy_leaves_uneven() -> None:
+    sizes = [10] * 9 + [1]
+    assert lf.greedy(sizes, 50).group_costs.tolist() == [50, 41]
+    b = lf.balanced(sizes, capacity=50)
+    assert b.group_costs.tolist() == [50, 41] or b.bottleneck <= 50
+    assert b.k == 2 and b.bottleneck == 50
+    assert lf.balanced([10] * 10, capacity=50).group_costs.tolist() == [50, 50]
+    assert lf.balanced([5, 5, 5, 5, 1, 1], 3).bottleneck == 10
+
+
+def test_balanced_without_capacity_has_no_slack() -> None:
+    p = lf.balanced(SIZES, 2)
+    assert p.capacity is None and p.slack is None
+    assert p.bottleneck == 65 and p.k == 2
+
+
+def test_k_equals_n_gives_single_layers() -> None:
+    p = lf.balanced(SIZES, 5)
+    assert p.boundaries.tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_peak_cost_keeps_only_one_layer_of_activations() -> None:
+    columns = {"weights": [10, 10, 10], "activations": [30, 5, 30], "buffers": [0, 1, 0]}
+    assert lf.greedy(columns, 60, cost="peak").k == 1  # 30 + max(30, 6, 30) = 60
+    assert lf.greedy(columns, 60, cost="sum").group_costs.tolist() == [56, 40]
+    assert lf.greedy(columns, 60, cost="peak").group_costs.tolist() == [60]
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        np.array(SIZES, dtype=np.int32),
+        np.array(SIZES, dtype=np.uint8),
+        np.array(SIZES, dtype=np.uint64),
+        np.array(SIZES, dtype=">i8"),
+        np.array(SIZES, dtype=np.float64),
+        np.array([x for s in SIZES for x in (s, -1)], dtype=np.int64)[::2],
+        tuple(SIZES),
+        np.array(SIZES, dtype=object),
+    ],
+    ids=["int32", "uint8", "uint64", "big-endian", "integral-float", "strided", "tuple", "object"],
+)
+def test_accepts_any_integer_form(sizes) -> None:
+    assert lf.greedy(sizes, 50) == lf.greedy(SIZES, 50)
+    assert lf.balanced(sizes, 2) == lf.balanced(SIZES, 2)
+
+
+def three_column_forms():
+    w, a, b = [5, 1, 7, 2], [10, 20, 3, 4], [1, 0, 1, 0]
+    structured = np.zeros(4, dtype=[("weights", "i8"), ("activations", "i4"), ("buffers", "u2")])
+    structured["weights"], structured["activations"], structured["buffers"] = w, a, b
+
+    class HasColumns:
+        def as_columns(self):
+            return {"weights": np.array(w), "activations": np.array(a), "buffers": np.array(b)}
+
+    return [
+        {"weights": w, "activations": a, "buffers": b},
+        np.column_stack([w, a, b]),
+        structured,
+        HasColumns(),
+    ]
+
+
+@pytest.mark.parametrize("columns", three_column_forms(), ids=["mapping", "n-by-3", "structured", "as_columns"])
+@pytest.mark.parametrize("cost", ["sum", "peak"])
+def test_three_column_forms_agree(columns, cost: str) -> None:
+    expected = lf.greedy({"weights": [5, 1, 7, 2], "activations": [10, 20, 3, 4], "buffers": [1, 0, 1, 0]}, 30, cost=cost)
+    assert lf.greedy(columns, 30, cost=cost) == expected
+    assert lf.dp(columns, 30, cost=cost).k == expected.k
+
+
+def test_sum_of_three_columns_equals_one_column() -> None:
+    columns = {"weights": [5, 1, 7, 2], "activations": [10, 20, 3, 4], "buffers": [1, 0, 1, 0]}
+    one = [16, 21, 11, 6]
+    assert lf.balanced(columns, 2).group_costs.tolist() == lf.balanced(one, 2).group_costs.tolist()
+
+
+def test_buffers_column_is_optional() -> None:
+    assert lf.greedy({"weights": [1, 2], "activations": [3, 4]}, 10) == lf.greedy([4, 6], 10)
+
+
+def test_capacity_forms() -> None:
+    assert lf.greedy(SIZES, 50.0) == lf.greedy(SIZES, 50)
+    assert lf.greedy(SIZES, np.int32(50)) == lf.greedy(SIZES, 50)
+    assert lf.greedy([10**6, 2 * 10**6], "3MB").k == 1
+    assert lf.greedy([2**20, 2**21], "2MiB").k == 2
+
+
+def test_inputs_are_not_modified() -> None:
+    sizes = np.array([3, 9, 2, 7, 1], dtype=np.int64)
+    columns = {"weights": np.array([1, 2, 3]), "activations": np.array([4, 5, 6]), "buffers": np.array([0, 1, 0])}
+    copies = sizes.copy(), {k: v.copy() for k, v in columns.items()}
+    for algorithm in (lf.greedy, lf.dp):
+        algorithm(sizes, 20)
+        algorithm(columns, 20, cost="peak")
+    lf.balanced(sizes, 3)
+    lf.balanced(columns, 2, cost="peak")
+    assert np.array_equal(sizes, copies[0]) and sizes.flags.writeable
+    for key, values in columns.items():
+        assert np.array_equal(values, copies[1][key])
+
+
+def test_result_arrays_are_read_only() -> None:
+    p = lf.greedy(SIZES, 50)
+    for array in (p.boundaries, p.group_costs, p.slack):
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 1
+
+
+def test_ready_arrays_are_not_copied(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="layerwise_fast"):
+        lf.greedy(np.array(SIZES, dtype=np.int64), 50)
+        assert caplog.records == []
+        lf.greedy(np.array(SIZES, dtype=np.int32), 50)
+    assert "converted int32 array of 5 layers to int64 (copy)" in caplog.text
+
+
+def test_to_dict_and_repr() -> None:
+    p = lf.dp(SIZES, 50)
+    assert p.to_dict() == {
+        "algorithm": "dp",
+        "cost": "sum",
+        "n": 5,
+        "k": 3,
+        "capacity": 50,
+        "bottleneck": 40,
+        "bottleneck_group": 0,
+        "boundaries": [0, 2, 4, 5],
+        "group_costs": [40, 30, 40],
+        "slack": [10, 20, 10],
+    }
+    assert repr(p) == (
+        "Partition(k=3, n=5, bottleneck=40, bottleneck_group=0, capacity=50, algorithm='dp', cost='sum')"
+    )
+
+
+def test_equality_compares_content() -> None:
+    assert lf.greedy(SIZES, 50) == lf.greedy(list(SIZES), 50)
+    assert lf.greedy(SIZES, 50) != lf.greedy(SIZES, 60)
+    assert lf.greedy(SIZES, 50) != "a partition"
+
+
+def test_layer_too_large_error_pickles() -> None:
+    with pytest.raises(lf.LayerTooLargeError) as info:
+        lf.greedy(SIZES, 39)
+    clone = pickle.loads(pickle.dumps(info.value))
+    assert (clone.layer, clone.nbytes, clone.capacity) == (4, 40, 39)
+    assert str(clone) == str(info.value)
+
+
+def test_two_threads_agree_with_one() -> None:
+    rng = np.random.default_rng(0)
+    inputs = [rng.integers(0, 10**6, 200_000) for _ in range(4)]
+    serial = [(lf.greedy(s, 10**8), lf.balanced(s, 37), lf.dp(s, 5 * 10**7)) for s in inputs]
+    results: dict[int, list] = {}
+
+    def work(tid: int) -> None:
+        results[tid] = [(lf.greedy(s, 10**8), lf.balanced(s, 37), lf.dp(s, 5 * 10**7)) for s in inputs]
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results[0] == serial and results[1] == serial
+
+
+def test_large_sizes_near_int64_edge() -> None:
+    big = 2**62
+    assert lf.greedy([big, big, big], 2**63 - 1).k == 3  # 2 * 2**62 is one byte over
+    assert lf.greedy([big - 1, big], 2**63 - 1).k == 1
+    assert lf.dp([big, big - 1, 1, big], 2**63 - 1).group_costs.tolist() == [2**63 - 1, 2**62 + 1]

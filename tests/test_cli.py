@@ -1,0 +1,135 @@
+"""The command line, run as users run it: in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import layerwise_fast as lf
+from layerwise_fast.cli import example_path, read_sizes
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "layerwise_fast", *args], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
+
+
+def test_help_explains_itself() -> None:
+    out = cli("partition", "--help")
+    assert out.returncode == 0
+    for text in ("--capacity", "--k", "--algo", "--cost", "--json", "gpt2-sublayers", "50MiB"):
+        assert text in out.stdout
+
+
+def test_example_table() -> None:
+    out = cli("partition", "--example", "gpt2-sublayers", "--capacity", "50MB")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("balanced · sum cost · 26 layers in 8 groups · capacity 50.0 MB")
+    assert "embedding .. h.1.attn" in out.stdout
+    assert len(lines) == 2 + 8
+
+
+def test_example_json_matches_api() -> None:
+    out = cli("partition", "--example", "gpt2-sublayers", "--algo", "dp", "--cost", "peak", "--json")
+    assert out.returncode == 0, out.stderr
+    payload = json.loads(out.stdout)
+    sizes = read_sizes(example_path("gpt2-sublayers")).sizes
+    expected = lf.dp(sizes, 50_000_000, cost="peak").to_dict()
+    assert {k: payload[k] for k in expected} == expected
+    assert payload["names"][0] == "embedding" and payload["names"][-1] == "ln_f"
+
+
+def test_one_column_text_and_npy(tmp_path: Path) -> None:
+    (tmp_path / "sizes.txt").write_text("# sizes\n30\n10\n\n25 # third\n5\n40\n")
+    np.save(tmp_path / "sizes.npy", np.array([30, 10, 25, 5, 40]))
+    for name in ("sizes.txt", "sizes.npy"):
+        out = cli("partition", name, "--capacity", "50", "--algo", "greedy", "--json", cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["boundaries"] == [0, 2, 4, 5]
+
+
+def test_k_without_capacity(tmp_path: Path) -> None:
+    (tmp_path / "s.txt").write_text("30\n10\n25\n5\n40\n")
+    out = cli("partition", str(tmp_path / "s.txt"), "--k", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["bottleneck"] == 65
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("1\n2 3\n", "s.txt:2: expected 1 size or 3 (weights activations buffers), got 2 fields"),
+        ("1\n2.5\n", "s.txt:2: '2.5' is not a whole number of bytes"),
+        ("1 2 3\n4\n", "s.txt:2: 1 fields where earlier lines have 3"),
+        ("# nothing\n\n", "no sizes found"),
+        ("1\n-4\n", r"sizes[1] is negative (-4)"),
+        ("99999999999999999999\n", "a size is outside the int64 range"),
+    ],
+)
+def test_bad_text_files_exit_2(tmp_path: Path, content: str, message: str) -> None:
+    (tmp_path / "s.txt").write_text(content)
+    out = cli("partition", str(tmp_path / "s.txt"), "--capacity", "100")
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_non_utf8_directory_missing_and_bad_npy(tmp_path: Path) -> None:
+    (tmp_path / "latin.txt").write_bytes(b"12\n\xff\xfe\n")
+    (tmp_path / "bad.npy").write_bytes(b"not an array")
+    (tmp_path / "wide.npy").write_bytes(b"")
+    np.save(tmp_path / "wide.npy", np.ones((3, 2), dtype=np.int64))
+    cases = {
+        "latin.txt": "not UTF-8 text",
+        ".": "is a directory, not a sizes file",
+        "missing.txt": "no such file",
+        "bad.npy": "not a readable .npy array",
+        "wide.npy": "expected shape (n,) or (n, 3), got (3, 2)",
+    }
+    for name, message in cases.items():
+        out = cli("partition", str(tmp_path / name))
+        assert out.returncode == 2, name
+        assert message in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_infeasible_exits_1() -> None:
+    out = cli("partition", "--example", "gpt2-sublayers", "--capacity", "10MB")
+    assert out.returncode == 1
+    assert "no partition fits: layer 1 needs 11805696 bytes, more than the capacity of 10000000 bytes" in out.stderr
+    out = cli("partition", "--example", "gpt2-sublayers", "--k", "2", "--capacity", "50MB")
+    assert out.returncode == 1
+    assert "at least 8 groups are needed" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--example", "nope"], "no bundled example named 'nope'; available: gpt2-sublayers"),
+        (["--example", "gpt2-sublayers", "--capacity", "lots"], "capacity: cannot read 'lots' as a byte count"),
+        (["--example", "gpt2-sublayers", "--algo", "greedy", "--k", "3"], "--k applies to --algo balanced only"),
+        ([], "give exactly one of FILE or --example NAME"),
+        (["--example", "gpt2-sublayers", "--k", "0"], "k must be >= 1, got 0"),
+    ],
+)
+def test_bad_arguments_exit_2(args: list[str], message: str) -> None:
+    out = cli("partition", *args)
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_argparse_errors_exit_2() -> None:
+    out = cli("partition", "--example", "gpt2-sublayers", "--algo", "magic")
+    assert out.returncode == 2 and "invalid choice: 'magic'" in out.stderr
+    out = cli()
+    assert out.returncode == 2 and "the following arguments are required: COMMAND" in out.stderr
+
+
+def test_console_script_is_installed() -> None:
+    out = subprocess.run(["layerwise-fast", "--version"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == f"layerwise-fast {lf.__version__}"
