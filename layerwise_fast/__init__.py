@@ -6,12 +6,40 @@
     (3, [0, 2, 4, 5], [40, 30, 40])
     >>> lf.balanced([30, 10, 25, 5, 40], k=2).bottleneck
     65
+
+The partitioners (`greedy`, `balanced`, `dp`) take per-layer sizes in bytes. The model
+side turns a network description into those sizes: `LayerTable` (built from records,
+a layer-table JSON file or a Hugging Face-style transformer config), `working_set` (the
+weights, activations and buffers of each layer for a batch, chunk and precision), and
+`Hardware` (GPU profiles with their L2 capacity).
 """
 
 from layerwise_fast.errors import InfeasibleError, LayerTooLargeError, TooFewGroupsError
+from layerwise_fast.hardware import PROFILES, CalibrationError, Hardware
+from layerwise_fast.layers import LayerTable, LayerTableError
 from layerwise_fast.partition import balanced, dp, greedy
 from layerwise_fast.result import Partition
+from layerwise_fast.units import format_bytes, parse_bytes
+from layerwise_fast.workingset import WorkingSet, working_set
 
 __version__ = "0.1.0"
 
-__all__ = ["greedy", "balanced", "dp", "Partition", "LayerTooLargeError", "TooFewGroupsError", "InfeasibleError", "__version__"]
+__all__ = [
+    "greedy",
+    "balanced",
+    "dp",
+    "Partition",
+    "InfeasibleError",
+    "LayerTooLargeError",
+    "TooFewGroupsError",
+    "LayerTable",
+    "LayerTableError",
+    "working_set",
+    "WorkingSet",
+    "Hardware",
+    "PROFILES",
+    "CalibrationError",
+    "parse_bytes",
+    "format_bytes",
+    "__version__",
+]

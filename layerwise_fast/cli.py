@@ -63,7 +63,8 @@ def _read_text(path: Path) -> SizesFile:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise InputError(f"{path}: not UTF-8 text (byte {err.start}); expected one size per line or a .npy file") from None
-    rows, names = [], []
+    rows: list[list[int]] = []
+    names: list[str] = []
     for line, raw in enumerate(text.splitlines(), start=1):
         if not raw.split("#", 1)[0].strip():
             continue

@@ -89,7 +89,8 @@ def _to_int64(values: np.ndarray, name: str) -> np.ndarray:
 def _as_column(values: Any, name: str) -> np.ndarray:
     """One size column as a 1-D, C-contiguous, native int64 array (no copy if it is one)."""
     if _is_ready(values):
-        return values
+        ready: np.ndarray = values
+        return ready
     try:
         array = np.asarray(values)
     except OverflowError:

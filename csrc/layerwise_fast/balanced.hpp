@@ -1,22 +1,27 @@
 // Exact balanced partitioning: the minimum bottleneck (largest group cost) over all
 // partitions into exactly k non-empty contiguous groups.
 //
-// Bisection on the bottleneck B with a greedy probe "can k groups of cost <= B cover
+// A search on the bottleneck B with a greedy probe "can k groups of cost <= B cover
 // all layers?". Each probe's answer tightens the bracket to a value some partition
-// actually realises, so the search is exact on integers and needs few probes:
+// actually realises, so the search is exact on integers:
 //   feasible at B   -> hi = the largest group cost the probe produced (<= B);
 //   infeasible at B -> lo = the smallest cost any of its k groups would have had with
 //                      one more layer (> B): below that the probe repeats itself.
-// For the `sum` model the probe binary-searches a prefix-sum array, inside windows
-// bracketed by earlier probes (greedy cuts are monotone in B), in O(k log(n/k)).
-// For other monotone costs it is a linear scan.
+// The `sum` probe also estimates where the optimum lies from how much was left over
+// (or spare), which usually lands within a few probes; bisection takes over whenever
+// the estimates stop halving the bracket. The `sum` probe remembers the cuts of earlier
+// probes and, once they bracket each cut tightly, finds the cuts from those brackets
+// instead of streaming over all layers. No O(n) memory beyond the input.
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "layerwise_fast/cost.hpp"
@@ -30,20 +35,68 @@ struct ProbeResult {
   bool feasible;
   int64_t max_cost;       // largest group cost the probe formed
   int64_t min_extension;  // infeasible probes: smallest cost of a group plus its next layer
+  double shift;           // estimated optimum minus the probed bound; NaN if the probe has none
 };
+
+inline constexpr double kNoEstimate = std::numeric_limits<double>::quiet_NaN();
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return a / b + (a % b != 0); }
 
-// Smallest B in [lo, hi] for which probe(B) is feasible; hi must be feasible.
+// Where the next probe goes: the zero of the probes' estimates, interpolated between
+// the latest probe below the optimum and the latest above it (regula falsi, with the
+// Illinois halving so that one side cannot stall), or the one estimate there is.
+class EstimateTracker {
+ public:
+  void record(int64_t bound, const ProbeResult& r) {
+    if (std::isnan(r.shift)) return;
+    Side& side = r.feasible ? above_ : below_;
+    Side& other = r.feasible ? below_ : above_;
+    if (last_was_above_ == r.feasible && other.valid) other.shift /= 2;
+    side = {static_cast<double>(bound), r.shift, true};
+    last_was_above_ = r.feasible;
+  }
+
+  // The estimated optimum, or 0 without any estimate.
+  int64_t guess() const {
+    double at = 0;
+    if (below_.valid && above_.valid && below_.shift != above_.shift) {
+      at = below_.bound + (above_.bound - below_.bound) * below_.shift / (below_.shift - above_.shift);
+    } else if (below_.valid || above_.valid) {
+      const Side& side = below_.valid ? below_ : above_;
+      at = side.bound + side.shift;
+    }
+    return at >= 1.0 && at < 9.0e18 ? static_cast<int64_t>(std::llround(at)) : 0;
+  }
+
+ private:
+  struct Side {
+    double bound = 0, shift = 0;
+    bool valid = false;
+  };
+  Side below_, above_;
+  bool last_was_above_ = false;
+};
+
+// Smallest B in [lo, hi] for which probe(B) is feasible; hi must be feasible. Tries lo
+// first, then the probes' estimates; after two probes in a row that did not halve the
+// bracket, bisects. So at most about 3 log2(hi - lo) probes.
 template <class Probe>
 int64_t min_bottleneck(int64_t lo, int64_t hi, Probe&& probe) {
+  EstimateTracker estimates;
+  int64_t guess = lo;
+  int misses = 0;
   while (lo < hi) {
-    const ProbeResult r = probe(lo + (hi - lo) / 2);
+    const int64_t width = hi - lo;
+    const int64_t bound = misses >= 2 || guess <= 0 ? lo + width / 2 : std::clamp(guess, lo, hi - 1);
+    const ProbeResult r = probe(bound);
     if (r.feasible) {
       hi = r.max_cost;
     } else {
       lo = r.min_extension;
     }
+    estimates.record(bound, r);
+    guess = estimates.guess();
+    misses = hi - lo > width / 2 ? misses + 1 : 0;
   }
   return hi;
 }
@@ -66,101 +119,187 @@ Partition clamped_greedy(int64_t n, int64_t k, int64_t bound, GroupEnd&& group_e
   return result;
 }
 
-// Prefix sums P[0..n] of a validated `sum` model; the only O(n) allocation of balanced().
-class PrefixSums {
+// Greedy probe by one pass over the layers, for any monotone cost model. Calls
+// on_cut(g, stop, closed_group) for each of the first k cuts g = 1..k.
+template <class Cost, class OnCut>
+ProbeResult linear_probe(const Cost& cost, int64_t k, int64_t bound, OnCut&& on_cut) {
+  int64_t groups = 0, max_cost = 0, min_extension = kInt64Max;
+  const auto last = greedy_walk<false>(cost, bound, [&](int64_t stop, const typename Cost::Group& group) {
+    max_cost = std::max(max_cost, Cost::cost(group));
+    min_extension = std::min(min_extension, cost.extended_cost(group, stop));
+    on_cut(++groups, stop, group);
+    return groups < k;
+  });
+  if (!last) return {false, max_cost, min_extension, kNoEstimate};
+  return {true, std::max(max_cost, Cost::cost(*last)), 0, kNoEstimate};
+}
+
+template <class Cost>
+ProbeResult linear_probe(const Cost& cost, int64_t k, int64_t bound) {
+  return linear_probe(cost, k, bound, [](int64_t, int64_t, const typename Cost::Group&) {});
+}
+
+// The greedy probe of the `sum` model, remembering the cuts (with their prefix sums)
+// of the last feasible and the last infeasible probe. Greedy cuts are monotone in B, so
+// for any B between those two bounds cut g lies between them: where both agree it is
+// known without reading the sizes, elsewhere it is found by scanning from the lower
+// cut, with the sizes there prefetched a few groups ahead so that the scattered reads
+// overlap. Each probe streams over all layers instead when the brackets are too loose
+// for that to pay.
+class SumProbe {
  public:
-  PrefixSums(const SumCost& cost, int64_t capacity) : prefix_(static_cast<size_t>(cost.size()) + 1) {
-    const int64_t* s = cost.data();
-    const int64_t n = cost.size();
-    int64_t total = 0, largest = 0;
-    prefix_[0] = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      if (s[i] < 0 || s[i] > capacity) cost.single(i, capacity);  // throws the precise error
-      largest = std::max(largest, s[i]);
-      if (__builtin_add_overflow(total, s[i], &total)) {
-        throw std::overflow_error("the total of " + std::string(cost.column()) +
-                                  " exceeds the int64 range at layer " + std::to_string(i) +
-                                  "; balanced partitioning needs prefix sums of the whole model");
-      }
-      prefix_[static_cast<size_t>(i) + 1] = total;
-    }
-    largest_ = largest;
-  }
-
-  int64_t n() const noexcept { return static_cast<int64_t>(prefix_.size()) - 1; }
-  int64_t total() const noexcept { return prefix_.back(); }
-  int64_t largest() const noexcept { return largest_; }
-  int64_t operator[](int64_t i) const noexcept { return prefix_[static_cast<size_t>(i)]; }
-
-  // Largest j in [a, b] with P[j] <= target; requires P[a] <= target.
-  int64_t last_within(int64_t a, int64_t b, int64_t target) const noexcept {
-    const int64_t* base = prefix_.data();
-    return std::upper_bound(base + a + 1, base + b + 1, target) - base - 1;
-  }
-
- private:
-  std::vector<int64_t> prefix_;
-  int64_t largest_ = 0;
-};
-
-// Greedy probe over prefix sums; remembers the cuts of the last feasible and infeasible
-// probes as windows for the next one.
-class WindowedSumProbe {
- public:
-  WindowedSumProbe(const PrefixSums& prefix, int64_t k)
-      : p_(prefix), k_(k), low_(static_cast<size_t>(k) + 1), high_(static_cast<size_t>(k) + 1, prefix.n()),
+  SumProbe(const SumCost& cost, int64_t k, int64_t total)
+      : cost_(cost), n_(cost.size()), k_(k), total_(total),
+        low_(static_cast<size_t>(k) + 1, {0, 0, cost.data()[0]}),
+        high_(static_cast<size_t>(k) + 1, {cost.size(), total, 0}),
         cuts_(static_cast<size_t>(k) + 1) {
-    for (int64_t i = 0; i <= k; ++i) low_[static_cast<size_t>(i)] = i;  // cut i >= i
+    // Entry 0 of every cut list is the start of the first group.
+    high_[0] = cuts_[0] = low_[0];
   }
 
   ProbeResult operator()(int64_t bound) {
-    const int64_t n = p_.n();
-    int64_t start = 0, max_cost = 0, min_extension = kInt64Max;
-    for (int64_t i = 1; i <= k_; ++i) {
-      const size_t at = static_cast<size_t>(i);
-      const int64_t lo = std::max(start + 1, low_[at]);
-      const int64_t stop = p_.last_within(lo, high_[at], saturating_add(p_[start], bound));
-      cuts_[at] = stop;
-      max_cost = std::max(max_cost, p_[stop] - p_[start]);
-      if (stop == n) {
-        std::fill(cuts_.begin() + i + 1, cuts_.end(), n);
-        high_.swap(cuts_);
-        return {true, max_cost, 0};
-      }
-      min_extension = std::min(min_extension, p_[stop + 1] - p_[start]);
-      start = stop;
+    const ProbeResult r = brackets_are_tight() ? from_brackets(bound) : stream(bound);
+    (r.feasible ? high_ : low_).swap(cuts_);
+    if (r.feasible) high_max_ = r.max_cost;
+    return r;
+  }
+
+  // Exactly k groups at the optimum `best`: the greedy cuts at `best`, each moved
+  // early only where the layers left are needed to keep later groups non-empty.
+  Partition partition_at(int64_t best) {
+    if (high_max_ != best) (*this)(best);  // the last feasible probe was not at `best`
+    std::vector<Known> cuts(high_);
+    const int64_t* sizes = cost_.data();
+    for (int64_t g = k_ - 1; g >= 1 && cuts[static_cast<size_t>(g)].stop > n_ - (k_ - g); --g) {
+      const Known& next = cuts[static_cast<size_t>(g) + 1];
+      cuts[static_cast<size_t>(g)] = {next.stop - 1, next.prefix - sizes[next.stop - 1], sizes[next.stop - 1]};
     }
-    low_.swap(cuts_);
-    return {false, max_cost, min_extension};
+    Partition result;
+    result.boundaries.reserve(cuts.size());
+    result.group_costs.reserve(cuts.size() - 1);
+    for (size_t g = 1; g < cuts.size(); ++g) result.close_group(cuts[g].stop, cuts[g].prefix - cuts[g - 1].prefix);
+    return result;
   }
 
  private:
-  const PrefixSums& p_;
-  int64_t k_;
-  std::vector<int64_t> low_, high_, cuts_;
-};
+  static constexpr int64_t kPrefetchAhead = 16;  // groups
+  static constexpr int64_t kCutOverhead = 32;    // layers a bracketed cut costs beyond its scan
 
-// Linear greedy probe for any monotone cost model.
-template <class Cost>
-ProbeResult linear_probe(const Cost& cost, int64_t k, int64_t bound) {
-  const int64_t n = cost.size();
-  int64_t groups = 1, max_cost = 0, min_extension = kInt64Max;
-  auto group = cost.start(0);
-  for (int64_t i = 1; i < n; ++i) {
-    if (cost.try_extend(group, i, bound)) continue;
-    max_cost = std::max(max_cost, Cost::cost(group));
-    min_extension = std::min(min_extension, cost.extended_cost(group, i));
-    if (++groups > k) return {false, max_cost, min_extension};
-    group = cost.start(i);
+  struct Known {
+    int64_t stop;       // cut index
+    int64_t prefix;     // sizes[0] + ... + sizes[stop - 1]
+    int64_t next_size;  // sizes[stop] (0 at n)
+  };
+
+  Known known_at(int64_t stop, int64_t prefix) const { return {stop, prefix, stop < n_ ? cost_.data()[stop] : 0}; }
+
+  bool brackets_are_tight() const {
+    int64_t scan = 0;
+    for (int64_t g = 1; g <= k_ && scan < n_; ++g) {
+      scan += high_[static_cast<size_t>(g)].stop - low_[static_cast<size_t>(g)].stop + kCutOverhead;
+    }
+    return scan < n_;
   }
-  return {true, std::max(max_cost, Cost::cost(group)), 0};
-}
+
+  ProbeResult stream(int64_t bound) {
+    int64_t prefix = 0, closed = 0;
+    ProbeResult r = linear_probe(cost_, k_, bound, [&](int64_t g, int64_t stop, const SumCost::Group& group) {
+      prefix += group.cost;
+      cuts_[static_cast<size_t>(g)] = known_at(stop, prefix);
+      closed = g;
+    });
+    if (r.feasible) std::fill(cuts_.begin() + closed + 1, cuts_.end(), Known{n_, total_, 0});
+    return with_estimate(r, bound, r.feasible ? closed + 1 : k_, prefix);
+  }
+
+  ProbeResult from_brackets(int64_t bound) {
+    const int64_t* sizes = cost_.data();
+    int64_t start = 0, start_prefix = 0, max_cost = 0, min_extension = kInt64Max;
+    for (int64_t g = 1; g <= k_; ++g) {
+      const size_t at = static_cast<size_t>(g);
+      if (g + kPrefetchAhead <= k_) __builtin_prefetch(sizes + low_[at + kPrefetchAhead].stop);
+      const Known& low = low_[at];
+      const Known cut = low.stop == high_[at].stop ? low : scan(start, start_prefix, low, high_[at].stop, bound);
+      cuts_[at] = cut;
+      max_cost = std::max(max_cost, cut.prefix - start_prefix);
+      if (cut.stop == n_) {
+        std::fill(cuts_.begin() + g + 1, cuts_.end(), Known{n_, total_, 0});
+        return with_estimate({true, max_cost, 0, kNoEstimate}, bound, g, start_prefix);
+      }
+      min_extension = std::min(min_extension, cut.prefix - start_prefix + cut.next_size);
+      start = cut.stop;
+      start_prefix = cut.prefix;
+    }
+    return with_estimate({false, max_cost, min_extension, kNoEstimate}, bound, k_, start_prefix);
+  }
+
+  // The greedy cut after `start` at `bound`, known to lie in [low.stop, high_stop].
+  Known scan(int64_t start, int64_t start_prefix, const Known& low, int64_t high_stop, int64_t bound) const {
+    const int64_t* sizes = cost_.data();
+    const int64_t target = saturating_add(start_prefix, bound);
+    int64_t j = low.stop, p = low.prefix;
+    if (j <= start) {  // the lower cut is behind this group's start: begin after it
+      j = start + 1;
+      p = start_prefix + sizes[start];
+    }
+    while (j < high_stop && sizes[j] <= target - p) p += sizes[j++];
+    return known_at(j, p);
+  }
+
+  // Adds the estimate of the optimum: lowering B by d costs the k groups about k * d of
+  // coverage, raising it gains as much. `groups` groups were formed; the last one
+  // started at prefix `last_start`.
+  ProbeResult with_estimate(ProbeResult r, int64_t bound, int64_t groups, int64_t last_start) const {
+    const double k = static_cast<double>(k_);
+    if (r.feasible) {  // spare: the unused groups and the room left in the last one
+      const double spare = (k - static_cast<double>(groups)) * static_cast<double>(bound) +
+                           static_cast<double>(bound - (total_ - last_start));
+      r.shift = -spare / k;
+    } else {  // shortfall: what the k groups left over
+      r.shift = static_cast<double>(total_ - last_start) / k;
+    }
+    return r;
+  }
+
+  const SumCost& cost_;
+  int64_t n_, k_, total_;
+  int64_t high_max_ = -1;  // realised bottleneck of the probe whose cuts are in high_
+  std::vector<Known> low_, high_, cuts_;
+};
 
 struct ModelSummary {
   int64_t largest;  // largest single-layer cost
-  int64_t lower;    // a lower bound on the bottleneck besides `largest`, times k
+  int64_t lower;    // k times a lower bound on the bottleneck, besides `largest`
   int64_t total;    // cost of all layers as one group
 };
+
+// One validating pass for the `sum` model: every size is checked (sign, capacity) and
+// the total overflow-checked, in whole blocks where the sizes allow.
+inline ModelSummary summarize(const SumCost& cost, int64_t capacity) {
+  const int64_t* s = cost.data();
+  const int64_t n = cost.size();
+  int64_t total = 0, largest = 0, i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    const BlockReduce r = reduce_block(s + i);
+    int64_t next = 0, lane[4] = {0, 0, 0, 0};  // independent chains: no serial max
+    for (int64_t j = 0; j < kBlock; ++j) lane[j % 4] = std::max(lane[j % 4], s[i + j]);
+    const int64_t block_largest = std::max(std::max(lane[0], lane[1]), std::max(lane[2], lane[3]));
+    if (r.bits >= kBlockSafeBits || block_largest > capacity ||
+        __builtin_add_overflow(total, static_cast<int64_t>(r.sum), &next)) {
+      break;  // let the layer-by-layer pass below find the exact layer
+    }
+    total = next;
+    largest = std::max(largest, block_largest);
+  }
+  for (; i < n; ++i) {
+    largest = std::max(largest, SumCost::cost(cost.single(i, capacity)));
+    if (__builtin_add_overflow(total, s[i], &total)) {
+      throw std::overflow_error("the total of " + std::string(cost.column()) + " exceeds the int64 range at layer " +
+                                std::to_string(i) + "; balanced partitioning needs the total of the whole model");
+    }
+  }
+  return {largest, total, total};
+}
 
 // One validating pass for the `peak` model.
 inline ModelSummary summarize(const PeakCost& cost, int64_t capacity) {
@@ -182,27 +321,40 @@ inline void check_k(int64_t k, int64_t n) {
   }
 }
 
+// The greedy group from `start` under `bound`, ended at max_stop at the latest.
+template <class Cost>
+std::pair<int64_t, int64_t> walk_group(const Cost& cost, int64_t start, int64_t bound, int64_t max_stop) {
+  auto group = cost.start(start);
+  int64_t stop = start + 1;
+  while (stop < max_stop && cost.try_extend(group, stop, bound)) ++stop;
+  return {stop, Cost::cost(group)};
+}
+
+// The largest k for which the sum probe keeps its cut brackets: three arrays of k + 1
+// cuts stay within the size of the input itself.
+inline bool brackets_fit(int64_t k, int64_t n) { return k <= n / 9; }
+
 template <class Cost>
 Partition balanced_unchecked_capacity(const Cost& cost, int64_t k, int64_t capacity) {
   const int64_t n = cost.size();
+  const ModelSummary summary = summarize(cost, capacity);
+  const int64_t lo = std::max(summary.largest, ceil_div(summary.lower, k));
   if constexpr (std::is_same_v<Cost, SumCost>) {
-    const PrefixSums prefix(cost, capacity);
-    const int64_t lo = std::max(prefix.largest(), ceil_div(prefix.total(), k));
-    const int64_t hi = std::min(prefix.total(), saturating_add(lo, prefix.largest()));
-    const int64_t best = min_bottleneck(lo, hi, WindowedSumProbe(prefix, k));
+    // With sums, B = lo + largest always fits: every group but the last exceeds lo.
+    const int64_t hi = std::min(summary.total, saturating_add(lo, summary.largest));
+    if (brackets_fit(k, n)) {
+      SumProbe probe(cost, k, summary.total);
+      return probe.partition_at(min_bottleneck(lo, hi, probe));
+    }
+    const int64_t best = min_bottleneck(lo, hi, [&](int64_t bound) { return linear_probe(cost, k, bound); });
     return clamped_greedy(n, k, best, [&](int64_t start, int64_t bound, int64_t max_stop) {
-      const int64_t stop = std::min(max_stop, prefix.last_within(start + 1, n, saturating_add(prefix[start], bound)));
-      return std::pair<int64_t, int64_t>{stop, prefix[stop] - prefix[start]};
+      return walk_group(cost, start, bound, max_stop);
     });
   } else {
-    const ModelSummary summary = summarize(cost, capacity);
-    const int64_t lo = std::max(summary.largest, ceil_div(summary.lower, k));
-    const int64_t best = min_bottleneck(lo, summary.total, [&](int64_t bound) { return linear_probe(cost, k, bound); });
+    const int64_t best =
+        min_bottleneck(lo, summary.total, [&](int64_t bound) { return linear_probe(cost, k, bound); });
     return clamped_greedy(n, k, best, [&](int64_t start, int64_t bound, int64_t max_stop) {
-      auto group = cost.start(start);
-      int64_t stop = start + 1;
-      while (stop < max_stop && cost.try_extend(group, stop, bound)) ++stop;
-      return std::pair<int64_t, int64_t>{stop, Cost::cost(group)};
+      return walk_group(cost, start, bound, max_stop);
     });
   }
 }

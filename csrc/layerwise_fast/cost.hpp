@@ -23,6 +23,29 @@ inline constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
 // Capacity meaning "no limit": every layer fits.
 inline constexpr int64_t kUnbounded = kInt64Max;
 
+// Layers per block for the vectorisable fast paths (greedy, prefix sums).
+inline constexpr int64_t kBlock = 16;
+
+// A block whose entries OR to less than this holds only entries in [0, 2^59), whose
+// sum over kBlock = 16 entries cannot overflow int64.
+inline constexpr uint64_t kBlockSafeBits = uint64_t{1} << 59;
+
+// OR and wrapping sum of values[0..kBlock): the sum is exact when the OR is below
+// kBlockSafeBits (then no entry is negative either).
+struct BlockReduce {
+  uint64_t bits = 0;
+  uint64_t sum = 0;
+};
+
+inline BlockReduce reduce_block(const int64_t* values) noexcept {
+  BlockReduce r;
+  for (int64_t j = 0; j < kBlock; ++j) {
+    r.bits |= static_cast<uint64_t>(values[j]);
+    r.sum += static_cast<uint64_t>(values[j]);
+  }
+  return r;
+}
+
 // a + b for non-negative operands, clamped at INT64_MAX.
 inline int64_t saturating_add(int64_t a, int64_t b) noexcept {
   return a > kInt64Max - b ? kInt64Max : a + b;
@@ -68,6 +91,14 @@ class SumCost {
     const int64_t s = sizes_[i];
     if (static_cast<uint64_t>(s) > static_cast<uint64_t>(limit - g.cost)) return false;
     g.cost += s;
+    return true;
+  }
+
+  // Adds layers [i, i + kBlock) at once if they all fit; false means "go one by one".
+  bool try_extend_block(Group& g, int64_t i, int64_t limit) const noexcept {
+    const BlockReduce r = reduce_block(sizes_ + i);
+    if (r.bits >= kBlockSafeBits || r.sum > static_cast<uint64_t>(limit - g.cost)) return false;
+    g.cost += static_cast<int64_t>(r.sum);
     return true;
   }
 
@@ -117,6 +148,21 @@ class PeakCost {
     const uint64_t room = static_cast<uint64_t>(limit - g.weights);
     if (static_cast<uint64_t>(w) + static_cast<uint64_t>(live) > room) return false;
     g.weights += w;
+    g.live = live;
+    return true;
+  }
+
+  bool try_extend_block(Group& g, int64_t i, int64_t limit) const noexcept {
+    const BlockReduce w = reduce_block(weights_ + i);
+    int64_t live = g.live;
+    uint64_t live_bits = 0;
+    for (int64_t j = i; j < i + kBlock; ++j) {
+      live = std::max(live, live_[j]);
+      live_bits |= static_cast<uint64_t>(live_[j]);
+    }
+    if (w.bits >= kBlockSafeBits || live_bits >> 63) return false;
+    if (w.sum + static_cast<uint64_t>(live) > static_cast<uint64_t>(limit - g.weights)) return false;
+    g.weights += static_cast<int64_t>(w.sum);
     g.live = live;
     return true;
   }

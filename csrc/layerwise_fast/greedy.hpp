@@ -4,7 +4,9 @@
 // the i-th cut of any feasible partition. One pass, no prefix array, O(n) time.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 
 #include "layerwise_fast/cost.hpp"
@@ -12,19 +14,41 @@
 
 namespace layerwise_fast {
 
+// Walks the layers left to right, closing the current group whenever the next layer
+// would push its cost above `limit`. Calls on_cut(stop, closed_group) at each cut
+// (stop < n); a false return ends the walk. Returns the last, still open group, or
+// nothing if the walk was ended early. kValidate checks each layer that starts a group
+// (sign, capacity); every other layer is checked by try_extend, which never accepts a
+// negative size.
+template <bool kValidate, class Cost, class OnCut>
+std::optional<typename Cost::Group> greedy_walk(const Cost& cost, int64_t limit, OnCut&& on_cut) {
+  const int64_t n = cost.size();
+  auto group = kValidate ? cost.single(0, limit) : cost.start(0);
+  for (int64_t i = 1; i < n;) {
+    // Whole blocks first; a block that does not fit is walked layer by layer.
+    if (i + kBlock <= n && cost.try_extend_block(group, i, limit)) {
+      i += kBlock;
+      continue;
+    }
+    for (const int64_t end = std::min(n, i + kBlock); i < end; ++i) {
+      if (cost.try_extend(group, i, limit)) continue;
+      if (!on_cut(i, group)) return std::nullopt;
+      group = kValidate ? cost.single(i, limit) : cost.start(i);
+    }
+  }
+  return group;
+}
+
 template <class Cost>
 Partition greedy(const Cost& cost, int64_t capacity) {
-  const int64_t n = cost.size();
-  if (n < 1) throw std::invalid_argument("sizes is empty: there are no layers to partition");
+  if (cost.size() < 1) throw std::invalid_argument("sizes is empty: there are no layers to partition");
   if (capacity < 1) throw std::invalid_argument("capacity must be >= 1 byte");
   Partition result;
-  auto group = cost.single(0, capacity);
-  for (int64_t i = 1; i < n; ++i) {
-    if (cost.try_extend(group, i, capacity)) continue;
-    result.close_group(i, Cost::cost(group));
-    group = cost.single(i, capacity);  // also reports a negative or oversized layer i
-  }
-  result.close_group(n, Cost::cost(group));
+  const auto last = greedy_walk<true>(cost, capacity, [&](int64_t stop, const typename Cost::Group& group) {
+    result.close_group(stop, Cost::cost(group));
+    return true;
+  });
+  result.close_group(cost.size(), Cost::cost(*last));
   return result;
 }
 

@@ -228,12 +228,68 @@ static void test_large_random_against_dp() {
   }
 }
 
+// The smallest bound at which k groups cover all layers, by plain bisection over linear
+// probes: an oracle independent of the estimates, brackets and clamping of balanced().
+template <class Cost>
+static int64_t bisection_oracle(const Cost& cost, int64_t k, int64_t largest, int64_t total) {
+  int64_t lo = largest, hi = total;
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (lf::detail::linear_probe(cost, k, mid).feasible) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  return lo;
+}
+
+// Medium sizes, where the `sum` probe keeps cut brackets (k <= n / 9) and greedy's
+// block fast path is taken.
+static void test_medium_random_against_bisection() {
+  std::mt19937_64 rng(99);
+  for (int trial = 0; trial < 3000; ++trial) {
+    const int64_t n = 17 + static_cast<int64_t>(rng() % 400);
+    Sizes w(static_cast<size_t>(n)), live(static_cast<size_t>(n));
+    int64_t largest_sum = 0, largest_peak = 0, total = 0, weights = 0, max_live = 0;
+    for (size_t i = 0; i < w.size(); ++i) {
+      switch (trial % 4) {
+        case 0: w[i] = static_cast<int64_t>(rng() % 1000); break;
+        case 1: w[i] = static_cast<int64_t>(1) << (rng() % 40); break;
+        case 2: w[i] = static_cast<int64_t>(rng() % 3); break;
+        default: w[i] = (i % 2) ? 1'000'000'000 : 3; break;
+      }
+      live[i] = static_cast<int64_t>(rng() % 5000);
+      largest_sum = std::max(largest_sum, w[i]);
+      largest_peak = std::max(largest_peak, w[i] + live[i]);
+      total += w[i];
+      weights += w[i];
+      max_live = std::max(max_live, live[i]);
+    }
+    const lf::SumCost sum(w.data(), n);
+    const lf::PeakCost peak(w.data(), live.data(), n);
+    for (int64_t k : {int64_t{1}, int64_t{2}, n / 9, n / 9 + 1, n / 2, n}) {
+      if (k < 1) continue;
+      const lf::Partition p = lf::balanced(sum, k);
+      check_shape(sum, p);
+      CHECK(p.k() == k && p.bottleneck == bisection_oracle(sum, k, largest_sum, total));
+      const lf::Partition q = lf::balanced(peak, k);
+      check_shape(peak, q);
+      CHECK(q.k() == k && q.bottleneck == bisection_oracle(peak, k, largest_peak, weights + max_live));
+    }
+    const lf::Partition g = lf::greedy(sum, largest_sum * 3), d = lf::dp(sum, largest_sum * 3);
+    check_shape(sum, g);
+    CHECK(g.k() == d.k());
+  }
+}
+
 int main() {
   test_exhaustive_random();
   test_edge_cases();
   test_errors();
   test_dp_does_not_degenerate();
   test_large_random_against_dp();
+  test_medium_random_against_bisection();
   std::printf("%d checks, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }

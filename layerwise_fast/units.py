@@ -1,0 +1,374 @@
+"""Exact quantities from user input: byte counts, fractions, and JSON documents.
+
+Byte counts are Python ``int`` values within the int64 range, as the planner's numeric
+contract requires. Units are case-insensitive:
+
+- ``B``: one byte;
+- decimal ``KB`` (10**3), ``MB`` (10**6), ``GB`` (10**9), ``TB`` (10**12), ``PB``, ``EB``;
+- binary ``KiB`` (2**10), ``MiB`` (2**20), ``GiB`` (2**30), ``TiB`` (2**40), ``PiB``,
+  ``EiB``.
+
+Numbers are read exactly (``"4.8e7"`` is 48,000,000 with no float rounding), and the
+result must be a whole number of bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from decimal import Decimal
+from fractions import Fraction
+from types import MappingProxyType
+from typing import Final, Mapping, NoReturn, TypeGuard, Union
+
+import numpy as np
+
+__all__ = [
+    "INT64_MAX",
+    "UNIT_BYTES",
+    "ByteCount",
+    "FractionLike",
+    "parse_bytes",
+    "parse_fraction",
+    "format_bytes",
+]
+
+INT64_MAX: Final[int] = 2**63 - 1
+"""Largest byte count the planner accepts (2**63 - 1)."""
+
+UNIT_BYTES: Final[Mapping[str, int]] = MappingProxyType(
+    {
+        "b": 1,
+        "kb": 10**3,
+        "mb": 10**6,
+        "gb": 10**9,
+        "tb": 10**12,
+        "pb": 10**15,
+        "eb": 10**18,
+        "kib": 2**10,
+        "mib": 2**20,
+        "gib": 2**30,
+        "tib": 2**40,
+        "pib": 2**50,
+        "eib": 2**60,
+    }
+)
+"""Bytes per unit, keyed by the lower-case unit name."""
+
+ByteCount = Union[int, float, str, np.integer, np.floating]
+"""What :func:`parse_bytes` accepts."""
+
+FractionLike = Union[int, float, str, Fraction, np.integer, np.floating]
+"""What :func:`parse_fraction` accepts."""
+
+_UNIT_LIST: Final[str] = "B, KB, MB, GB, TB, PB, EB, KiB, MiB, GiB, TiB, PiB, EiB"
+_MAX_TEXT_CHARS: Final[int] = 100
+# A decimal number whose leading digit sits above 10**30 exceeds int64 in any unit; one
+# whose leading digit sits below 10**-40 is under one byte even in EiB. Rejecting both
+# before exact arithmetic keeps "1e999999999" from building a huge integer.
+_MAX_DECIMAL_EXPONENT: Final[int] = 30
+_MIN_DECIMAL_EXPONENT: Final[int] = -40
+_NUMBER: Final[str] = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_QUANTITY_RE: Final = re.compile(rf"\s*({_NUMBER})\s*([A-Za-z]*)\s*", re.ASCII)
+_NUMBER_FRAGMENT_RE: Final = re.compile(r"[-+.eE0-9]+", re.ASCII)
+_ESCAPE_FRAGMENT_RE: Final = re.compile(
+    r"u[0-9a-fA-F]{0,4}(?:\\(?:u[0-9a-fA-F]{0,3})?)?", re.ASCII)
+_RATIO_RE: Final = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*", re.ASCII)
+_NOT_FINITE: Final = frozenset({"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity",
+                                "+infinity", "-infinity"})
+_FORMAT_UNITS: Final[tuple[str, ...]] = ("B", "KB", "MB", "GB", "TB", "PB", "EB")
+
+
+def parse_bytes(value: ByteCount, *, name: str = "capacity", positive: bool = True) -> int:
+    """Read a byte count exactly and return it as an ``int`` in ``[0, 2**63 - 1]``.
+
+    Accepts an ``int`` or numpy integer; a finite integral ``float`` or numpy float
+    (``4.8e7``); or a string of a number and an optional unit (``"50MB"``, ``"50 MiB"``,
+    ``"1.5 GB"``, ``"512KiB"``, ``"4.8e7"``, ``"123"``; see the module docstring for the
+    units). ``bool`` is refused.
+
+    Args:
+        value: the quantity to read.
+        name: the argument's name, used in error messages.
+        positive: refuse zero as well as negative values (the default).
+
+    Raises:
+        TypeError: ``value`` is not one of the accepted types.
+        ValueError: the text cannot be read, the unit is unknown, the value is NaN or
+            infinite, negative (or zero with ``positive``), beyond int64, or not a whole
+            number of bytes. The message names ``name`` and the value.
+    """
+    exact, shown = _exact_quantity(value, name)
+    return _whole_bytes(exact, shown, name=name, positive=positive)
+
+
+def parse_fraction(
+    value: FractionLike, *, name: str, maximum: int | Fraction | None = None
+) -> Fraction:
+    """Read a positive ratio exactly, as a :class:`fractions.Fraction`.
+
+    Accepts an ``int``; a ``Fraction``; a finite ``float`` or numpy float, taken as the
+    shortest decimal that prints as it (``0.6`` means exactly 3/5, not the nearest binary
+    double); or a string such as ``"0.6"``, ``"3/5"`` or ``"6e-1"``. ``bool`` is refused.
+
+    Args:
+        value: the ratio to read.
+        name: the argument's name, used in error messages.
+        maximum: an inclusive upper bound, or ``None`` for none.
+
+    Raises:
+        TypeError: ``value`` is not one of the accepted types.
+        ValueError: unreadable text, NaN or infinity, a value ``<= 0``, or one above
+            ``maximum``.
+    """
+    ratio = _exact_ratio(value, name)
+    if ratio <= 0:
+        raise ValueError(f"{name} must be greater than 0, got {value!r}")
+    if maximum is not None and ratio > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {value!r}")
+    return ratio
+
+
+def format_bytes(n: int | np.integer) -> str:
+    """Format a byte count for people, in decimal units with one decimal place.
+
+    Counts below 1000 print as whole bytes (``"512 B"``); larger ones use the largest
+    decimal unit (KB = 10**3, MB = 10**6, GB, TB, PB, EB) that keeps the figure at or
+    above 1, rounded to one decimal (``50_000_000`` -> ``"50.0 MB"``, 50 MiB ->
+    ``"52.4 MB"``). Negative counts (a deficit) keep their sign. The text is for reading,
+    not for exact round trips: :func:`parse_bytes` reads it back only to within the
+    rounding.
+
+    Raises:
+        TypeError: ``n`` is not an integer (``bool`` included).
+    """
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"format_bytes expects an integer byte count, got {type(n).__name__}")
+    count = int(n)
+    sign = "-" if count < 0 else ""
+    magnitude = abs(count)
+    if magnitude < 1000:
+        return f"{sign}{magnitude} B"
+    power = min(len(str(magnitude)) - 1, 3 * (len(_FORMAT_UNITS) - 1)) // 3
+    text = f"{magnitude / 1000**power:.1f}"
+    if text == "1000.0" and power < len(_FORMAT_UNITS) - 1:
+        power += 1
+        text = f"{magnitude / 1000**power:.1f}"
+    return f"{sign}{text} {_FORMAT_UNITS[power]}"
+
+
+def _exact_quantity(value: object, name: str) -> tuple[Fraction, str]:
+    """Return the exact value of a byte-count argument and the text to show for it."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a byte count, got the bool {value}")
+    if isinstance(value, (int, np.integer)):
+        return Fraction(int(value)), str(int(value))
+    if isinstance(value, (float, np.floating)):
+        _require_finite(float(value), name, str(value))
+        return Fraction(float(value)), str(value)
+    if isinstance(value, str):
+        return _parse_quantity_text(value, name), value.strip()
+    raise TypeError(
+        f"{name} must be a byte count (an int, a float, or a str such as '50MB'), "
+        f"got {type(value).__name__} {value!r}"
+    )
+
+
+def _parse_quantity_text(text: str, name: str) -> Fraction:
+    """Read ``"<number> <unit>"`` exactly, in bytes."""
+    _check_text_length(text, name)
+    if text.strip().lower() in _NOT_FINITE:
+        raise ValueError(f"{name}: {text.strip()} is not a finite number")
+    match = _QUANTITY_RE.fullmatch(text)
+    if match is None:
+        raise ValueError(
+            f"{name}: cannot read {text!r} as a byte count; expected a number with an "
+            f"optional unit ({_UNIT_LIST}), e.g. '50MB' or '512KiB'"
+        )
+    number, unit = match.groups()
+    multiplier = UNIT_BYTES.get(unit.lower() if unit else "b")
+    if multiplier is None:
+        raise ValueError(f"{name}: unknown unit {unit!r} in {text!r}; known units: {_UNIT_LIST}")
+    return _exact_decimal(number, name, text) * multiplier
+
+
+def _exact_decimal(number: str, name: str, text: str) -> Fraction:
+    """Convert decimal text to a Fraction, refusing exponents too far out to matter."""
+    decimal = Decimal(number)
+    if decimal.is_zero():
+        return Fraction(0)
+    if decimal < 0:
+        raise ValueError(f"{name} must not be negative, got {text.strip()}")
+    if decimal.adjusted() > _MAX_DECIMAL_EXPONENT:
+        raise ValueError(
+            f"{name}: {text.strip()} is beyond the int64 range (at most {INT64_MAX} bytes)"
+        )
+    if decimal.adjusted() < _MIN_DECIMAL_EXPONENT:
+        raise ValueError(f"{name}: {text.strip()} is not a whole number of bytes")
+    return Fraction(decimal)
+
+
+def _whole_bytes(exact: Fraction, shown: str, *, name: str, positive: bool) -> int:
+    """Check range and integrality of an exact byte count."""
+    if exact < 0:
+        raise ValueError(f"{name} must not be negative, got {shown}")
+    if exact == 0 and positive:
+        raise ValueError(f"{name} must be positive, got {shown}")
+    if exact > INT64_MAX:
+        raise ValueError(f"{name}: {shown} is beyond the int64 range (at most {INT64_MAX} bytes)")
+    if exact.denominator != 1:
+        raise ValueError(
+            f"{name}: {shown} is not a whole number of bytes ({_decimal_text(exact)} bytes)"
+        )
+    return exact.numerator
+
+
+def _exact_ratio(value: object, name: str) -> Fraction:
+    """Exact value of a ratio argument (see :func:`parse_fraction`)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a number, got the bool {value}")
+    if isinstance(value, (int, np.integer)):
+        return Fraction(int(value))
+    if isinstance(value, Fraction):
+        return value
+    if isinstance(value, (float, np.floating)):
+        _require_finite(float(value), name, str(value))
+        return Fraction(str(value))
+    if isinstance(value, str):
+        return _parse_ratio_text(value, name)
+    raise TypeError(
+        f"{name} must be a number or a str such as '3/5', got {type(value).__name__} {value!r}"
+    )
+
+
+def _parse_ratio_text(text: str, name: str) -> Fraction:
+    """Read ``"3/5"`` or a decimal number exactly."""
+    _check_text_length(text, name)
+    if text.strip().lower() in _NOT_FINITE:
+        raise ValueError(f"{name}: {text.strip()} is not a finite number")
+    ratio = _RATIO_RE.fullmatch(text)
+    if ratio is not None:
+        numerator, denominator = (int(part) for part in ratio.groups())
+        if denominator == 0:
+            raise ValueError(f"{name}={text!r} divides by zero")
+        return Fraction(numerator, denominator)
+    if re.fullmatch(rf"\s*{_NUMBER}\s*", text, re.ASCII) is None:
+        raise ValueError(f"{name}: cannot read {text!r} as a number such as '0.6' or '3/5'")
+    decimal = Decimal(text.strip())
+    if not decimal.is_zero() and not (
+        _MIN_DECIMAL_EXPONENT <= decimal.adjusted() <= _MAX_DECIMAL_EXPONENT
+    ):
+        raise ValueError(f"{name}={text!r} is out of range (|exponent| too large)")
+    return Fraction(decimal)
+
+
+def _check_text_length(text: str, name: str) -> None:
+    if len(text) > _MAX_TEXT_CHARS:
+        raise ValueError(
+            f"{name}: {text[:24]!r}... is too long to be a quantity "
+            f"({len(text)} characters, at most {_MAX_TEXT_CHARS})"
+        )
+
+
+def _require_finite(number: float, name: str, shown: str) -> None:
+    if not math.isfinite(number):
+        raise ValueError(f"{name}: {shown} is not a finite number")
+
+
+def _decimal_text(exact: Fraction) -> str:
+    """Show a non-integral byte count compactly (exact for terminating decimals)."""
+    return repr(float(exact))
+
+
+def _read_json_document(
+    path: str | os.PathLike[str], *, what: str, error: type[ValueError]
+) -> object:
+    """Load a UTF-8 JSON file, turning every way it can fail into one ``error``.
+
+    ``what`` names the file's role (``"layers file"``) and starts each message, followed
+    by the path: a missing file, a directory, an unreadable file, bytes that are not
+    UTF-8 (with the offset), and JSON that is malformed or ends early. The original
+    exception is chained as the cause.
+    """
+    label = f"{what} {os.fspath(path)!r}"
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except FileNotFoundError as exc:
+        raise error(f"{label} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise error(f"{label} is a directory, not a file") from exc
+    except OSError as exc:
+        raise error(f"{label} cannot be read: {exc.strerror or exc}") from exc
+    return _decode_json(raw, label, error)
+
+
+def _decode_json(raw: bytes, label: str, error: type[ValueError]) -> object:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data":
+            raise error(f"{label} ends early (truncated?) inside a UTF-8 character "
+                        f"at offset {exc.start}") from exc
+        raise error(
+            f"{label} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        ) from exc
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        if not text.strip():
+            raise error(f"{label} is empty") from exc
+        if _ends_early(text, exc):
+            raise error(f"{label} ends early (truncated?): {exc.msg} "
+                        f"(line {exc.lineno}, column {exc.colno})") from exc
+        raise error(
+            f"{label} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from exc
+    except _ConstantError as exc:
+        raise error(f"{label} is not valid JSON: {exc}") from exc
+
+
+def _ends_early(text: str, exc: json.JSONDecodeError) -> bool:
+    """Whether a decoding error comes from the text stopping mid-document.
+
+    True when the error sits at the end, inside a string that never closes, on a final
+    fragment of a literal or number (``nu``, ``-``, ``1e``), or on an unfinished
+    ``\\uXXXX`` escape.
+    """
+    if exc.msg.startswith("Unterminated string"):
+        return True
+    tail = text[exc.pos:].strip()
+    if not tail or _ESCAPE_FRAGMENT_RE.fullmatch(tail):
+        return True
+    literal_start = any(word.startswith(tail) for word in ("true", "false", "null"))
+    return literal_start or _NUMBER_FRAGMENT_RE.fullmatch(tail) is not None
+
+
+class _ConstantError(Exception):
+    """Raised for the non-standard JSON constants NaN and Infinity."""
+
+
+def _refuse_constant(token: str) -> NoReturn:
+    raise _ConstantError(f"non-standard constant {token} is not allowed")
+
+
+def _is_int(value: object) -> TypeGuard[int | np.integer]:
+    """True for ints and numpy integers, never for ``bool``."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value: object) -> TypeGuard[int | float | np.integer | np.floating]:
+    """True for ints, floats and their numpy kinds, never for ``bool``."""
+    return _is_int(value) or isinstance(value, (float, np.floating))
+
+
+def _json_type(value: object) -> str:
+    """The JSON name of a parsed value's type, for messages."""
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    names = {int: "integer", float: "number", str: "string", list: "array", dict: "object"}
+    return names.get(type(value), type(value).__name__)

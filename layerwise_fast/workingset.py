@@ -1,0 +1,283 @@
+"""Per-layer working sets in bytes: the size columns the partitioner consumes.
+
+:func:`working_set` turns a :class:`~layerwise_fast.layers.LayerTable` and a run
+configuration (batch, chunk of tokens, activation precision) into three int64 columns,
+``weights``, ``activations`` and ``buffers``, one entry per row of the table.
+
+Weights, by the row's precision (``P`` = ``params + tied_params``, ``V`` =
+``vector_params``, ``M`` = ``P - V`` parameters in matrices, ``O`` = ``out_channels``):
+
+=========  ===========================================================================
+bf16/fp16  ``2 P``
+fp32       ``4 P``
+fp8/int8   ``M + 2 V + 2 O``: one byte per matrix weight, 1-D tensors (biases, norm
+           weights) kept in bf16, one 2-byte bf16 scale per output channel
+int4       ``ceil(M / 2) + 2 V + 2 ceil(M / 128)``: half a byte per matrix weight, 1-D
+           tensors in bf16, one 2-byte scale per group of 128 weights; groups are
+           counted over the row's matrix weights together, which equals the per-matrix
+           count whenever each matrix's input width is a multiple of 128
+=========  ===========================================================================
+
+A tied head's borrowed matrix (``tied_params``) is counted at the head row's precision.
+
+Activations: ``ceil(batch x chunk_tokens x act_elems_per_token x act_bytes x ratio)``,
+with ``ratio`` read exactly (a float is the decimal it prints as) and the product
+rounded up to whole bytes.
+
+Buffers: the table's ``buffer_bytes`` where recorded, else the default for the row's
+kind. Section 2.1 of the methodology reports about 2-5 MB of operator buffers per
+transformer layer from profiling; :data:`DEFAULT_BUFFER_BYTES` sets 2 MB (decimal)
+for each matrix-product sublayer (attention, MLP, mixture of experts, head), so a whole
+decoder layer gets 4 MB, and none for lookups and norms. These are planning defaults,
+not measurements: record profiled ``buffer_bytes`` in the table or pass
+``default_buffers`` to override them.
+
+All arithmetic is exact integer arithmetic (Python ints, one pass over the rows, about
+a microsecond per row); every result is checked against the int64 range and an
+overflow raises :class:`OverflowError` naming the layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final, Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from .layers import BUFFER_UNKNOWN, WEIGHT_DTYPES, LayerTable
+from .units import INT64_MAX, ByteCount, FractionLike, parse_bytes, parse_fraction
+
+__all__ = [
+    "DEFAULT_BUFFER_BYTES",
+    "INT4_GROUP_SIZE",
+    "SCALE_BYTES",
+    "WorkingSet",
+    "working_set",
+]
+
+SCALE_BYTES: Final[int] = 2
+"""Bytes per quantization scale (bf16)."""
+INT4_GROUP_SIZE: Final[int] = 128
+"""Weights sharing one scale at int4."""
+
+DEFAULT_BUFFER_BYTES: Final[Mapping[str, int]] = MappingProxyType(
+    {
+        "decoder": 4_000_000,
+        "attention": 2_000_000,
+        "mlp": 2_000_000,
+        "moe": 2_000_000,
+        "head": 2_000_000,
+        "embedding": 0,
+        "norm": 0,
+    }
+)
+"""Operator workspace in bytes per row kind, used where the table records none."""
+
+_SIZE_FIELDS: Final[tuple[str, ...]] = ("weights", "activations", "buffers")
+_WIDE_BYTES: Final[Mapping[str, int]] = MappingProxyType({"bf16": 2, "fp16": 2, "fp32": 4})
+
+IntColumn = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, eq=False)
+class WorkingSet:
+    """Working-set bytes per layer, as three read-only int64 columns of equal length.
+
+    Attributes:
+        names: the layers' names (read-only object array), for messages and reports.
+        weights: weight bytes per layer.
+        activations: activation bytes per layer.
+        buffers: operator-buffer bytes per layer.
+    """
+
+    names: npt.NDArray[np.object_]
+    weights: IntColumn
+    activations: IntColumn
+    buffers: IntColumn
+
+    def __post_init__(self) -> None:
+        """Store read-only copies; refuse wrong dtypes, shapes, negatives and overflow.
+
+        Raises:
+            TypeError: a column is not an int64 numpy array.
+            ValueError: ``names`` is not one-dimensional, a column's shape differs from
+                it, or a value is negative.
+            OverflowError: a layer's three columns sum beyond int64.
+        """
+        names = np.array(self.names, dtype=object, copy=True)
+        if names.ndim != 1:
+            raise ValueError(f"WorkingSet.names must be one-dimensional, got shape {names.shape}")
+        names.flags.writeable = False
+        object.__setattr__(self, "names", names)
+        for field in _SIZE_FIELDS:
+            object.__setattr__(self, field, _frozen_sizes(getattr(self, field), field, names))
+        _check_sums(self.weights, self.activations, self.buffers, names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def as_columns(self) -> dict[str, IntColumn]:
+        """``{"weights": ..., "activations": ..., "buffers": ...}``, the mapping form
+        the partitioner accepts (the arrays themselves, not copies)."""
+        return {"weights": self.weights, "activations": self.activations,
+                "buffers": self.buffers}
+
+    def totals(self) -> IntColumn:
+        """Per-layer sum of the three columns (int64; the sums were checked on creation)."""
+        return self.weights + self.activations + self.buffers
+
+
+def working_set(
+    table: LayerTable,
+    *,
+    batch: int,
+    chunk_tokens: int,
+    act_bytes: int = 2,
+    weight_dtype: str | None = None,
+    working_set_ratio: FractionLike = 1,
+    default_buffers: Mapping[str, ByteCount] | None = None,
+) -> WorkingSet:
+    """Compute the working set of every row of ``table`` (formulas in the module docstring).
+
+    Args:
+        table: the layers.
+        batch: sequences processed together (positive int).
+        chunk_tokens: tokens per sequence in one chunk (positive int).
+        act_bytes: bytes per activation element (positive int; 2 for bf16).
+        weight_dtype: a precision from :data:`~layerwise_fast.layers.WEIGHT_DTYPES` for
+            every row, overriding the table's ``weight_dtype`` column; ``None`` keeps it.
+        working_set_ratio: share of the chunk's activations held at once, ``> 0``
+            (a fraction such as ``"1/2"``, a float, or an int).
+        default_buffers: buffer bytes per kind for rows whose ``buffer_bytes`` is
+            unknown (values in any :func:`~layerwise_fast.units.parse_bytes` form);
+            ``None`` uses :data:`DEFAULT_BUFFER_BYTES`.
+
+    Raises:
+        TypeError: an argument has the wrong type (``bool`` is not an int here).
+        ValueError: a non-positive count, an unknown precision, a bad ratio, or a row
+            with unknown buffers whose kind ``default_buffers`` lacks.
+        OverflowError: a layer's weights, activations, buffers or their sum exceed int64;
+            the message names the layer.
+    """
+    if not isinstance(table, LayerTable):
+        raise TypeError(f"table must be a LayerTable, got {type(table).__name__}")
+    per_token = (_positive_int(batch, "batch") * _positive_int(chunk_tokens, "chunk_tokens")
+                 * _positive_int(act_bytes, "act_bytes"))
+    ratio = parse_fraction(working_set_ratio, name="working_set_ratio")
+    defaults = _buffer_defaults(default_buffers)
+    dtypes = _row_dtypes(table, weight_dtype)
+    names = table.name
+    weights = [_weight_bytes(*row) for row in zip(
+        dtypes, table.params.tolist(), table.tied_params.tolist(),
+        table.vector_params.tolist(), table.out_channels.tolist())]
+    activations = [_ceil(per_token * elems * ratio.numerator, ratio.denominator)
+                   for elems in table.act_elems_per_token.tolist()]
+    buffers = _buffer_bytes(table, defaults)
+    for what, column in (("weight", weights), ("activation", activations),
+                         ("buffer", buffers)):
+        _check_int64(column, names, what)
+    return WorkingSet(names, _int64(weights), _int64(activations), _int64(buffers))
+
+
+def _positive_int(value: object, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return int(value)
+
+
+def _buffer_defaults(default_buffers: Mapping[str, ByteCount] | None) -> dict[str, int]:
+    if default_buffers is None:
+        return dict(DEFAULT_BUFFER_BYTES)
+    if not isinstance(default_buffers, Mapping):
+        raise TypeError(f"default_buffers must be a mapping of kind to bytes, "
+                        f"got {type(default_buffers).__name__}")
+    return {kind: parse_bytes(size, name=f"default_buffers[{kind!r}]", positive=False)
+            for kind, size in default_buffers.items()}
+
+
+def _row_dtypes(table: LayerTable, weight_dtype: str | None) -> list[str]:
+    if weight_dtype is None:
+        return list(table.weight_dtype.tolist())
+    if weight_dtype not in WEIGHT_DTYPES:
+        raise ValueError(f"weight_dtype must be one of {', '.join(WEIGHT_DTYPES)}, "
+                         f"got {weight_dtype!r}")
+    return [weight_dtype] * len(table)
+
+
+def _weight_bytes(dtype: str, params: int, tied: int, vectors: int, out_channels: int) -> int:
+    """Bytes of one row's weights at ``dtype`` (formulas in the module docstring)."""
+    total = params + tied
+    if dtype in _WIDE_BYTES:
+        return _WIDE_BYTES[dtype] * total
+    matrix = total - vectors
+    if dtype in ("fp8", "int8"):
+        return matrix + SCALE_BYTES * vectors + SCALE_BYTES * out_channels
+    if dtype == "int4":
+        groups = _ceil(matrix, INT4_GROUP_SIZE)
+        return _ceil(matrix, 2) + SCALE_BYTES * vectors + SCALE_BYTES * groups
+    raise ValueError(f"unknown weight precision {dtype!r}")
+
+
+def _buffer_bytes(table: LayerTable, defaults: Mapping[str, int]) -> list[int]:
+    recorded = table.buffer_bytes.tolist()
+    result = []
+    for index, (kind, size) in enumerate(zip(table.kind.tolist(), recorded)):
+        if size != BUFFER_UNKNOWN:
+            result.append(size)
+        elif kind in defaults:
+            result.append(defaults[kind])
+        else:
+            raise ValueError(
+                f"layer {index} ({table.name[index]!r}) of kind {kind!r} records no "
+                f"buffer_bytes and default_buffers has no entry for {kind!r} "
+                f"(it has: {', '.join(sorted(defaults)) or 'none'})")
+    return result
+
+
+def _ceil(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
+
+
+def _check_int64(column: list[int], names: npt.NDArray[np.object_], what: str) -> None:
+    for index, value in enumerate(column):
+        if value > INT64_MAX:
+            raise OverflowError(f"layer {index} ({names[index]!r}): {what} bytes {value} "
+                                f"exceed the int64 range (at most {INT64_MAX})")
+
+
+def _int64(column: list[int]) -> IntColumn:
+    return np.array(column, dtype=np.int64).reshape(len(column))
+
+
+def _frozen_sizes(column: object, field: str, names: npt.NDArray[np.object_]) -> IntColumn:
+    """A read-only int64 copy of one size column, checked against ``names``."""
+    if not isinstance(column, np.ndarray) or column.dtype != np.int64:
+        raise TypeError(f"WorkingSet.{field} must be an int64 numpy array")
+    if column.shape != names.shape:
+        raise ValueError(f"WorkingSet.{field} has shape {column.shape}, "
+                         f"expected {names.shape}")
+    negative = np.flatnonzero(column < 0)
+    if negative.size:
+        index = int(negative[0])
+        raise ValueError(f"layer {index} ({names[index]!r}): {field} must not be negative, "
+                         f"got {int(column[index])}")
+    frozen = column.copy()
+    frozen.flags.writeable = False
+    return frozen
+
+
+def _check_sums(weights: IntColumn, activations: IntColumn, buffers: IntColumn,
+                names: npt.NDArray[np.object_]) -> None:
+    """Raise OverflowError naming the first layer whose three sizes sum beyond int64."""
+    headroom = INT64_MAX - buffers  # non-negative sizes: no wrap in these differences
+    over = (activations > headroom) | (weights > headroom - np.minimum(activations, headroom))
+    bad = np.flatnonzero(over)
+    if bad.size:
+        index = int(bad[0])
+        total = int(weights[index]) + int(activations[index]) + int(buffers[index])
+        raise OverflowError(f"layer {index} ({names[index]!r}): working-set bytes {total} "
+                            f"exceed the int64 range (at most {INT64_MAX})")
