@@ -22,6 +22,7 @@ namespace lf = layerwise_fast;
 namespace {
 
 using Column = py::array_t<int64_t, py::array::c_style>;
+using Times = py::array_t<double, py::array::c_style>;
 using Result = std::tuple<py::array_t<int64_t>, py::array_t<int64_t>, int64_t, int64_t>;
 
 // Moves the vector to the heap and lets numpy own it through a capsule.
@@ -118,6 +119,19 @@ PYBIND11_MODULE(_core, m) {
   m.def("dp", [](const Column& s, const std::optional<Column>& l, int64_t cap) {
     return run(s, l, [cap](const auto& c) { return lf::dp(c, cap); });
   }, sizes, live, py::arg("capacity"));
+  m.def("dp_stage_time", [](const Column& s, const std::optional<Column>& l, int64_t cap, const Times& layer_time,
+                            const Times& cut_time) {
+    const int64_t n = length(s);
+    if (layer_time.ndim() != 1 || cut_time.ndim() != 1 || layer_time.shape(0) != n || cut_time.shape(0) != n) {
+      throw std::invalid_argument("layer_time and cut_time need one entry per layer");
+    }
+    const lf::StageTime objective{layer_time.data(), cut_time.data()};
+    return run(s, l, [cap, n, objective](const auto& c) {
+      lf::check_times(objective.layer_time, n, "layer_time");
+      lf::check_times(objective.cut_time, n, "cut_time");
+      return lf::dp(c, cap, objective);
+    });
+  }, sizes, live, py::arg("capacity"), py::arg("layer_time").noconvert(), py::arg("cut_time").noconvert());
 
   m.def("combine_sum", [](const Column& w, const Column& a, const std::optional<Column>& b) {
     return combine(w, a, b, lf::combine_sum);

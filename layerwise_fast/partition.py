@@ -236,14 +236,49 @@ def balanced(sizes: Any, k: Any = None, *, capacity: Any = None, cost: Literal["
     return _partition(raw, cap, "balanced", cost)
 
 
-def dp(sizes: Any, capacity: Any, *, cost: Literal["sum", "peak"] = "sum") -> Partition:
+def dp(
+    sizes: Any,
+    capacity: Any,
+    *,
+    cost: Literal["sum", "peak"] = "sum",
+    layer_time: Any = None,
+    cut_time: Any = None,
+) -> Partition:
     """Fewest groups that fit `capacity`, then the smallest bottleneck among them.
 
     The dynamic programme over prefixes, with reconstruction of the cuts. Gives the
     same (k, bottleneck) as ``balanced(sizes, capacity=capacity)``; it is the reference
-    engine for interval costs that bisection cannot handle. O(n * w) time where w is
-    the most layers one group can hold; three int64 arrays of n + 1 entries.
+    engine for objectives that bisection cannot handle. O(n * w) time where w is the
+    most layers one group can hold; three arrays of n + 1 entries.
+
+    With ``layer_time`` and ``cut_time`` (seconds, one float per layer, finite and
+    >= 0), the bottleneck minimised among the fewest-group partitions is the largest
+    *stage time* instead of bytes: a group of layers a..b costs ``sum(layer_time[a:b+1])
+    + cut_time[b]``, where ``cut_time[b]`` is the time to send layer b's output to the
+    next stage. The result's ``stage_times`` hold each group's time; its byte costs
+    and byte bottleneck are reported as usual.
     """
     cap = _as_capacity(capacity)
     first, live = _model(sizes, cost)
-    return _partition(_core.dp(first, live, cap), cap, "dp", cost)
+    if layer_time is None and cut_time is None:
+        return _partition(_core.dp(first, live, cap), cap, "dp", cost)
+    if layer_time is None or cut_time is None:
+        raise ValueError("layer_time and cut_time go together: give both or neither")
+    layers = _as_times(layer_time, "layer_time", len(first))
+    cuts = _as_times(cut_time, "cut_time", len(first))
+    result = _partition(_core.dp_stage_time(first, live, cap, layers, cuts), cap, "dp", cost)
+    starts, stops = result.boundaries[:-1], result.boundaries[1:]
+    result.stage_times = np.add.reduceat(layers, starts) + cuts[stops - 1]
+    result.stage_times.flags.writeable = False
+    return result
+
+
+def _as_times(values: Any, name: str, n: int) -> np.ndarray:
+    """A float64 column of n seconds (finiteness and sign are checked by the core)."""
+    try:
+        times = np.ascontiguousarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be numbers (seconds), one per layer") from None
+    if times.ndim != 1 or len(times) != n:
+        raise ValueError(f"{name} needs one entry per layer ({n}), got shape {times.shape}")
+    return times

@@ -29,9 +29,19 @@ class Partition:
         capacity: the capacity the groups were fitted to, or None (``balanced`` with k only).
         algorithm: ``"greedy"``, ``"balanced"`` or ``"dp"``.
         cost: the cost model, ``"sum"`` or ``"peak"``.
+        stage_times: seconds per group when ``dp`` minimised stage time, else None.
     """
 
-    __slots__ = ("boundaries", "group_costs", "bottleneck", "bottleneck_group", "capacity", "algorithm", "cost")
+    __slots__ = (
+        "boundaries",
+        "group_costs",
+        "bottleneck",
+        "bottleneck_group",
+        "capacity",
+        "algorithm",
+        "cost",
+        "stage_times",
+    )
 
     boundaries: np.ndarray
     group_costs: np.ndarray
@@ -40,6 +50,7 @@ class Partition:
     capacity: int | None
     algorithm: str
     cost: str
+    stage_times: np.ndarray | None
 
     def __init__(
         self,
@@ -59,6 +70,7 @@ class Partition:
         self.capacity = capacity
         self.algorithm = algorithm
         self.cost = cost
+        self.stage_times = None
 
     @property
     def k(self) -> int:
@@ -103,6 +115,7 @@ class Partition:
             "boundaries": self.boundaries.tolist(),
             "group_costs": self.group_costs.tolist(),
             "slack": None if slack is None else slack.tolist(),
+            "stage_times": None if self.stage_times is None else self.stage_times.tolist(),
         }
 
     def __eq__(self, other: object) -> bool:
@@ -113,6 +126,8 @@ class Partition:
             == (other.algorithm, other.cost, other.capacity, other.bottleneck, other.bottleneck_group)
             and np.array_equal(self.boundaries, other.boundaries)
             and np.array_equal(self.group_costs, other.group_costs)
+            and (self.stage_times is None) == (other.stage_times is None)
+            and (self.stage_times is None or np.array_equal(self.stage_times, other.stage_times))
         )
 
     __hash__ = None  # type: ignore[assignment]

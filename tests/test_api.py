@@ -157,6 +157,7 @@ def test_to_dict_and_repr() -> None:
         "boundaries": [0, 2, 4, 5],
         "group_costs": [40, 30, 40],
         "slack": [10, 20, 10],
+        "stage_times": None,
     }
     assert repr(p) == (
         "Partition(k=3, n=5, bottleneck=40, bottleneck_group=0, capacity=50, algorithm='dp', cost='sum')"
@@ -199,3 +200,53 @@ def test_large_sizes_near_int64_edge() -> None:
     assert lf.greedy([big, big, big], 2**63 - 1).k == 3  # 2 * 2**62 is one byte over
     assert lf.greedy([big - 1, big], 2**63 - 1).k == 1
     assert lf.dp([big, big - 1, 1, big], 2**63 - 1).group_costs.tolist() == [2**63 - 1, 2**62 + 1]
+
+
+def test_dp_minimises_stage_time_among_fewest_groups() -> None:
+    sizes = [10, 10, 10, 10]
+    layer_time = [1.0, 1.0, 1.0, 5.0]
+    # Two groups are needed (capacity 30); the byte-balanced split [20, 20] has stage
+    # times 2 + cut and 6; cutting after layer 2 gives 3 and 5, better in time.
+    cut_time = [0.0, 0.0, 0.0, 0.0]
+    p = lf.dp(sizes, 30, layer_time=layer_time, cut_time=cut_time)
+    assert p.boundaries.tolist() == [0, 3, 4]
+    assert p.stage_times.tolist() == [3.0, 5.0]
+    assert p.group_costs.tolist() == [30, 10]
+    # An expensive transfer after layer 2 moves the cut.
+    p = lf.dp(sizes, 30, layer_time=layer_time, cut_time=[0.0, 0.0, 9.0, 0.0])
+    assert p.boundaries.tolist() == [0, 2, 4] and p.stage_times.tolist() == [2.0, 6.0]
+    assert p.to_dict()["stage_times"] == [2.0, 6.0]
+
+
+def test_stage_time_matches_exhaustive_search() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        n = int(rng.integers(1, 9))
+        sizes = rng.integers(0, 10, n)
+        layer_time, cut_time = rng.integers(0, 20, n).astype(float), rng.integers(0, 30, n).astype(float)
+        capacity = int(sizes.max()) + int(rng.integers(1, 25))
+        best = None
+        for mask in range(1 << (n - 1)):
+            cuts = [0, *(i + 1 for i in range(n - 1) if mask >> i & 1), n]
+            groups = list(zip(cuts, cuts[1:]))
+            if any(sizes[a:b].sum() > capacity for a, b in groups):
+                continue
+            worst = max(layer_time[a:b].sum() + cut_time[b - 1] for a, b in groups)
+            best = min(best or (len(groups), worst), (len(groups), worst))
+        p = lf.dp(sizes, capacity, layer_time=layer_time, cut_time=cut_time)
+        assert (p.k, float(p.stage_times.max())) == best
+
+
+@pytest.mark.parametrize(
+    "layer_time, cut_time, error, message",
+    [
+        ([1.0, 2.0], None, ValueError, "layer_time and cut_time go together"),
+        ([1.0, 2.0], [1.0], ValueError, r"cut_time needs one entry per layer \(2\), got shape \(1,\)"),
+        ([1.0, -2.0], [0.0, 0.0], ValueError, r"layer_time\[1\] = -2.000000 is not a finite time >= 0"),
+        ([1.0, 2.0], [0.0, float("nan")], ValueError, r"cut_time\[1\] = nan is not a finite time >= 0"),
+        (["a", "b"], [0.0, 0.0], TypeError, r"layer_time must be numbers \(seconds\), one per layer"),
+    ],
+)
+def test_stage_time_errors(layer_time, cut_time, error, message) -> None:
+    with pytest.raises(error, match=message):
+        lf.dp([1, 2], 10, layer_time=layer_time, cut_time=cut_time)

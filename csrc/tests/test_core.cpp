@@ -283,6 +283,64 @@ static void test_medium_random_against_bisection() {
   }
 }
 
+// The stage-time DP against every cut set: fewest groups under the capacity, then the
+// smallest largest stage time (integral times, so that sums are exact).
+static void test_stage_time_dp_against_exhaustive() {
+  std::mt19937_64 rng(5);
+  for (int trial = 0; trial < 3000; ++trial) {
+    const int64_t n = 1 + static_cast<int64_t>(rng() % 9);
+    Sizes s(static_cast<size_t>(n));
+    std::vector<double> layer(static_cast<size_t>(n)), cut(static_cast<size_t>(n));
+    int64_t largest = 0;
+    for (size_t i = 0; i < s.size(); ++i) {
+      s[i] = static_cast<int64_t>(rng() % 10);
+      layer[i] = static_cast<double>(rng() % 20);
+      cut[i] = static_cast<double>(rng() % 30);
+      largest = std::max(largest, s[i]);
+    }
+    const int64_t capacity = std::max<int64_t>(1, largest + static_cast<int64_t>(rng() % 25));
+    const lf::SumCost cost(s.data(), n);
+    int64_t best_groups = lf::kInt64Max;
+    double best_time = 0;
+    for (uint64_t mask = 0; mask < (uint64_t{1} << (n - 1)); ++mask) {
+      int64_t groups = 0, start = 0;
+      double worst = 0;
+      bool fits = true;
+      for (int64_t i = 1; i <= n; ++i) {
+        if (i < n && !((mask >> (i - 1)) & 1)) continue;
+        int64_t bytes = 0;
+        double time = cut[static_cast<size_t>(i) - 1];
+        for (int64_t j = start; j < i; ++j) {
+          bytes += s[static_cast<size_t>(j)];
+          time += layer[static_cast<size_t>(j)];
+        }
+        fits = fits && bytes <= capacity;
+        worst = std::max(worst, time);
+        ++groups;
+        start = i;
+      }
+      if (fits && (groups < best_groups || (groups == best_groups && worst < best_time))) {
+        best_groups = groups;
+        best_time = worst;
+      }
+    }
+    const lf::Partition p = lf::dp(cost, capacity, lf::StageTime{layer.data(), cut.data()});
+    check_shape(cost, p);
+    double worst = 0;
+    for (int64_t g = 0; g < p.k(); ++g) {
+      double time = cut[static_cast<size_t>(p.boundaries[static_cast<size_t>(g) + 1]) - 1];
+      for (int64_t j = p.boundaries[static_cast<size_t>(g)]; j < p.boundaries[static_cast<size_t>(g) + 1]; ++j) {
+        time += layer[static_cast<size_t>(j)];
+      }
+      worst = std::max(worst, time);
+      CHECK(p.group_costs[static_cast<size_t>(g)] <= capacity);
+    }
+    CHECK(p.k() == best_groups && worst == best_time);
+  }
+  const std::vector<double> bad{1.0, -2.0};
+  CHECK_THROWS(std::invalid_argument, lf::check_times(bad.data(), 2, "layer_time"), "layer_time[1] = -2.000000 is not a finite time >= 0");
+}
+
 int main() {
   test_exhaustive_random();
   test_edge_cases();
@@ -290,6 +348,7 @@ int main() {
   test_dp_does_not_degenerate();
   test_large_random_against_dp();
   test_medium_random_against_bisection();
+  test_stage_time_dp_against_exhaustive();
   std::printf("%d checks, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }
