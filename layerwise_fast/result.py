@@ -15,6 +15,12 @@ def _frozen(values: np.ndarray) -> np.ndarray:
     return values
 
 
+def _same_times(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return bool(np.array_equal(a, b))
+
+
 class Partition:
     """Layers ``0..n-1`` cut into ``k`` contiguous, non-empty groups.
 
@@ -126,8 +132,7 @@ class Partition:
             == (other.algorithm, other.cost, other.capacity, other.bottleneck, other.bottleneck_group)
             and np.array_equal(self.boundaries, other.boundaries)
             and np.array_equal(self.group_costs, other.group_costs)
-            and (self.stage_times is None) == (other.stage_times is None)
-            and (self.stage_times is None or np.array_equal(self.stage_times, other.stage_times))
+            and _same_times(self.stage_times, other.stage_times)
         )
 
     __hash__ = None  # type: ignore[assignment]
