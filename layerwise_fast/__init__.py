@@ -14,6 +14,7 @@ weights, activations and buffers of each layer for a batch, chunk and precision)
 `Hardware` (GPU profiles with their L2 capacity).
 """
 
+from layerwise_fast._embed import get_include
 from layerwise_fast.errors import InfeasibleError, LayerTooLargeError, TooFewGroupsError
 from layerwise_fast.hardware import PROFILES, CalibrationError, Hardware
 from layerwise_fast.layers import LayerTable, LayerTableError
@@ -41,5 +42,6 @@ __all__ = [
     "CalibrationError",
     "parse_bytes",
     "format_bytes",
+    "get_include",
     "__version__",
 ]
