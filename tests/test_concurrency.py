@@ -1,0 +1,76 @@
+"""Threads, the GIL and interruption."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+import layerwise_fast as lf
+
+
+def mixed_calls(inputs: list[np.ndarray]) -> list[tuple[int, int, tuple[int, ...]]]:
+    out = []
+    for i, sizes in enumerate(inputs):
+        capacity = int(sizes.max()) * (2 + i % 5)
+        for p in (lf.greedy(sizes, capacity), lf.balanced(sizes, 1 + i % 17), lf.dp(sizes, capacity),
+                  lf.balanced(sizes, capacity=capacity)):
+            out.append((p.k, p.bottleneck, tuple(p.boundaries.tolist())))
+    return out
+
+
+def test_eight_threads_agree_with_serial_results() -> None:
+    rng = np.random.default_rng(8)
+    inputs = [rng.integers(0, 10**6, int(rng.integers(17, 3000))) for _ in range(250)]  # 1000 calls
+    serial = mixed_calls(inputs)
+    results: list[list | None] = [None] * 8
+    threads = [threading.Thread(target=lambda t=t: results.__setitem__(t, mixed_calls(inputs))) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert all(r == serial for r in results)
+
+
+def test_long_call_releases_the_gil() -> None:
+    sizes = np.random.default_rng(0).integers(0, 10**6, 10**5)
+    capacity = int(sizes.mean() * 1000)  # about 1000 layers per group: a long dp
+    ticks = [0]
+    stop = threading.Event()
+
+    def count() -> None:
+        while not stop.is_set():
+            ticks[0] += 1
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    try:
+        time.sleep(0.05)
+        before = ticks[0]
+        lf.dp(sizes, capacity)
+        during = ticks[0] - before
+    finally:
+        stop.set()
+        counter.join()
+    # Holding the GIL for the whole call would leave the counter at a standstill.
+    assert during > 10_000
+
+
+def test_ctrl_c_exits_130_without_traceback(tmp_path: Path) -> None:
+    big = tmp_path / "big.txt"
+    big.write_text("1000\n" * 3_000_000)
+    process = subprocess.Popen([sys.executable, "-m", "layerwise_fast", "partition", str(big), "--capacity", "1MB"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
