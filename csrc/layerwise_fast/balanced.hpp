@@ -166,9 +166,10 @@ class SumProbe {
 
   // Exactly k groups at the optimum `best`: the greedy cuts at `best`, each moved
   // early only where the layers left are needed to keep later groups non-empty.
+  // Consumes the probe's state.
   Partition partition_at(int64_t best) {
     if (high_max_ != best) (*this)(best);  // the last feasible probe was not at `best`
-    std::vector<Known> cuts(high_);
+    std::vector<Known>& cuts = high_;
     const int64_t* sizes = cost_.data();
     for (int64_t g = k_ - 1; g >= 1 && cuts[static_cast<size_t>(g)].stop > n_ - (k_ - g); --g) {
       const Known& next = cuts[static_cast<size_t>(g) + 1];

@@ -95,11 +95,41 @@ class SumCost {
   }
 
   // Adds layers [i, i + kBlock) at once if they all fit; false means "go one by one".
+  // kValidated: the sizes are known to be >= 0 with an int64 total (no checks needed).
+  template <bool kValidated = false>
   bool try_extend_block(Group& g, int64_t i, int64_t limit) const noexcept {
-    const BlockReduce r = reduce_block(sizes_ + i);
-    if (r.bits >= kBlockSafeBits || r.sum > static_cast<uint64_t>(limit - g.cost)) return false;
-    g.cost += static_cast<int64_t>(r.sum);
+    uint64_t sum;
+    if constexpr (kValidated) {
+      sum = 0;
+      for (int64_t j = 0; j < kBlock; ++j) sum += static_cast<uint64_t>(sizes_[i + j]);
+    } else {
+      const BlockReduce r = reduce_block(sizes_ + i);
+      if (r.bits >= kBlockSafeBits) return false;
+      sum = r.sum;
+    }
+    if (sum > static_cast<uint64_t>(limit - g.cost)) return false;
+    g.cost += static_cast<int64_t>(sum);
     return true;
+  }
+
+  // For a block [i, i + kBlock) that does not fit whole: adds the longest run of its
+  // first layers that fits and returns its length (< kBlock), without branching per
+  // layer. Returns -1, adding nothing, when unvalidated sizes need the careful path.
+  template <bool kValidated = false>
+  int64_t extend_within_block(Group& g, int64_t i, int64_t limit) const noexcept {
+    if constexpr (!kValidated) {
+      if (reduce_block(sizes_ + i).bits >= kBlockSafeBits) return -1;
+    }
+    const int64_t room = limit - g.cost;
+    int64_t partial = 0, fitted = 0, count = 0;
+    for (int64_t j = i; j < i + kBlock; ++j) {
+      partial += sizes_[j];
+      const bool fits = partial <= room;  // sizes >= 0: the layers that fit form a prefix
+      count += fits;
+      fitted += fits ? sizes_[j] : 0;
+    }
+    g.cost += fitted;
+    return count;
   }
 
   int64_t extended_cost(const Group& g, int64_t i) const noexcept {
@@ -152,6 +182,7 @@ class PeakCost {
     return true;
   }
 
+  template <bool kValidated = false>
   bool try_extend_block(Group& g, int64_t i, int64_t limit) const noexcept {
     const BlockReduce w = reduce_block(weights_ + i);
     int64_t live = g.live;
@@ -165,6 +196,12 @@ class PeakCost {
     g.weights += static_cast<int64_t>(w.sum);
     g.live = live;
     return true;
+  }
+
+  // The peak model walks a block that does not fit layer by layer.
+  template <bool kValidated = false>
+  int64_t extend_within_block(Group&, int64_t, int64_t) const noexcept {
+    return -1;
   }
 
   int64_t extended_cost(const Group& g, int64_t i) const noexcept {

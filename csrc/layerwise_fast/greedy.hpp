@@ -19,21 +19,34 @@ namespace layerwise_fast {
 // (stop < n); a false return ends the walk. Returns the last, still open group, or
 // nothing if the walk was ended early. kValidate checks each layer that starts a group
 // (sign, capacity); every other layer is checked by try_extend, which never accepts a
-// negative size.
+// negative size. Without kValidate the sizes must have been validated already (every
+// size >= 0, the total within int64), as balanced() does before it probes.
 template <bool kValidate, class Cost, class OnCut>
 std::optional<typename Cost::Group> greedy_walk(const Cost& cost, int64_t limit, OnCut&& on_cut) {
   const int64_t n = cost.size();
-  auto group = kValidate ? cost.single(0, limit) : cost.start(0);
+  const auto next_group = [&](int64_t i) { return kValidate ? cost.single(i, limit) : cost.start(i); };
+  auto group = next_group(0);
   for (int64_t i = 1; i < n;) {
-    // Whole blocks first; a block that does not fit is walked layer by layer.
-    if (i + kBlock <= n && cost.try_extend_block(group, i, limit)) {
-      i += kBlock;
-      continue;
+    // Whole blocks first. In a block that does not fit, the cut is found either at once
+    // (cost models that can) or layer by layer; blocks resume after the cut.
+    if (i + kBlock <= n) {
+      if (cost.template try_extend_block<!kValidate>(group, i, limit)) {
+        i += kBlock;
+        continue;
+      }
+      const int64_t fitted = cost.template extend_within_block<!kValidate>(group, i, limit);
+      if (fitted >= 0) {
+        i += fitted;
+        if (!on_cut(i, group)) return std::nullopt;
+        group = next_group(i++);
+        continue;
+      }
     }
     for (const int64_t end = std::min(n, i + kBlock); i < end; ++i) {
       if (cost.try_extend(group, i, limit)) continue;
       if (!on_cut(i, group)) return std::nullopt;
-      group = kValidate ? cost.single(i, limit) : cost.start(i);
+      group = next_group(i++);
+      break;
     }
   }
   return group;
