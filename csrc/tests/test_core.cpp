@@ -10,8 +10,10 @@
 #include <vector>
 
 #include "layerwise_fast/core.hpp"
+#include "oracle.hpp"
 
 namespace lf = layerwise_fast;
+namespace lft = layerwise_fast::testing;
 using Sizes = std::vector<int64_t>;
 
 static int failures = 0;
@@ -47,61 +49,16 @@ static void check_throws(const std::function<void()>& fn, const std::string& nee
 }
 #define CHECK_THROWS(E, expr, needle) check_throws<E>([&] { (void)(expr); }, needle, __LINE__)
 
-struct Best {
-  int64_t groups = lf::kInt64Max;       // fewest groups under the capacity
-  int64_t bottleneck = lf::kInt64Max;   // smallest bottleneck among those
-  std::vector<int64_t> by_k;            // smallest bottleneck for each k (index k)
-};
-
-// Every cut set of n layers, costs from the model: the exhaustive oracle.
-template <class Cost>
-static Best exhaustive(const Cost& cost, int64_t capacity) {
-  const int64_t n = cost.size();
-  Best best;
-  best.by_k.assign(static_cast<size_t>(n) + 1, lf::kInt64Max);
-  for (uint64_t mask = 0; mask < (uint64_t{1} << (n - 1)); ++mask) {
-    int64_t groups = 0, worst = 0, start = 0;
-    for (int64_t i = 1; i <= n; ++i) {
-      if (i < n && !((mask >> (i - 1)) & 1)) continue;
-      auto g = cost.start(start);
-      for (int64_t j = start + 1; j < i; ++j) cost.try_extend(g, j, lf::kUnbounded);
-      worst = std::max(worst, Cost::cost(g));
-      ++groups;
-      start = i;
-    }
-    auto& slot = best.by_k[static_cast<size_t>(groups)];
-    slot = std::min(slot, worst);
-    if (worst <= capacity && (groups < best.groups || (groups == best.groups && worst < best.bottleneck))) {
-      best.groups = groups;
-      best.bottleneck = worst;
-    }
-  }
-  return best;
-}
-
-// Structural invariants of any result: cuts from 0 to n, strictly increasing, costs
-// equal to the model's cost of each group, bottleneck and its group consistent.
 template <class Cost>
 static void check_shape(const Cost& cost, const lf::Partition& p) {
-  const int64_t n = cost.size();
-  CHECK(p.boundaries.front() == 0 && p.boundaries.back() == n);
-  CHECK(static_cast<int64_t>(p.boundaries.size()) == p.k() + 1);
-  int64_t worst = -1;
-  for (int64_t g = 0; g < p.k(); ++g) {
-    const int64_t a = p.boundaries[static_cast<size_t>(g)], b = p.boundaries[static_cast<size_t>(g) + 1];
-    CHECK(a < b);
-    auto group = cost.start(a);
-    for (int64_t j = a + 1; j < b; ++j) cost.try_extend(group, j, lf::kUnbounded);
-    CHECK(Cost::cost(group) == p.group_costs[static_cast<size_t>(g)]);
-    worst = std::max(worst, Cost::cost(group));
-  }
-  CHECK(worst == p.bottleneck);
-  CHECK(p.group_costs[static_cast<size_t>(p.bottleneck_group)] == p.bottleneck);
+  const std::string error = lft::shape_error(cost, p);
+  if (!error.empty()) std::fprintf(stderr, "shape: %s\n", error.c_str());
+  CHECK(error.empty());
 }
 
 template <class Cost>
 static void compare_with_oracle(const Cost& cost, int64_t capacity) {
-  const Best best = exhaustive(cost, capacity);
+  const lft::Best best = lft::exhaustive(cost, capacity);
   const int64_t n = cost.size();
   for (int64_t k = 1; k <= n; ++k) {
     const lf::Partition p = lf::balanced(cost, k);
@@ -228,22 +185,6 @@ static void test_large_random_against_dp() {
   }
 }
 
-// The smallest bound at which k groups cover all layers, by plain bisection over linear
-// probes: an oracle independent of the estimates, brackets and clamping of balanced().
-template <class Cost>
-static int64_t bisection_oracle(const Cost& cost, int64_t k, int64_t largest, int64_t total) {
-  int64_t lo = largest, hi = total;
-  while (lo < hi) {
-    const int64_t mid = lo + (hi - lo) / 2;
-    if (lf::detail::linear_probe(cost, k, mid).feasible) {
-      hi = mid;
-    } else {
-      lo = mid + 1;
-    }
-  }
-  return lo;
-}
-
 // Medium sizes, where the `sum` probe keeps cut brackets (k <= n / 9) and greedy's
 // block fast path is taken.
 static void test_medium_random_against_bisection() {
@@ -272,10 +213,10 @@ static void test_medium_random_against_bisection() {
       if (k < 1) continue;
       const lf::Partition p = lf::balanced(sum, k);
       check_shape(sum, p);
-      CHECK(p.k() == k && p.bottleneck == bisection_oracle(sum, k, largest_sum, total));
+      CHECK(p.k() == k && p.bottleneck == lft::bisection_oracle(sum, k, largest_sum, total));
       const lf::Partition q = lf::balanced(peak, k);
       check_shape(peak, q);
-      CHECK(q.k() == k && q.bottleneck == bisection_oracle(peak, k, largest_peak, weights + max_live));
+      CHECK(q.k() == k && q.bottleneck == lft::bisection_oracle(peak, k, largest_peak, weights + max_live));
     }
     const lf::Partition g = lf::greedy(sum, largest_sum * 3), d = lf::dp(sum, largest_sum * 3);
     check_shape(sum, g);

@@ -1,0 +1,187 @@
+// Fuzz target for the core (libFuzzer), also a replayer of saved inputs.
+//
+// Input bytes: [mode][capacity: 8][k: 2][sizes: 8 each ...]. `mode` picks the cost
+// model and how raw 64-bit words become sizes (tiny values with many ties, moderate,
+// huge near the int64 edge, or raw words that may be negative). Every algorithm runs;
+// any exception must be justified by the input, every result must be well formed and,
+// for n <= 12, optimal against brute force. A violation aborts.
+//
+// libFuzzer: clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -I csrc csrc/tests/fuzz_core.cpp
+// replay:    g++ -std=c++17 -O1 -DLAYERWISE_FAST_REPLAY -I csrc csrc/tests/fuzz_core.cpp -o replay
+//            ./replay tests/corpus/core/*
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "layerwise_fast/core.hpp"
+#include "oracle.hpp"
+
+namespace lf = layerwise_fast;
+namespace lft = layerwise_fast::testing;
+
+namespace {
+
+constexpr size_t kHeader = 11;
+constexpr int64_t kMaxLayers = 64;
+constexpr int64_t kBruteForceLayers = 12;
+
+[[noreturn]] void fail(const std::string& what) {
+  std::fprintf(stderr, "fuzz_core violation: %s\n", what.c_str());
+  std::abort();
+}
+
+uint64_t word(const uint8_t* p, size_t bytes) {
+  uint64_t w = 0;
+  std::memcpy(&w, p, bytes);
+  return w;
+}
+
+// A size from a raw word, by mode: ties, moderate, huge, or raw (possibly negative).
+int64_t size_from(uint64_t w, int mode) {
+  switch (mode & 3) {
+    case 0: return static_cast<int64_t>(w % 8);
+    case 1: return static_cast<int64_t>(w % 1'000'000);
+    case 2: return static_cast<int64_t>(w >> 2);  // up to 2^62: sums overflow quickly
+    default: return static_cast<int64_t>(w);
+  }
+}
+
+struct Input {
+  int mode;
+  int64_t capacity;
+  int64_t k;
+  std::vector<int64_t> a, b;  // sizes (sum), or weights and live bytes (peak)
+};
+
+Input decode(const uint8_t* data, size_t size) {
+  Input in{data[0], 0, 0, {}, {}};
+  in.capacity = size_from(word(data + 1, 8), in.mode >> 2);
+  in.k = static_cast<int64_t>(word(data + 9, 2));
+  const bool peak = in.mode & 0x80;
+  for (size_t at = kHeader; at + 8 <= size && static_cast<int64_t>(in.a.size()) < kMaxLayers; at += 8) {
+    const int64_t value = size_from(word(data + at, 8), in.mode);
+    if (peak && in.a.size() > in.b.size()) {
+      in.b.push_back(value);
+    } else {
+      in.a.push_back(value);
+    }
+  }
+  if (peak) in.a.resize(in.b.size());
+  return in;
+}
+
+bool has_negative(const std::vector<int64_t>& v) {
+  for (int64_t x : v) {
+    if (x < 0) return true;
+  }
+  return false;
+}
+
+// Runs fn; an exception is acceptable only when `allowed` says the input explains it.
+template <class Fn, class Allowed>
+bool run_checked(const char* name, Fn&& fn, Allowed&& allowed) {
+  try {
+    fn();
+    return true;
+  } catch (const lf::layer_too_large& e) {
+    if (!allowed("too_large", e.layer())) fail(std::string(name) + ": unexplained layer_too_large: " + e.what());
+  } catch (const std::overflow_error& e) {
+    if (!allowed("overflow", -1)) fail(std::string(name) + ": unexplained overflow: " + e.what());
+  } catch (const std::invalid_argument& e) {
+    if (!allowed("invalid", -1)) fail(std::string(name) + ": unexplained invalid_argument: " + e.what());
+  }
+  return false;
+}
+
+template <class Cost>
+void check_model(const Cost& cost, const Input& in, bool negative, __int128 total, int64_t largest) {
+  const int64_t n = cost.size();
+  const bool overflow = total > lf::kInt64Max;
+  const auto explained = [&](const char* kind, int64_t layer) {
+    const std::string k(kind);
+    if (k == "invalid") return negative || n == 0 || in.capacity < 1 || in.k < 1 || in.k > n;
+    if (k == "overflow") return overflow || negative;
+    return layer >= 0 && layer < n && lft::group_cost(cost, layer, layer + 1) > in.capacity;
+  };
+
+  lf::Partition g, d, f, b;
+  const bool greedy_ok = run_checked("greedy", [&] { g = lf::greedy(cost, in.capacity); }, explained);
+  const bool dp_ok = run_checked("dp", [&] { d = lf::dp(cost, in.capacity); }, explained);
+  const bool fewest_ok = run_checked("balanced_fewest", [&] { f = lf::balanced_fewest(cost, in.capacity); }, explained);
+  const bool balanced_ok = run_checked("balanced", [&] { b = lf::balanced(cost, in.k); }, explained);
+  if (negative && (greedy_ok || dp_ok || fewest_ok || balanced_ok)) fail("a negative size was accepted");
+  if (largest > in.capacity && in.capacity >= 1 && (greedy_ok || dp_ok)) fail("an oversized layer was accepted");
+
+  for (const lf::Partition* p : {greedy_ok ? &g : nullptr, dp_ok ? &d : nullptr, fewest_ok ? &f : nullptr,
+                                 balanced_ok ? &b : nullptr}) {
+    if (!p) continue;
+    const std::string error = lft::shape_error(cost, *p);
+    if (!error.empty()) fail("malformed result: " + error);
+  }
+  if (greedy_ok && g.bottleneck > in.capacity) fail("greedy exceeds the capacity");
+  if (greedy_ok && dp_ok && g.k() != d.k()) fail("greedy and dp disagree on the fewest groups");
+  if (dp_ok && fewest_ok && (d.k() != f.k() || d.bottleneck != f.bottleneck)) fail("dp and balanced_fewest disagree");
+  if (balanced_ok && b.k() != in.k) fail("balanced did not return k groups");
+
+  if (n >= 1 && n <= kBruteForceLayers && !negative && !overflow) {
+    const lft::Best best = lft::exhaustive(cost, in.capacity);
+    if (balanced_ok && b.bottleneck != best.by_k[static_cast<size_t>(in.k)]) fail("balanced is not optimal");
+    if (greedy_ok && g.k() != best.groups) fail("greedy is not minimal");
+    if (dp_ok && (d.k() != best.groups || d.bottleneck != best.bottleneck)) fail("dp is not optimal");
+  }
+}
+
+void run_one(const uint8_t* data, size_t size) {
+  if (size < kHeader) return;
+  const Input in = decode(data, size);
+  const int64_t n = static_cast<int64_t>(in.a.size());
+  const bool peak = in.mode & 0x80;
+  const bool negative = has_negative(in.a) || has_negative(in.b);
+  __int128 total = 0;
+  int64_t largest = 0;
+  int64_t max_live = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const size_t at = static_cast<size_t>(i);
+    const __int128 single = static_cast<__int128>(in.a[at]) + (peak ? in.b[at] : 0);
+    total += in.a[at];
+    if (peak) max_live = std::max(max_live, in.b[at]);
+    if (single > largest) largest = single > lf::kInt64Max ? lf::kInt64Max : static_cast<int64_t>(single);
+  }
+  total += max_live;
+  if (peak) {
+    check_model(lf::PeakCost(in.a.data(), in.b.data(), n), in, negative, total, largest);
+  } else {
+    check_model(lf::SumCost(in.a.data(), n), in, negative, total, largest);
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  run_one(data, size);
+  return 0;
+}
+
+#ifdef LAYERWISE_FAST_REPLAY
+int main(int argc, char** argv) {
+  int replayed = 0;
+  for (int i = 1; i < argc; ++i) {
+    std::FILE* f = std::fopen(argv[i], "rb");
+    if (!f) {
+      std::fprintf(stderr, "cannot open %s\n", argv[i]);
+      return 2;
+    }
+    std::vector<uint8_t> bytes;
+    for (int c; (c = std::fgetc(f)) != EOF;) bytes.push_back(static_cast<uint8_t>(c));
+    std::fclose(f);
+    run_one(bytes.data(), bytes.size());
+    ++replayed;
+  }
+  std::printf("replayed %d inputs, no violation\n", replayed);
+  return 0;
+}
+#endif
