@@ -1,0 +1,412 @@
+"""Calibration: how fast one persistent read+write stream runs against its buffer size.
+
+One cooperative launch of :func:`~layerwise_fast.cuda.kernels.stream_passes_kernel`
+makes ``passes`` in-place passes ``x = x * 1 + 2**-12`` over a float32 buffer, with a
+grid-wide sync between passes and each pass handing every block's share to another
+block (so a pass reads what another multiprocessor wrote, from L2 or HBM, never from
+its own L1). Sweeping the buffer from about 1 MiB to 4x the nominal L2 gives the
+bandwidth curve; rates count bytes read plus bytes written (``2 * size * passes``
+over the launch's time, the median of ``repeats`` launches timed with CUDA events).
+Every element must end up incremented by exactly the number of passes it saw, which
+the sweep checks (the values stay on a grid of ``2**-12`` where float32 is exact).
+
+From the curve (:func:`analyse_curve`):
+
+- the *plateau*: the best rate of the sweep, and the size where it was reached;
+- the *HBM rate*: the median rate over the sizes of at least 2x the nominal L2;
+- the *knee*: the largest size, going up from the plateau, up to which every size
+  keeps at least ``knee_fraction`` (0.9) of the plateau rate.
+
+The calibration file is the format that ``Hardware.from_calibration`` reads
+(``layerwise_fast.hardware``; schema ``"layerwise_fast.calibration"``, version 1):
+``device_name``, ``l2_bytes`` (the nominal L2 the sweep was sized from), ``knee_bytes``,
+``plateau_bytes_per_s``, ``hbm_bytes_per_s``, ``sizes`` (bytes) and ``bytes_per_s`` (one
+rate per size), with the rest under ``meta``: the device, the method, the passes per
+size, the size of the plateau, the knee fraction. Sizes are integer bytes, rates bytes
+per second. Under the simulator nothing is timed, and there is no file to write.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..hardware import CALIBRATION_SCHEMA, CALIBRATION_VERSION
+from .kernels import MAX_ELEMENTS, DeviceInfo, cuda, device_info, is_simulated, prepare_stream_passes
+
+KNEE_FRACTION = 0.9
+"""Share of the plateau rate a size must keep to count as below the knee."""
+
+HBM_FROM_L2_FACTOR = 2.0
+"""Sizes of at least this many times the nominal L2 measure the HBM rate."""
+
+MIB = 1 << 20
+_ELEMENT_BYTES = 4  # float32 stream
+_INCREMENT = 2.0**-12  # exact in float32 for the values the sweep reaches
+_MAX_INCREMENTS = 2**23  # keeps every value below 2**11 + 1.5, where 2**-12 steps stay exact
+
+
+@dataclass(frozen=True)
+class CurveSummary:
+    """What a bandwidth curve says (sizes in bytes, rates in bytes per second)."""
+
+    plateau_bytes_per_s: float
+    plateau_size_bytes: int
+    hbm_bytes_per_s: float
+    knee_bytes: int
+    knee_fraction: float
+
+
+def calibration_sizes(
+    l2_bytes: int,
+    min_bytes: int = MIB,
+    max_factor: float = 4.0,
+    points_per_octave: int = 4,
+    align_bytes: int = 4096,
+) -> list[int]:
+    """Buffer sizes for the sweep: geometric from ``min_bytes`` to ``max_factor * l2_bytes``.
+
+    Sizes are multiples of ``align_bytes``, strictly increasing, and the last one is
+    ``max_factor * l2_bytes`` rounded down to ``align_bytes``.
+    """
+    if l2_bytes < 1:
+        raise ValueError(f"l2_bytes must be >= 1, got {l2_bytes}")
+    if min_bytes < align_bytes or align_bytes < _ELEMENT_BYTES or align_bytes % _ELEMENT_BYTES:
+        raise ValueError(
+            f"need min_bytes >= align_bytes >= {_ELEMENT_BYTES} with align_bytes a multiple of "
+            f"{_ELEMENT_BYTES}, got min_bytes={min_bytes}, align_bytes={align_bytes}"
+        )
+    if points_per_octave < 1:
+        raise ValueError(f"points_per_octave must be >= 1, got {points_per_octave}")
+    top = int(max_factor * l2_bytes) // align_bytes * align_bytes
+    if top <= min_bytes:
+        raise ValueError(
+            f"max_factor * l2_bytes = {max_factor * l2_bytes:.0f} bytes must exceed "
+            f"min_bytes = {min_bytes}"
+        )
+    count = math.ceil(math.log2(top / min_bytes) * points_per_octave)
+    raw = (min_bytes * (top / min_bytes) ** (k / count) for k in range(count + 1))
+    sizes = sorted({max(align_bytes, int(size) // align_bytes * align_bytes) for size in raw})
+    sizes[-1] = top
+    return sizes
+
+
+def analyse_curve(
+    sizes_bytes: Sequence[int],
+    rates_bytes_per_s: Sequence[float],
+    l2_bytes: int,
+    knee_fraction: float = KNEE_FRACTION,
+) -> CurveSummary:
+    """Plateau, HBM rate and knee of a bandwidth curve (see the module docstring).
+
+    Args:
+        sizes_bytes: strictly increasing buffer sizes.
+        rates_bytes_per_s: the rate measured at each size, finite and > 0.
+        l2_bytes: the nominal L2 size; sizes >= 2x it give the HBM rate.
+        knee_fraction: in (0, 1].
+    """
+    if len(sizes_bytes) != len(rates_bytes_per_s):
+        raise ValueError(
+            f"sizes_bytes and rates_bytes_per_s must have equal lengths, got "
+            f"{len(sizes_bytes)} and {len(rates_bytes_per_s)}"
+        )
+    if len(sizes_bytes) < 2:
+        raise ValueError(f"a curve needs at least 2 points, got {len(sizes_bytes)}")
+    if any(b <= a for a, b in zip(sizes_bytes, sizes_bytes[1:])):
+        raise ValueError("sizes_bytes must be strictly increasing")
+    if not all(math.isfinite(r) and r > 0 for r in rates_bytes_per_s):
+        raise ValueError("rates_bytes_per_s must all be finite and > 0")
+    if not 0.0 < knee_fraction <= 1.0:
+        raise ValueError(f"knee_fraction must be in (0, 1], got {knee_fraction}")
+    hbm_rates = [r for s, r in zip(sizes_bytes, rates_bytes_per_s) if s >= HBM_FROM_L2_FACTOR * l2_bytes]
+    if not hbm_rates:
+        raise ValueError(
+            f"no size reaches {HBM_FROM_L2_FACTOR:g}x l2_bytes = "
+            f"{HBM_FROM_L2_FACTOR * l2_bytes:.0f} bytes (largest: {sizes_bytes[-1]}): "
+            "the HBM rate cannot be measured"
+        )
+    best = max(range(len(rates_bytes_per_s)), key=rates_bytes_per_s.__getitem__)
+    plateau = float(rates_bytes_per_s[best])
+    knee = best
+    while knee + 1 < len(sizes_bytes) and rates_bytes_per_s[knee + 1] >= knee_fraction * plateau:
+        knee += 1
+    return CurveSummary(
+        plateau_bytes_per_s=plateau,
+        plateau_size_bytes=int(sizes_bytes[best]),
+        hbm_bytes_per_s=float(statistics.median(hbm_rates)),
+        knee_bytes=int(sizes_bytes[knee]),
+        knee_fraction=knee_fraction,
+    )
+
+
+def time_launches(launch: Callable[[], object], repeats: int) -> list[float] | None:
+    """Seconds taken on the device by each of ``repeats`` back-to-back calls of ``launch``.
+
+    One untimed call first fills the queue; then an event is recorded after each call,
+    so the host's launch overhead overlaps the device's work instead of being timed.
+    The caller warms up (compiles) first. Under the simulator, events carry no time:
+    nothing is launched and the answer is ``None``.
+
+    Raises:
+        RuntimeError: a real device returned a non-positive event time.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if is_simulated():
+        return None
+    events = [cuda.event(timing=True) for _ in range(repeats + 1)]
+    launch()
+    events[0].record()
+    for event in events[1:]:
+        launch()
+        event.record()
+    events[-1].synchronize()
+    times = []
+    for start, end in zip(events, events[1:]):
+        elapsed_ms = start.elapsed_time(end)
+        if not elapsed_ms > 0.0:
+            raise RuntimeError(f"CUDA events measured {elapsed_ms} ms for a launch")
+        times.append(elapsed_ms / 1e3)
+    return times
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A bandwidth sweep and its summary; see the module docstring for the file format.
+
+    Attributes:
+        device: the device it ran on.
+        l2_bytes: the nominal L2 size the sweep was sized from.
+        sizes_bytes: buffer sizes.
+        passes: passes per launch at each size.
+        rates_bytes_per_s: median rate at each size, or ``None`` when untimed (simulator).
+        summary: plateau, HBM rate and knee, or ``None`` when untimed.
+        method: how it was measured (JSON-ready).
+    """
+
+    device: DeviceInfo
+    l2_bytes: int
+    sizes_bytes: tuple[int, ...]
+    passes: tuple[int, ...]
+    rates_bytes_per_s: tuple[float, ...] | None
+    summary: CurveSummary | None
+    method: dict[str, Any]
+
+    @property
+    def timed(self) -> bool:
+        """Whether rates were measured (False under the simulator)."""
+        return self.rates_bytes_per_s is not None
+
+    def rate_at(self, size_bytes: int) -> float:
+        """The rate at ``size_bytes``, interpolated linearly in log(size), clamped at the ends."""
+        if self.rates_bytes_per_s is None:
+            raise ValueError("this calibration is untimed (simulator): it has no rates")
+        return float(
+            np.interp(math.log(size_bytes), np.log(self.sizes_bytes), self.rates_bytes_per_s)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The calibration file as a dictionary (``Hardware.from_calibration``'s format).
+
+        Raises:
+            ValueError: the calibration is untimed (simulator): it has no rates to write.
+        """
+        if self.rates_bytes_per_s is None or self.summary is None:
+            raise ValueError("an untimed calibration (simulator) has no rates: nothing to write")
+        summary = self.summary
+        return {
+            "schema": CALIBRATION_SCHEMA,
+            "version": CALIBRATION_VERSION,
+            "device_name": self.device.name,
+            "l2_bytes": self.l2_bytes,
+            "knee_bytes": summary.knee_bytes,
+            "plateau_bytes_per_s": summary.plateau_bytes_per_s,
+            "hbm_bytes_per_s": summary.hbm_bytes_per_s,
+            "sizes": list(self.sizes_bytes),
+            "bytes_per_s": list(self.rates_bytes_per_s),
+            "meta": {
+                "device": self.device.to_dict(),
+                "method": self.method,
+                "passes": list(self.passes),
+                "plateau_size_bytes": summary.plateau_size_bytes,
+                "knee_fraction": summary.knee_fraction,
+                "hbm_from_l2_factor": HBM_FROM_L2_FACTOR,
+            },
+        }
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready description, timed or not (for reports)."""
+        if self.timed:
+            return {"timed": True, **self.to_dict()}
+        return {
+            "timed": False,
+            "device": self.device.to_dict(),
+            "l2_bytes": self.l2_bytes,
+            "sizes": list(self.sizes_bytes),
+            "passes": list(self.passes),
+            "method": self.method,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the calibration file to ``path`` (see :meth:`to_dict`); return the path."""
+        target = Path(path)
+        target.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return target
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibration:
+        """Rebuild a calibration from its file's dictionary; the summary is recomputed."""
+        if data.get("schema") != CALIBRATION_SCHEMA or data.get("version") != CALIBRATION_VERSION:
+            raise ValueError(
+                f"not a calibration file of this version: schema {data.get('schema')!r}, "
+                f"version {data.get('version')!r}; expected {CALIBRATION_SCHEMA!r}, "
+                f"{CALIBRATION_VERSION}"
+            )
+        meta = data.get("meta", {})
+        dev = meta.get("device")
+        device = (
+            DeviceInfo(
+                name=str(dev["name"]),
+                compute_capability=(int(dev["compute_capability"][0]), int(dev["compute_capability"][1])),
+                multiprocessors=int(dev["multiprocessors"]),
+                l2_bytes=None if dev["l2_bytes"] is None else int(dev["l2_bytes"]),
+                simulated=bool(dev["simulated"]),
+                bfloat16=bool(dev["bfloat16"]),
+            )
+            if dev is not None
+            else DeviceInfo(str(data["device_name"]), (0, 0), 0, int(data["l2_bytes"]), False, False)
+        )
+        sizes = tuple(int(s) for s in data["sizes"])
+        rates = tuple(float(r) for r in data["bytes_per_s"])
+        l2_bytes = int(data["l2_bytes"])
+        summary = analyse_curve(sizes, rates, l2_bytes, float(meta.get("knee_fraction", KNEE_FRACTION)))
+        passes = tuple(int(p) for p in meta.get("passes", [0] * len(sizes)))
+        return cls(device, l2_bytes, sizes, passes, rates, summary, dict(meta.get("method", {})))
+
+
+def load_calibration(path: str | Path) -> Calibration:
+    """Read a calibration file written by :meth:`Calibration.save`."""
+    return Calibration.from_dict(json.loads(Path(path).read_text()))
+
+
+def _passes_for(size_bytes: int, bytes_per_launch: int, max_passes: int) -> int:
+    """Passes that move about ``bytes_per_launch`` (read + written) over ``size_bytes``."""
+    return max(1, min(max_passes, math.ceil(bytes_per_launch / (2 * size_bytes))))
+
+
+def _initial_values(elements: int, rng: np.random.Generator) -> np.ndarray:
+    """Values in [1, 1.5) on the 2**-12 grid, so every increment stays exact in float32."""
+    steps = rng.integers(0, 2048, size=elements, dtype=np.int64)
+    return (1.0 + steps * _INCREMENT).astype(np.float32)
+
+
+def calibrate(
+    sizes_bytes: Sequence[int] | None = None,
+    *,
+    l2_bytes: int | None = None,
+    repeats: int = 5,
+    bytes_per_launch: int = 2 << 30,
+    max_passes: int = 4096,
+    threads_per_block: int = 256,
+    knee_fraction: float = KNEE_FRACTION,
+    seed: int = 0,
+) -> Calibration:
+    """Run the bandwidth sweep on the current device (or the simulator).
+
+    Args:
+        sizes_bytes: buffer sizes, multiples of 4 bytes; default
+            :func:`calibration_sizes` of the nominal L2.
+        l2_bytes: nominal L2 size in bytes; default the device's (required under the
+            simulator, which reports none).
+        repeats: timed launches per size (after one warm-up launch); the median counts.
+        bytes_per_launch: bytes read + written per launch the pass count aims for.
+        max_passes: most passes per launch.
+        threads_per_block: a power of two in [32, 1024].
+        knee_fraction: see :func:`analyse_curve`.
+        seed: seed of the buffer's initial values.
+
+    Raises:
+        RuntimeError: some element was not incremented exactly once per pass.
+    """
+    info = device_info()
+    l2 = info.l2_bytes if l2_bytes is None else l2_bytes
+    if l2 is None or l2 < 1:
+        raise ValueError(f"l2_bytes must be given (>= 1) where the device reports none, got {l2}")
+    sizes = sorted(calibration_sizes(l2) if sizes_bytes is None else sizes_bytes)
+    for size in sizes:
+        if size < _ELEMENT_BYTES or size % _ELEMENT_BYTES or size > MAX_ELEMENTS * _ELEMENT_BYTES:
+            raise ValueError(
+                f"calibration sizes must be multiples of {_ELEMENT_BYTES} bytes in "
+                f"[{_ELEMENT_BYTES}, {MAX_ELEMENTS * _ELEMENT_BYTES}], got {size}"
+            )
+    if len(set(sizes)) != len(sizes):
+        raise ValueError("calibration sizes must be distinct")
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if max_passes < 1 or bytes_per_launch < 1:
+        raise ValueError(
+            f"max_passes and bytes_per_launch must be >= 1, got {max_passes} and {bytes_per_launch}"
+        )
+    passes = [_passes_for(size, bytes_per_launch, max_passes) for size in sizes]
+    if sum(passes) * (repeats + 2) > _MAX_INCREMENTS:
+        raise ValueError(
+            f"the sweep would make {sum(passes) * (repeats + 2)} passes over its first bytes, more "
+            f"than {_MAX_INCREMENTS} (beyond that float32 stops counting them exactly): lower "
+            "repeats, max_passes or bytes_per_launch"
+        )
+    initial = _initial_values(sizes[-1] // _ELEMENT_BYTES, np.random.default_rng(seed))
+    device_buf = cuda.to_device(initial)
+    rates: list[float] = []
+    launches = []
+    for size, count in zip(sizes, passes):
+        launch = prepare_stream_passes(
+            device_buf[: size // _ELEMENT_BYTES], count, 1.0, _INCREMENT, threads_per_block
+        )
+        launch()  # warm-up
+        times = time_launches(launch, repeats)
+        # The warm-up, plus the queue-filling call and the repeats when timed.
+        launches.append(1 if times is None else 2 + repeats)
+        if times is not None:
+            rates.append(2.0 * size * count / statistics.median(times))
+    _check_increments(device_buf.copy_to_host(), initial, sizes, passes, launches)
+    timed = not is_simulated()
+    summary = analyse_curve(sizes, rates, l2, knee_fraction) if timed else None
+    method = {
+        "kernel": "stream_passes_kernel",
+        "element": "float32",
+        "access": "in-place read+write passes, grid-wide sync between passes, rotated blocks",
+        "rate_counts": "bytes read + bytes written",
+        "statistic": "median",
+        "repeats": repeats,
+        "threads_per_block": threads_per_block,
+        "bytes_per_launch": bytes_per_launch,
+    }
+    return Calibration(info, l2, tuple(sizes), tuple(passes), tuple(rates) if timed else None,
+                       summary, method)
+
+
+def _check_increments(
+    final: np.ndarray,
+    initial: np.ndarray,
+    sizes: Sequence[int],
+    passes: Sequence[int],
+    launches: Sequence[int],
+) -> None:
+    """Check that element ``i`` rose by ``2**-12`` per pass of every size that covers it."""
+    expected = initial.astype(np.float64)
+    for size, count, runs in zip(sizes, passes, launches):
+        expected[: size // _ELEMENT_BYTES] += count * runs * _INCREMENT
+    wrong = np.flatnonzero(final.astype(np.float64) != expected)
+    if wrong.size:
+        first = int(wrong[0])
+        raise RuntimeError(
+            f"calibration stream is wrong at {wrong.size} of {final.size} elements; first at "
+            f"element {first}: {float(final[first])!r}, expected {float(expected[first])!r}"
+        )

@@ -1,0 +1,800 @@
+"""Numba CUDA kernels: the chunked group kernel, its layer-by-layer control, the
+calibration stream, and their host-side launchers.
+
+Data layout
+    Activations ``(tokens, hidden)`` are passed to the kernels as flat C-order vectors
+    and weights as one flat float32 vector ``params`` of ``layers * 2 * hidden`` values
+    (layer ``l``'s scale or rmsnorm weight at ``(2 l) * hidden``, its bias right after).
+
+Thread mapping (shared by the chunked kernel and the control)
+    A *team* of ``team`` threads (a power of two, 32 <= team <= threads per block) owns
+    one row at a time. Lane ``t`` of the team touches channels ``t, t + team,
+    t + 2 team, ...``, so each warp instruction reads consecutive elements (coalesced),
+    and each thread issues ``UNROLL`` independent loads before it uses the first. An
+    ``rmsnorm`` row is reduced by its own team through shared memory with two block
+    barriers (warp sums, then the team's sum): teams never straddle blocks, so no
+    reduction crosses a block and the loop over rows stays persistent. Teams are
+    numbered block by block; team ``k`` handles virtual rows ``k, k + teams, ...``.
+
+Chunked group kernel (persistent, cooperative)
+    One launch walks the tokens chunk by chunk (``chunk_tokens`` rows, a power of two)
+    and applies every layer of the group to a chunk before it moves on, with a grid-wide
+    sync (``cuda.cg.this_grid().sync()``) between layers. Layer 0 reads ``x`` and writes
+    ``y``; later layers update ``y`` in place. Virtual row ``v`` of layer ``l`` is row
+    ``(v + l * rotation_step) & (chunk_tokens - 1)`` of the chunk: a bit mask, no
+    runtime ``%``; with ``rotation_step`` = teams per block, each layer reads rows that
+    another block (another SM) wrote, so the data comes from L2, never from the reading
+    SM's own L1.
+
+Layer-by-layer control
+    The same device functions, one launch per layer over the whole tensor.
+
+Indices
+    Row numbers, channel numbers and element offsets are unsigned 32-bit values: no
+    negative-index checks and no 64-bit multiplies; the launchers refuse tensors of more
+    than ``MAX_ELEMENTS`` elements, so every offset and loop bound fits. Numba adds
+    them in 64 bits, which NVVM turns into pointer increments in the unrolled loops.
+    Chunks, teams and rows are located with shifts and masks, never ``%`` or division.
+
+Values are computed in float32 whatever the storage dtype (float32, float16; bfloat16
+where the device supports it), with fast-math activations (hardware exp, tanh and
+reciprocal approximations).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numba import config as _numba_config
+from numba import cuda as _numba_cuda
+from numba import float32, uint32
+
+from .reference import LayerSpec
+
+UNROLL = 8
+"""Elements each thread loads before it uses the first (per unrolled step)."""
+
+CHUNKED_MAX_REGISTERS = 64
+"""Register cap of the chunked group kernel (occupancy: 4 blocks of 256 threads per SM)."""
+
+WARP_SIZE = 32
+MAX_THREADS_PER_BLOCK = 1024
+MAX_WARPS_PER_BLOCK = MAX_THREADS_PER_BLOCK // WARP_SIZE
+MAX_ELEMENTS = 2**31
+"""Most elements an activation tensor, the weights or the calibration buffer may hold
+(32-bit offsets with headroom for the loop bounds)."""
+
+CODE_RELU, CODE_GELU_TANH, CODE_SILU, CODE_RMSNORM = 0, 1, 2, 3
+_ACTIVATION_CODES = {"relu": CODE_RELU, "gelu_tanh": CODE_GELU_TANH, "silu": CODE_SILU}
+
+# Typed constants: Numba types module-level numpy scalars as constants of their dtype, so
+# index arithmetic stays uint32 and value arithmetic float32.
+_U0 = np.uint32(0)
+_U1 = np.uint32(1)
+_ALL_ROWS_MASK = np.uint32(0xFFFFFFFF)
+_WARP_MASK = np.uint32(31)
+_WARP_LOG2 = np.uint32(5)
+_UNROLL_U = np.uint32(UNROLL)
+_UNROLL_M1 = np.uint32(UNROLL - 1)
+_F0 = np.float32(0.0)
+_F1 = np.float32(1.0)
+_F_HALF = np.float32(0.5)
+_GELU_C = np.float32(math.sqrt(2.0 / math.pi))
+_GELU_K = np.float32(0.044715)
+_CODE_RELU = np.int32(CODE_RELU)
+_CODE_GELU_TANH = np.int32(CODE_GELU_TANH)
+_CODE_SILU = np.int32(CODE_SILU)
+_CODE_RMSNORM = np.int32(CODE_RMSNORM)
+
+SUPPORTED_DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
+
+# numba's modules build most attributes at run time, which type checkers cannot follow.
+cuda: Any = _numba_cuda
+config: Any = _numba_config
+
+
+def is_simulated() -> bool:
+    """True when Numba runs kernels on the CPU simulator (``NUMBA_ENABLE_CUDASIM=1``)."""
+    return bool(config.ENABLE_CUDASIM)
+
+
+# Compile options the simulator's jit does not take (it compiles nothing):
+# - device functions inlined at the NVVM level, so that constant arguments specialise
+#   each copy;
+# - the chunked kernel capped at 64 registers: uncapped it takes 72 (3 blocks of 256
+#   threads per SM); at 64 it fits 4, and ptxas (sm_90) spills 16 to 36 bytes of
+#   chunk- and layer-loop state, outside the row loops.
+_SIMULATED = is_simulated()
+_INLINED_DEVICE: dict[str, Any] = {"device": True} if _SIMULATED else {"device": True, "forceinline": True}
+_CHUNKED_OPTIONS: dict[str, Any] = {} if _SIMULATED else {"max_registers": CHUNKED_MAX_REGISTERS}
+
+
+# --------------------------------------------------------------------------- device code
+
+
+@cuda.jit(device=True, fastmath=True)
+def _activate(value, code):  # type: ignore[no-untyped-def]
+    """The activation ``code`` applied to a float32 ``value`` (fast math: approximate
+    exp, tanh and division, well inside the float32 tolerance of the checks)."""
+    if code == _CODE_RELU:
+        return value if value > _F0 else _F0
+    if code == _CODE_GELU_TANH:
+        inner = _GELU_C * (value + _GELU_K * value * value * value)
+        return _F_HALF * value * (_F1 + float32(math.tanh(inner)))
+    # silu: x * sigmoid(x) from exp(-|x|) <= 1, which cannot overflow; a select, no branch.
+    e = float32(math.exp(-abs(value)))
+    r = _F1 / (_F1 + e)
+    return value * (r if value >= _F0 else e * r)
+
+
+@cuda.jit(**_INLINED_DEVICE)
+def _affine_row(src, dst, params, row_off, w_off, hidden, code, lane, team):  # type: ignore[no-untyped-def]
+    """``act(x * scale + bias)`` over this lane's channels of the row at ``row_off``."""
+    buf = cuda.local.array(UNROLL, float32)
+    b_off = uint32(w_off + hidden)
+    span = uint32(team * _UNROLL_M1)
+    step = uint32(team * _UNROLL_U)
+    ch = lane
+    while ch + span < hidden:
+        for j in range(UNROLL):
+            buf[j] = float32(src[row_off + ch + uint32(j) * team])
+        for j in range(UNROLL):
+            k = ch + uint32(j) * team
+            dst[row_off + k] = _activate(buf[j] * params[w_off + k] + params[b_off + k], code)
+        ch += step
+    for j in range(UNROLL):
+        k = ch + uint32(j) * team
+        if k < hidden:
+            v = float32(src[row_off + k]) * params[w_off + k] + params[b_off + k]
+            dst[row_off + k] = _activate(v, code)
+
+
+@cuda.jit(device=True)
+def _sum_squares_row(src, row_off, hidden, lane, team):  # type: ignore[no-untyped-def]
+    """Sum of ``x**2`` over this lane's channels of the row at ``row_off`` (float32)."""
+    acc = cuda.local.array(UNROLL, float32)
+    for j in range(UNROLL):
+        acc[j] = _F0
+    span = uint32(team * _UNROLL_M1)
+    step = uint32(team * _UNROLL_U)
+    ch = lane
+    while ch + span < hidden:
+        for j in range(UNROLL):
+            v = float32(src[row_off + ch + uint32(j) * team])
+            acc[j] += v * v
+        ch += step
+    for j in range(UNROLL):
+        k = ch + uint32(j) * team
+        if k < hidden:
+            v = float32(src[row_off + k])
+            acc[j] += v * v
+    total = _F0
+    for j in range(UNROLL):
+        total += acc[j]
+    return total
+
+
+@cuda.jit(device=True)
+def _scale_row(src, dst, params, row_off, w_off, hidden, factor, lane, team):  # type: ignore[no-untyped-def]
+    """``x * factor * weight`` over this lane's channels of the row at ``row_off``."""
+    buf = cuda.local.array(UNROLL, float32)
+    span = uint32(team * _UNROLL_M1)
+    step = uint32(team * _UNROLL_U)
+    ch = lane
+    while ch + span < hidden:
+        for j in range(UNROLL):
+            buf[j] = float32(src[row_off + ch + uint32(j) * team])
+        for j in range(UNROLL):
+            k = ch + uint32(j) * team
+            dst[row_off + k] = buf[j] * factor * params[w_off + k]
+        ch += step
+    for j in range(UNROLL):
+        k = ch + uint32(j) * team
+        if k < hidden:
+            dst[row_off + k] = float32(src[row_off + k]) * factor * params[w_off + k]
+
+
+@cuda.jit(device=True)
+def _team_sum(scratch, warp_sums, tid, lane, team, value):  # type: ignore[no-untyped-def]
+    """Sum of ``value`` over the team, returned to every lane, with two block barriers.
+
+    Each warp's first lane adds its warp's 32 values; every lane then adds its team's
+    warp sums. Every thread of the block must call it the same number of times. A second
+    call may follow at once: its writes come after barriers that all earlier reads precede.
+    """
+    scratch[tid] = value
+    cuda.syncthreads()
+    if tid & _WARP_MASK == _U0:
+        warp_total = _F0
+        for k in range(WARP_SIZE):
+            warp_total += scratch[uint32(tid + uint32(k))]
+        warp_sums[tid >> _WARP_LOG2] = warp_total
+    cuda.syncthreads()
+    first_warp = uint32(tid - lane) >> _WARP_LOG2
+    total = _F0
+    w = _U0
+    while w < team >> _WARP_LOG2:
+        total += warp_sums[uint32(first_warp + w)]
+        w = uint32(w + _U1)
+    return total
+
+
+@cuda.jit(device=True)
+def _apply_layer(  # type: ignore[no-untyped-def]
+    src, dst, hidden, params, layer, code, eps, row0, rows_here, virtual_rows, row_mask,
+    rotation, block_first_team, team_in_block, team_count, lane, team, tid, scratch, warp_sums,
+):
+    """Apply layer ``layer`` to rows ``row0 + ((v + rotation) & row_mask)``, ``v < virtual_rows``.
+
+    Rows at or past ``rows_here`` (a partial last chunk) are skipped. The loop count is
+    the same for every thread of a block, so the rmsnorm barriers line up.
+    """
+    w_off = uint32(layer * uint32(hidden + hidden))
+    first = block_first_team
+    while first < virtual_rows:
+        v = uint32(first + team_in_block)
+        r = uint32(v + rotation) & row_mask
+        active = v < virtual_rows and r < rows_here
+        row_off = uint32(uint32(row0 + r) * hidden)
+        if code == _CODE_RMSNORM:
+            partial = _F0
+            if active:
+                partial = _sum_squares_row(src, row_off, hidden, lane, team)
+            total = _team_sum(scratch, warp_sums, tid, lane, team, partial)
+            if active:
+                factor = _F1 / float32(math.sqrt(total / float32(hidden) + eps))
+                _scale_row(src, dst, params, row_off, w_off, hidden, factor, lane, team)
+        elif active:
+            # One call per activation with a constant code: each inlined copy of the row
+            # loop keeps its own activation and no per-element branch.
+            if code == _CODE_RELU:
+                _affine_row(src, dst, params, row_off, w_off, hidden, _CODE_RELU, lane, team)
+            elif code == _CODE_GELU_TANH:
+                _affine_row(src, dst, params, row_off, w_off, hidden, _CODE_GELU_TANH, lane, team)
+            else:
+                _affine_row(src, dst, params, row_off, w_off, hidden, _CODE_SILU, lane, team)
+        first = uint32(first + team_count)
+
+
+@cuda.jit(**_CHUNKED_OPTIONS)
+def chunked_group_kernel(  # type: ignore[no-untyped-def]
+    x, y, tokens, hidden, codes, params, eps, chunk_log2, team_log2, rotation_step
+):
+    """Persistent cooperative kernel: every layer of a group over each chunk of tokens.
+
+    Args (device):
+        x, y: flat activations of ``tokens * hidden`` elements; ``x`` is read by layer 0
+            only, ``y`` is written by layer 0 and updated in place by the others.
+        tokens, hidden: uint32 shape of the activations.
+        codes: int32 ``(layers,)`` layer codes; params: flat float32 weights;
+        eps: float32 ``(layers,)``.
+        chunk_log2, team_log2, rotation_step: uint32 (see the module docstring).
+    """
+    grid = cuda.cg.this_grid()
+    scratch = cuda.shared.array(MAX_THREADS_PER_BLOCK, float32)
+    warp_sums = cuda.shared.array(MAX_WARPS_PER_BLOCK, float32)
+    tid = uint32(cuda.threadIdx.x)
+    team = _U1 << team_log2
+    lane = tid & uint32(team - _U1)
+    teams_per_block = uint32(cuda.blockDim.x) >> team_log2
+    block_first_team = uint32(uint32(cuda.blockIdx.x) * teams_per_block)
+    team_count = uint32(uint32(cuda.gridDim.x) * teams_per_block)
+    team_in_block = tid >> team_log2
+    chunk_tokens = _U1 << chunk_log2
+    row_mask = uint32(chunk_tokens - _U1)
+    layers = uint32(codes.shape[0])
+    row0 = _U0
+    while row0 < tokens:
+        rows_here = min(chunk_tokens, uint32(tokens - row0))
+        layer = _U0
+        while layer < layers:
+            _apply_layer(
+                x if layer == _U0 else y, y, hidden, params, layer, codes[layer], eps[layer],
+                row0, rows_here, chunk_tokens, row_mask, uint32(layer * rotation_step),
+                block_first_team, team_in_block, team_count, lane, team, tid, scratch, warp_sums,
+            )
+            layer = uint32(layer + _U1)
+            if layer < layers:
+                grid.sync()
+        row0 = uint32(row0 + chunk_tokens)
+
+
+@cuda.jit
+def layer_kernel(src, dst, tokens, hidden, params, layer, code, eps, team_log2):  # type: ignore[no-untyped-def]
+    """The control's kernel: layer ``layer`` over the whole tensor, ``dst = layer(src)``.
+
+    Rows are grid-strided over all teams; arguments as in :func:`chunked_group_kernel`
+    (``layer``: uint32 index into ``params``, ``code``: int32, ``eps``: float32).
+    """
+    scratch = cuda.shared.array(MAX_THREADS_PER_BLOCK, float32)
+    warp_sums = cuda.shared.array(MAX_WARPS_PER_BLOCK, float32)
+    tid = uint32(cuda.threadIdx.x)
+    team = _U1 << team_log2
+    teams_per_block = uint32(cuda.blockDim.x) >> team_log2
+    _apply_layer(
+        src, dst, hidden, params, layer, code, eps, _U0, tokens, tokens, _ALL_ROWS_MASK, _U0,
+        uint32(uint32(cuda.blockIdx.x) * teams_per_block), tid >> team_log2,
+        uint32(uint32(cuda.gridDim.x) * teams_per_block), tid & uint32(team - _U1), team, tid,
+        scratch, warp_sums,
+    )
+
+
+@cuda.jit
+def stream_passes_kernel(buf, passes, scale, shift):  # type: ignore[no-untyped-def]
+    """Calibration: ``passes`` in-place passes ``buf = buf * scale + shift`` over a float32 buffer.
+
+    Persistent and cooperative, with a grid-wide sync between passes. Pass ``p`` hands
+    block ``b``'s share to block ``(b + p) mod blocks`` (a wrap-around counter, no
+    ``%``), so a block never re-reads what it wrote itself.
+    """
+    grid = cuda.cg.this_grid()
+    n = uint32(buf.shape[0])
+    threads = uint32(cuda.blockDim.x)
+    blocks = uint32(cuda.gridDim.x)
+    stride = uint32(threads * blocks)
+    span = uint32(stride * _UNROLL_M1)
+    step = uint32(stride * _UNROLL_U)
+    vals = cuda.local.array(UNROLL, float32)
+    block = uint32(cuda.blockIdx.x)
+    done = _U0
+    while done < passes:
+        start = uint32(block * threads + uint32(cuda.threadIdx.x))
+        while start + span < n:
+            for j in range(UNROLL):
+                vals[j] = buf[start + uint32(j) * stride]
+            for j in range(UNROLL):
+                buf[start + uint32(j) * stride] = vals[j] * scale + shift
+            start += step
+        for j in range(UNROLL):
+            i = start + uint32(j) * stride
+            if i < n:
+                buf[i] = buf[i] * scale + shift
+        block = uint32(block + _U1)
+        if block == blocks:
+            block = _U0
+        done = uint32(done + _U1)
+        if done < passes:
+            grid.sync()
+
+
+@cuda.jit
+def fill_kernel(out, value):  # type: ignore[no-untyped-def]
+    """Set every element of the flat array ``out`` to ``value`` (used to poison outputs)."""
+    n = uint32(out.shape[0])
+    stride = uint32(uint32(cuda.blockDim.x) * uint32(cuda.gridDim.x))
+    i = uint32(uint32(cuda.blockIdx.x) * uint32(cuda.blockDim.x) + uint32(cuda.threadIdx.x))
+    while i < n:
+        out[i] = value
+        i = uint32(i + stride)
+
+
+# --------------------------------------------------------------------------- host side
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """The current CUDA device, or the simulator.
+
+    Attributes:
+        name: device name (``"simulator"`` under the simulator).
+        compute_capability: ``(major, minor)``.
+        multiprocessors: streaming multiprocessors (1 under the simulator).
+        l2_bytes: nominal L2 cache size in bytes, ``None`` under the simulator.
+        simulated: True under ``NUMBA_ENABLE_CUDASIM=1``.
+        bfloat16: whether kernels on this device can store bfloat16.
+    """
+
+    name: str
+    compute_capability: tuple[int, int]
+    multiprocessors: int
+    l2_bytes: int | None
+    simulated: bool
+    bfloat16: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary of the fields."""
+        return {
+            "name": self.name,
+            "compute_capability": list(self.compute_capability),
+            "multiprocessors": self.multiprocessors,
+            "l2_bytes": self.l2_bytes,
+            "simulated": self.simulated,
+            "bfloat16": self.bfloat16,
+        }
+
+
+def device_info() -> DeviceInfo:
+    """Describe the current device (or the simulator)."""
+    if is_simulated():
+        return DeviceInfo("simulator", (0, 0), 1, None, True, False)
+    dev = cuda.get_current_device()
+    name = dev.name.decode() if isinstance(dev.name, bytes) else str(dev.name)
+    major, minor = dev.compute_capability
+    return DeviceInfo(
+        name=name,
+        compute_capability=(int(major), int(minor)),
+        multiprocessors=int(dev.MULTIPROCESSOR_COUNT),
+        l2_bytes=int(dev.L2_CACHE_SIZE),
+        simulated=False,
+        bfloat16=bfloat16_dtype() is not None and bool(cuda.is_bfloat16_supported()),
+    )
+
+
+def bfloat16_dtype() -> np.dtype | None:
+    """numpy's bfloat16 dtype (from ``ml_dtypes``) or ``None`` where it is not installed."""
+    try:
+        import ml_dtypes  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    dtype: np.dtype = np.dtype(ml_dtypes.bfloat16)
+    return dtype
+
+
+def storage_dtype(name: str) -> np.dtype:
+    """The numpy dtype for an activation dtype name in :data:`SUPPORTED_DTYPES`.
+
+    Raises:
+        ValueError: unknown name, or bfloat16 where the simulator runs, ``ml_dtypes``
+            is missing or the device lacks it.
+    """
+    if name not in SUPPORTED_DTYPES:
+        raise ValueError(f"dtype must be one of {SUPPORTED_DTYPES}, got {name!r}")
+    if name != "bfloat16":
+        return np.dtype(name)
+    if is_simulated():
+        raise ValueError("dtype 'bfloat16' is not available under the simulator: use float32 or float16")
+    dtype = bfloat16_dtype()
+    if dtype is None or not cuda.is_bfloat16_supported():
+        raise ValueError(
+            "dtype 'bfloat16' needs the ml_dtypes package and a device with bfloat16 support"
+        )
+    return dtype
+
+
+@dataclass(frozen=True)
+class LaunchGeometry:
+    """How a kernel was launched.
+
+    Attributes:
+        blocks: blocks in the grid.
+        threads_per_block: threads per block.
+        team_size: threads that share one row (row kernels; 0 for the calibration stream).
+    """
+
+    blocks: int
+    threads_per_block: int
+    team_size: int
+
+
+@dataclass
+class DeviceGroup:
+    """A group's layers and weights resident on the device (uploaded once, reused per run).
+
+    Attributes:
+        layers: the layer specs.
+        hidden: channels per row.
+        codes: device int32 ``(layers,)`` layer codes.
+        params: device float32 flat weights, ``layers * 2 * hidden`` values.
+        eps: device float32 ``(layers,)``.
+    """
+
+    layers: tuple[LayerSpec, ...]
+    hidden: int
+    codes: Any
+    params: Any
+    eps: Any
+
+
+def layer_codes(layers: Sequence[LayerSpec]) -> np.ndarray:
+    """The int32 kernel code of each layer (the activation code or ``CODE_RMSNORM``)."""
+    codes = [
+        CODE_RMSNORM if layer.kind == "rmsnorm" else _ACTIVATION_CODES[str(layer.activation)]
+        for layer in layers
+    ]
+    return np.asarray(codes, dtype=np.int32)
+
+
+def upload_group(layers: Sequence[LayerSpec], params: np.ndarray) -> DeviceGroup:
+    """Copy a group's layer codes, weights (``(layers, 2, hidden)`` float32) and eps to the device."""
+    if len(layers) == 0:
+        raise ValueError("a group needs at least one layer, got 0")
+    if params.ndim != 3 or params.shape[:2] != (len(layers), 2) or params.shape[2] < 1:
+        raise ValueError(
+            f"params must have shape ({len(layers)}, 2, hidden >= 1) for {len(layers)} layers, "
+            f"got {params.shape}"
+        )
+    if params.size > MAX_ELEMENTS:
+        raise ValueError(f"params holds {params.size} values, more than {MAX_ELEMENTS}")
+    flat = np.ascontiguousarray(params, dtype=np.float32).reshape(-1)
+    eps = np.asarray([layer.eps for layer in layers], dtype=np.float32)
+    return DeviceGroup(
+        layers=tuple(layers),
+        hidden=int(params.shape[2]),
+        codes=cuda.to_device(layer_codes(layers)),
+        params=cuda.to_device(flat),
+        eps=cuda.to_device(eps),
+    )
+
+
+def _is_power_of_two(value: int) -> bool:
+    return value > 0 and value & (value - 1) == 0
+
+
+def _floor_power_of_two(value: int) -> int:
+    return 1 << (max(1, value).bit_length() - 1)
+
+
+def _ceil_power_of_two(value: int) -> int:
+    return 1 if value <= 1 else 1 << (value - 1).bit_length()
+
+
+def check_threads_per_block(threads_per_block: int) -> None:
+    """Raise ValueError unless ``threads_per_block`` is a power of two in [32, 1024]."""
+    if not (
+        _is_power_of_two(threads_per_block)
+        and WARP_SIZE <= threads_per_block <= MAX_THREADS_PER_BLOCK
+    ):
+        raise ValueError(
+            f"threads_per_block must be a power of two in [{WARP_SIZE}, "
+            f"{MAX_THREADS_PER_BLOCK}], got {threads_per_block}"
+        )
+
+
+def team_size_for(threads_per_block: int, total_threads: int, rows: int, hidden: int) -> int:
+    """Threads per row: enough to spread ``rows`` over ``total_threads``, no more than a row can use.
+
+    A power of two in ``[32, threads_per_block]``: at most ``total_threads / rows``
+    (so every team gets a row) and at most ``hidden / UNROLL`` rounded up (so every lane
+    gets a full unrolled step of the row), but never below one warp.
+    """
+    by_rows = _floor_power_of_two(total_threads // max(1, rows))
+    by_row_length = _ceil_power_of_two(-(-hidden // UNROLL))
+    return max(WARP_SIZE, min(threads_per_block, by_rows, by_row_length))
+
+
+def _check_launch_options(threads_per_block: int, team_size: int | None) -> None:
+    check_threads_per_block(threads_per_block)
+    if team_size is not None and not (
+        _is_power_of_two(team_size) and WARP_SIZE <= team_size <= threads_per_block
+    ):
+        raise ValueError(
+            f"team_size must be a power of two in [{WARP_SIZE}, threads_per_block="
+            f"{threads_per_block}], got {team_size}"
+        )
+
+
+def _team_or_default(
+    team_size: int | None, threads_per_block: int, total_threads: int, rows: int, hidden: int
+) -> int:
+    if team_size is None:
+        return team_size_for(threads_per_block, total_threads, rows, hidden)
+    return team_size
+
+
+def resident_block_limit(kernel: Any, args: Sequence[Any], threads_per_block: int) -> int:
+    """Most blocks of ``kernel`` that fit on the device at once (a cooperative grid's limit).
+
+    The occupancy of the kernel compiled for these arguments times the number of
+    multiprocessors; 1 under the simulator, which runs cooperative grids of one block.
+    Compiles the kernel for ``args`` if it is not compiled yet.
+    """
+    if is_simulated():
+        return 1
+    signature = tuple(kernel.typeof_pyval(arg) for arg in args)
+    compiled = kernel.compile(signature)
+    return int(compiled.max_cooperative_grid_blocks(threads_per_block))
+
+
+def _check_activations(x: Any, y: Any, group: DeviceGroup) -> tuple[int, int]:
+    """Validate ``x`` and ``y`` against ``group``; return ``(tokens, hidden)``."""
+    if x.ndim != 2 or y.ndim != 2:
+        raise ValueError(f"x and y must be 2-D (tokens, hidden), got shapes {x.shape} and {y.shape}")
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same shape, got {x.shape} and {y.shape}")
+    if x.dtype != y.dtype:
+        raise ValueError(f"x and y must have the same dtype, got {x.dtype} and {y.dtype}")
+    if not (x.is_c_contiguous() and y.is_c_contiguous()):
+        raise ValueError("x and y must be C-contiguous")
+    tokens, hidden = (int(n) for n in x.shape)
+    if hidden != group.hidden:
+        raise ValueError(f"x has hidden={hidden} but the group's weights have hidden={group.hidden}")
+    if tokens < 1:
+        raise ValueError(f"x must have at least 1 token, got {tokens}")
+    if tokens * hidden > MAX_ELEMENTS:
+        raise ValueError(
+            f"x holds {tokens} x {hidden} = {tokens * hidden} elements; the kernels index with "
+            f"32-bit offsets and accept at most {MAX_ELEMENTS}"
+        )
+    return tokens, hidden
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Kernel launches with their grids and arguments fixed: call it to enqueue them again.
+
+    Preparing does the checks, the occupancy query and any compilation once, so that a
+    timed call costs only the launches themselves (asynchronous).
+
+    Attributes:
+        geometry: the launch geometry.
+        steps: ``(kernel, blocks, threads_per_block, args)`` for each launch, in order.
+    """
+
+    geometry: LaunchGeometry
+    steps: tuple[tuple[Any, int, int, tuple[Any, ...]], ...]
+
+    def __call__(self) -> LaunchGeometry:
+        for kernel, blocks, threads, args in self.steps:
+            kernel[blocks, threads](*args)
+        return self.geometry
+
+
+def prepare_chunked(
+    x: Any,
+    y: Any,
+    group: DeviceGroup,
+    chunk_tokens: int,
+    threads_per_block: int = 256,
+    team_size: int | None = None,
+) -> Launch:
+    """Prepare the persistent chunked group kernel: ``y = group(x)``, chunk by chunk.
+
+    Args:
+        x, y: C-contiguous device arrays ``(tokens, hidden)`` of one storage dtype;
+            ``x`` is not modified.
+        group: the layers and weights, from :func:`upload_group`.
+        chunk_tokens: rows per chunk, a power of two in [1, 2**30] (the last chunk may
+            be partial).
+        threads_per_block: a power of two in [32, 1024].
+        team_size: threads per row, a power of two in [32, threads_per_block]; by default
+            :func:`team_size_for` picks it.
+
+    Returns:
+        The launch; its grid is sized from the kernel's occupancy (all blocks resident,
+        as a cooperative launch needs) and no larger than a chunk needs.
+    """
+    tokens, hidden = _check_activations(x, y, group)
+    _check_launch_options(threads_per_block, team_size)
+    if not (_is_power_of_two(chunk_tokens) and chunk_tokens <= 2**30):
+        raise ValueError(f"chunk_tokens must be a power of two in [1, 2**30], got {chunk_tokens}")
+    probe_args = _chunked_args(x, y, group, chunk_tokens, WARP_SIZE, 0)
+    max_blocks = resident_block_limit(chunked_group_kernel, probe_args, threads_per_block)
+    rows = min(chunk_tokens, tokens)
+    team = _team_or_default(team_size, threads_per_block, max_blocks * threads_per_block, rows, hidden)
+    teams_per_block = threads_per_block // team
+    blocks = max(1, min(max_blocks, -(-rows // teams_per_block)))
+    args = _chunked_args(x, y, group, chunk_tokens, team, teams_per_block)
+    geometry = LaunchGeometry(blocks, threads_per_block, team)
+    return Launch(geometry, ((chunked_group_kernel, blocks, threads_per_block, args),))
+
+
+def run_chunked(
+    x: Any,
+    y: Any,
+    group: DeviceGroup,
+    chunk_tokens: int,
+    threads_per_block: int = 256,
+    team_size: int | None = None,
+) -> LaunchGeometry:
+    """Launch the chunked group kernel once (see :func:`prepare_chunked`); asynchronous."""
+    return prepare_chunked(x, y, group, chunk_tokens, threads_per_block, team_size)()
+
+
+def _chunked_args(
+    x: Any, y: Any, group: DeviceGroup, chunk_tokens: int, team: int, rotation_step: int
+) -> tuple[Any, ...]:
+    tokens, hidden = x.shape
+    return (
+        x.reshape(tokens * hidden), y.reshape(tokens * hidden), np.uint32(tokens),
+        np.uint32(hidden), group.codes, group.params, group.eps,
+        np.uint32(chunk_tokens.bit_length() - 1), np.uint32(team.bit_length() - 1),
+        np.uint32(rotation_step),
+    )
+
+
+def prepare_layer_by_layer(
+    x: Any,
+    y: Any,
+    group: DeviceGroup,
+    threads_per_block: int = 256,
+    blocks: int | None = None,
+    team_size: int | None = None,
+) -> Launch:
+    """Prepare the control: one launch of :func:`layer_kernel` per layer over the whole tensor.
+
+    Layer 0 reads ``x`` into ``y``; the others update ``y`` in place. ``blocks`` (>= 1)
+    defaults to the occupancy limit (all blocks resident, rows grid-strided);
+    ``team_size`` as in :func:`prepare_chunked`.
+    """
+    tokens, hidden = _check_activations(x, y, group)
+    _check_launch_options(threads_per_block, team_size)
+    if blocks is not None and blocks < 1:
+        raise ValueError(f"blocks must be >= 1, got {blocks}")
+    x_flat, y_flat = x.reshape(tokens * hidden), y.reshape(tokens * hidden)
+    codes = layer_codes(group.layers)
+
+    def layer_args(index: int, team_log2: int) -> tuple[Any, ...]:
+        return (
+            x_flat if index == 0 else y_flat, y_flat, np.uint32(tokens), np.uint32(hidden),
+            group.params, np.uint32(index), np.int32(codes[index]),
+            np.float32(group.layers[index].eps), np.uint32(team_log2),
+        )
+
+    if blocks is None:
+        blocks = resident_block_limit(layer_kernel, layer_args(0, 5), threads_per_block)
+    team = _team_or_default(team_size, threads_per_block, blocks * threads_per_block, tokens, hidden)
+    steps = tuple(
+        (layer_kernel, blocks, threads_per_block, layer_args(index, team.bit_length() - 1))
+        for index in range(len(group.layers))
+    )
+    return Launch(LaunchGeometry(blocks, threads_per_block, team), steps)
+
+
+def run_layer_by_layer(
+    x: Any,
+    y: Any,
+    group: DeviceGroup,
+    threads_per_block: int = 256,
+    blocks: int | None = None,
+    team_size: int | None = None,
+) -> LaunchGeometry:
+    """Launch the control once (see :func:`prepare_layer_by_layer`); asynchronous."""
+    return prepare_layer_by_layer(x, y, group, threads_per_block, blocks, team_size)()
+
+
+def prepare_stream_passes(
+    buf: Any, passes: int, scale: float = 1.0, shift: float = 0.0, threads_per_block: int = 256
+) -> Launch:
+    """Prepare the calibration stream: ``passes`` in-place passes ``buf = buf * scale + shift``.
+
+    Args:
+        buf: a 1-D float32 device array of 1 to ``MAX_ELEMENTS`` elements.
+        passes: passes per launch, in [1, 2**31].
+        scale, shift: the float32 affine map of each pass.
+        threads_per_block: a power of two in [32, 1024].
+
+    Returns:
+        The launch (all co-resident blocks, no more than the buffer needs).
+    """
+    if buf.ndim != 1 or buf.dtype != np.float32:
+        raise ValueError(f"buf must be a 1-D float32 array, got {buf.ndim}-D {buf.dtype}")
+    if not 1 <= buf.shape[0] <= MAX_ELEMENTS:
+        raise ValueError(f"buf must hold 1 to {MAX_ELEMENTS} elements, got {buf.shape[0]}")
+    if not 1 <= passes <= 2**31:
+        raise ValueError(f"passes must be in [1, 2**31], got {passes}")
+    check_threads_per_block(threads_per_block)
+    args = (buf, np.uint32(passes), np.float32(scale), np.float32(shift))
+    max_blocks = resident_block_limit(stream_passes_kernel, args, threads_per_block)
+    needed = -(-buf.shape[0] // (threads_per_block * UNROLL))
+    blocks = max(1, min(max_blocks, needed))
+    geometry = LaunchGeometry(blocks, threads_per_block, 0)
+    return Launch(geometry, ((stream_passes_kernel, blocks, threads_per_block, args),))
+
+
+def run_stream_passes(
+    buf: Any, passes: int, scale: float = 1.0, shift: float = 0.0, threads_per_block: int = 256
+) -> LaunchGeometry:
+    """Launch the calibration stream once (see :func:`prepare_stream_passes`); asynchronous."""
+    return prepare_stream_passes(buf, passes, scale, shift, threads_per_block)()
+
+
+def poison(y: Any, value: float = math.nan) -> None:
+    """Fill the C-contiguous device array ``y`` (any shape) with ``value``, asynchronously.
+
+    NaN by default, so that an element no kernel wrote stands out.
+    """
+    if not y.is_c_contiguous():
+        raise ValueError("y must be C-contiguous")
+    if y.size > MAX_ELEMENTS:
+        raise ValueError(f"y holds {y.size} elements, more than {MAX_ELEMENTS}")
+    flat = y.reshape(y.size)
+    # The simulator runs each block as Python threads: one small block keeps it quick.
+    if is_simulated():
+        blocks, threads = 1, WARP_SIZE
+    else:
+        blocks, threads = max(1, min(-(-y.size // 1024), 65535)), 256
+    fill_kernel[blocks, threads](flat, np.float32(value))

@@ -1,0 +1,785 @@
+"""On-GPU verification of planned groups, and the one-call GPU run.
+
+A group to verify is a :class:`GroupSpec`: its layers (see
+:mod:`~layerwise_fast.cuda.reference`), hidden size, total tokens, chunk tokens, dtype,
+and what the plan says about it (planned working set, predicted speedup). For each group
+:func:`verify_groups` runs, on one card in one process:
+
+- ``planned``: the chunked kernel at the planned chunk;
+- ``2x_cache`` and ``4x_cache``: the same kernel with chunks whose working set is at
+  least 2x and 4x the nominal L2;
+- ``layer_by_layer``: the control, one launch per layer over the whole tensor;
+- ``device_copy``: a device-to-device copy of the activation tensor (the bar the control
+  must reach).
+
+Each kernel run starts from a NaN-poisoned output and is compared with the float64
+reference (:func:`~layerwise_fast.cuda.reference.reference_forward`) on a sample of
+rows, after its first launch and again after its timed launches; every element must have
+been written. Rates count bytes read plus bytes written: ``2 * layers * tokens * hidden *
+itemsize`` for a group run (weights, a few KiB per layer, are not counted), ``2 * size``
+for the copy. The pass criteria of each group:
+
+========================  ===============================================================
+``working_set_vs_knee``   planned working set <= 0.8 x the calibration's knee
+``planned_vs_hbm``        rate of ``planned`` >= 1.3 x the calibration's HBM rate
+``4x_cache_vs_hbm``       rate of ``4x_cache`` <= 1.1 x the HBM rate
+``speedup_agreement``     measured speedup (``layer_by_layer`` time / ``planned`` time)
+                          within 20% of the predicted one
+``control_vs_copy``       rate of ``layer_by_layer`` >= 0.85 x the rate of ``device_copy``
+========================  ===============================================================
+
+Under the simulator, results are checked but nothing is timed: every criterion that needs
+a time reads "unmeasured".
+
+A group without a predicted speedup is judged against :func:`model_speedup` of the
+calibration (the two-rate model), and the report says which one it used.
+
+From a plan: :func:`groups_from_plan` turns a list of :class:`PlannedGroup` (the layers,
+hidden size, working-set bytes and predicted speedup of each group, as a plan holds them)
+into :class:`GroupSpec` s scaled to the card: the chunk keeps the planned working set
+(rounded down to a power-of-two number of tokens), the total tokens shrink to about
+``total_bytes`` so that one run takes milliseconds. A plan adapter only has to build the
+``PlannedGroup`` list from the plan's groups and call ``verify_groups(groups_from_plan(
+...), calibration)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import statistics
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .calibrate import Calibration, calibrate, calibration_sizes, time_launches
+from .kernels import (
+    DeviceGroup,
+    Launch,
+    LaunchGeometry,
+    cuda,
+    device_info,
+    is_simulated,
+    poison,
+    prepare_chunked,
+    prepare_layer_by_layer,
+    storage_dtype,
+    upload_group,
+)
+from .reference import LayerSpec, affine, make_params, reference_forward, relative_error, rmsnorm, weight_bytes
+
+MIB = 1 << 20
+GIB = 1 << 30
+
+TOLERANCE = {"float32": 1e-5, "float16": 5e-3, "bfloat16": 4e-2}
+"""Largest ``||out - ref|| / ||ref||`` accepted per storage dtype (the reference is float64
+with no rounding between layers; the kernels round to the dtype after every layer)."""
+
+ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2}
+"""Bytes per activation element of each storage dtype."""
+
+KNEE_MARGIN = 0.8
+MIN_PLANNED_OVER_HBM = 1.3
+MAX_4X_OVER_HBM = 1.1
+SPEEDUP_AGREEMENT = 0.2
+MIN_CONTROL_OVER_COPY = 0.85
+
+
+# --------------------------------------------------------------------------- specs
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """One group to verify.
+
+    Attributes:
+        name: a label for reports.
+        layers: the layers, in order (at least one).
+        hidden: channels per token (>= 1).
+        tokens: rows of the activation tensor (>= 1).
+        chunk_tokens: rows per chunk of the planned run, a power of two.
+        dtype: storage dtype of the activations: "float32", "float16" or "bfloat16".
+        planned_working_set_bytes: what the plan says the group's working set is; by
+            default the chunk's own (:func:`chunk_working_set_bytes`).
+        predicted_speedup: the plan's predicted speedup over layer-by-layer, if any.
+    """
+
+    name: str
+    layers: tuple[LayerSpec, ...]
+    hidden: int
+    tokens: int
+    chunk_tokens: int
+    dtype: str = "float16"
+    planned_working_set_bytes: int | None = None
+    predicted_speedup: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if not self.layers:
+            raise ValueError(f"group {self.name!r}: layers must hold at least one layer")
+        for label, value in (("hidden", self.hidden), ("tokens", self.tokens)):
+            if value < 1:
+                raise ValueError(f"group {self.name!r}: {label} must be >= 1, got {value}")
+        if self.chunk_tokens < 1 or self.chunk_tokens & (self.chunk_tokens - 1):
+            raise ValueError(
+                f"group {self.name!r}: chunk_tokens must be a power of two, got {self.chunk_tokens}"
+            )
+        if self.dtype not in TOLERANCE:
+            raise ValueError(f"group {self.name!r}: dtype must be one of {tuple(TOLERANCE)}, got {self.dtype!r}")
+        if self.predicted_speedup is not None and not (
+            math.isfinite(self.predicted_speedup) and self.predicted_speedup > 0
+        ):
+            raise ValueError(
+                f"group {self.name!r}: predicted_speedup must be finite and > 0, got {self.predicted_speedup}"
+            )
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes per activation element."""
+        return ITEMSIZE[self.dtype]
+
+    @property
+    def working_set_bytes(self) -> int:
+        """The planned working set, or the planned chunk's when the plan gave none."""
+        if self.planned_working_set_bytes is not None:
+            return self.planned_working_set_bytes
+        return chunk_working_set_bytes(self.layers, self.hidden, self.chunk_tokens, self.itemsize)
+
+
+@dataclass(frozen=True)
+class PlannedGroup:
+    """What a plan says about one group: the input of :func:`groups_from_plan`.
+
+    Attributes:
+        name: a label.
+        layers: the group's layers as memory-bound stand-ins (see the reference module).
+        hidden: channels per token.
+        working_set_bytes: the planned working set in bytes.
+        predicted_speedup: the plan's predicted speedup over layer-by-layer, if any.
+    """
+
+    name: str
+    layers: tuple[LayerSpec, ...]
+    hidden: int
+    working_set_bytes: int
+    predicted_speedup: float | None = None
+
+
+def chunk_working_set_bytes(
+    layers: Sequence[LayerSpec], hidden: int, chunk_tokens: int, itemsize: int
+) -> int:
+    """Bytes a chunked run keeps live: the chunk's activations plus every layer's weights.
+
+    The chunk is updated in place, so one ``chunk_tokens x hidden`` buffer is live; the
+    input chunk is read once by the first layer and not reused.
+    """
+    return chunk_tokens * hidden * itemsize + weight_bytes(layers, hidden)
+
+
+def chunk_tokens_for(
+    working_set_bytes: int, layers: Sequence[LayerSpec], hidden: int, itemsize: int, at_least: bool
+) -> int:
+    """The power-of-two chunk whose working set is the largest <= ``working_set_bytes``
+    (``at_least=False``) or the smallest >= it (``at_least=True``)."""
+    row_bytes = hidden * itemsize
+    room = working_set_bytes - weight_bytes(layers, hidden)
+    if at_least:
+        rows = max(1, -(-room // row_bytes))
+        return 1 << (rows - 1).bit_length()
+    if room < row_bytes:
+        raise ValueError(
+            f"working set of {working_set_bytes} bytes holds less than the weights "
+            f"({weight_bytes(layers, hidden)} bytes) plus one row ({row_bytes} bytes)"
+        )
+    return 1 << ((room // row_bytes).bit_length() - 1)
+
+
+def groups_from_plan(
+    planned: Sequence[PlannedGroup],
+    *,
+    cache_bytes: int,
+    dtype: str = "float16",
+    total_bytes: int = GIB,
+) -> list[GroupSpec]:
+    """Groups to verify, scaled to the card, from what a plan says about its groups.
+
+    Each chunk keeps the planned working set (rounded down to a power-of-two number of
+    tokens). The tokens are about ``total_bytes`` of activations, a multiple of the
+    chunk of the ``4x_cache`` run and at least one such chunk.
+    """
+    if dtype not in ITEMSIZE:
+        raise ValueError(f"dtype must be one of {tuple(ITEMSIZE)}, got {dtype!r}")
+    itemsize = ITEMSIZE[dtype]
+    if cache_bytes < 1 or total_bytes < 1:
+        raise ValueError(f"cache_bytes and total_bytes must be >= 1, got {cache_bytes} and {total_bytes}")
+    specs = []
+    for group in planned:
+        chunk = chunk_tokens_for(group.working_set_bytes, group.layers, group.hidden, itemsize, False)
+        largest = chunk_tokens_for(4 * cache_bytes, group.layers, group.hidden, itemsize, True)
+        tokens = max(largest, total_bytes // (group.hidden * itemsize) // largest * largest)
+        specs.append(
+            GroupSpec(
+                name=group.name,
+                layers=tuple(group.layers),
+                hidden=group.hidden,
+                tokens=tokens,
+                chunk_tokens=chunk,
+                dtype=dtype,
+                planned_working_set_bytes=group.working_set_bytes,
+                predicted_speedup=group.predicted_speedup,
+            )
+        )
+    return specs
+
+
+def model_speedup(layer_count: int, working_set_bytes: int, calibration: Calibration) -> float:
+    """Predicted chunked-over-layer-by-layer speedup from a calibration (a two-rate model).
+
+    Layer by layer, all ``2 L B`` bytes move at the HBM rate. Chunked, the first read and
+    the last write (``2 B``) move at the HBM rate and the other ``2 (L - 1) B`` at the
+    calibration's rate at the working set. So ``L / (1 + (L - 1) * hbm / rate(ws))``.
+    """
+    if calibration.summary is None:
+        raise ValueError("the calibration is untimed (simulator): no rates to model with")
+    if layer_count < 1:
+        raise ValueError(f"layer_count must be >= 1, got {layer_count}")
+    ratio = calibration.summary.hbm_bytes_per_s / calibration.rate_at(working_set_bytes)
+    return layer_count / (1.0 + (layer_count - 1) * ratio)
+
+
+def bundled_plan(small: bool = False) -> list[PlannedGroup]:
+    """The plan the one-call GPU run verifies (no predicted speedups: the model fills them in).
+
+    ``A``: 8 layers (two of each affine activation, two rmsnorms) at hidden 4096 with a
+    16 MiB chunk; ``B``: 4 layers at hidden 5120 with a 20 MiB chunk (both at float16,
+    plus their weights). ``small=True`` gives one 2-layer group at hidden 32 for the
+    simulator.
+    """
+    if small:
+        layers: tuple[LayerSpec, ...] = (rmsnorm(), affine("silu"))
+        return [PlannedGroup("S", layers, 32, chunk_working_set_bytes(layers, 32, 4, 2))]
+    block = (rmsnorm(), affine("gelu_tanh"), affine("silu"), affine("relu"))
+    group_a = block + (rmsnorm(), affine("silu"), affine("gelu_tanh"), affine("relu"))
+    group_b = (rmsnorm(), affine("silu"), affine("gelu_tanh"), affine("relu"))
+    return [
+        PlannedGroup("A", group_a, 4096, chunk_working_set_bytes(group_a, 4096, 2048, 2)),
+        PlannedGroup("B", group_b, 5120, chunk_working_set_bytes(group_b, 5120, 2048, 2)),
+    ]
+
+
+# --------------------------------------------------------------------------- reports
+
+
+@dataclass
+class RunReport:
+    """One variant of one group.
+
+    Attributes:
+        variant: "planned", "2x_cache", "4x_cache", "layer_by_layer" or "device_copy".
+        chunk_tokens: rows per chunk (None for the control and the copy).
+        working_set_bytes: the chunk's working set (None for the control and the copy).
+        bytes_moved: bytes read + written per run.
+        seconds: median time per run, None when untimed.
+        bandwidth_bytes_per_s: ``bytes_moved / seconds``, None when untimed.
+        relative_error: worst ``||out - ref|| / ||ref||`` over the checks (None for the copy).
+        unwritten: most elements left non-finite (poison) over the checks (None for the copy).
+        geometry: the launch geometry (None for the copy).
+    """
+
+    variant: str
+    chunk_tokens: int | None
+    working_set_bytes: int | None
+    bytes_moved: int
+    seconds: float | None
+    bandwidth_bytes_per_s: float | None
+    relative_error: float | None = None
+    unwritten: int | None = None
+    geometry: LaunchGeometry | None = None
+
+
+@dataclass
+class Criterion:
+    """One pass criterion: ``measured`` against ``limit`` (None when unmeasured)."""
+
+    name: str
+    description: str
+    measured: float | None
+    limit: float
+    at_most: bool
+    passed: bool | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.measured is None:
+            self.passed = None
+        else:
+            self.passed = self.measured <= self.limit if self.at_most else self.measured >= self.limit
+
+
+@dataclass
+class GroupReport:
+    """Everything measured for one group."""
+
+    group: GroupSpec
+    tolerance: float
+    runs: dict[str, RunReport]
+    predicted_speedup: float | None
+    prediction_source: str
+    measured_speedup: float | None
+    criteria: list[Criterion]
+
+    @property
+    def correct(self) -> bool:
+        """Every kernel run matched the reference and wrote every element."""
+        return all(
+            run.relative_error is not None
+            and run.relative_error <= self.tolerance
+            and run.unwritten == 0
+            for run in self.runs.values()
+            if run.variant != "device_copy"
+        )
+
+    @property
+    def verdict(self) -> str:
+        """One of: ``wrong`` (some result differs from the reference or was not written),
+        ``fail`` (a criterion failed), ``pass``, ``unmeasured`` (a criterion had no time)."""
+        if not self.correct:
+            return "wrong"
+        states = [c.passed for c in self.criteria]
+        if any(state is False for state in states):
+            return "fail"
+        return "pass" if all(states) else "unmeasured"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        group = asdict(self.group)
+        group["layers"] = [asdict(layer) for layer in self.group.layers]
+        group["working_set_bytes"] = self.group.working_set_bytes
+        return {
+            "group": group,
+            "tolerance": self.tolerance,
+            "correct": self.correct,
+            "verdict": self.verdict,
+            "predicted_speedup": self.predicted_speedup,
+            "prediction_source": self.prediction_source,
+            "measured_speedup": self.measured_speedup,
+            "runs": {name: asdict(run) for name, run in self.runs.items()},
+            "criteria": [asdict(c) for c in self.criteria],
+        }
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def verify_groups(
+    groups: Sequence[GroupSpec],
+    calibration: Calibration | None = None,
+    *,
+    cache_bytes: int | None = None,
+    repeats: int = 5,
+    sample_rows: int = 4096,
+    threads_per_block: int = 256,
+    seed: int = 0,
+) -> list[GroupReport]:
+    """Run and check every variant of every group; see the module docstring.
+
+    Args:
+        groups: the groups.
+        calibration: the same card's calibration (for the knee and HBM rate), if any.
+        cache_bytes: the nominal cache for the ``2x_cache``/``4x_cache`` runs; default the
+            calibration's L2, else the device's (required under the simulator without a
+            calibration).
+        repeats: timed runs per variant after one checked warm-up run (median counts).
+        sample_rows: rows compared with the float64 reference (all rows when fewer).
+        threads_per_block: a power of two in [32, 1024].
+        seed: seed of inputs and weights (fresh per group).
+    """
+    if repeats < 1 or sample_rows < 1:
+        raise ValueError(f"repeats and sample_rows must be >= 1, got {repeats} and {sample_rows}")
+    cache = cache_bytes
+    if cache is None:
+        cache = calibration.l2_bytes if calibration is not None else device_info().l2_bytes
+    if cache is None or cache < 1:
+        raise ValueError(f"cache_bytes must be given (>= 1) where the device reports no L2, got {cache}")
+    rng = np.random.default_rng(seed)
+    return [
+        _verify_group(group, calibration, cache, repeats, sample_rows, threads_per_block, rng)
+        for group in groups
+    ]
+
+
+@dataclass
+class _Workspace:
+    """Device buffers and the reference of one group."""
+
+    x: Any
+    y: Any
+    device_group: DeviceGroup
+    rows: np.ndarray
+    reference: np.ndarray
+    tolerance: float
+
+
+def _prepare(group: GroupSpec, sample_rows: int, rng: np.random.Generator) -> _Workspace:
+    dtype = storage_dtype(group.dtype)
+    x_host = rng.standard_normal((group.tokens, group.hidden), dtype=np.float32).astype(dtype)
+    params = make_params(group.layers, group.hidden, rng)
+    if group.tokens <= sample_rows:
+        rows = np.arange(group.tokens)
+    else:
+        picked = rng.choice(group.tokens, size=sample_rows - 2, replace=False)
+        rows = np.unique(np.concatenate([picked, [0, group.tokens - 1]]))
+    reference = reference_forward(x_host[rows], group.layers, params)
+    x = cuda.to_device(x_host)
+    return _Workspace(x, cuda.device_array_like(x), upload_group(group.layers, params), rows,
+                      reference, TOLERANCE[group.dtype])
+
+
+def _check(work: _Workspace) -> tuple[float, int]:
+    """(relative error on the sampled rows, count of non-finite elements in the output)."""
+    out = work.y.copy_to_host()
+    unwritten = int(out.size - np.count_nonzero(np.isfinite(out)))
+    return relative_error(out[work.rows], work.reference), unwritten
+
+
+def _run_kernel_variant(
+    variant: str, launch: Launch, work: _Workspace, bytes_moved: int, repeats: int,
+    chunk_tokens: int | None, working_set: int | None,
+) -> RunReport:
+    poison(work.y)
+    launch()
+    cuda.synchronize()
+    first_error, first_unwritten = _check(work)
+    times = time_launches(launch, repeats)
+    error, unwritten = _check(work)
+    seconds = None if times is None else statistics.median(times)
+    return RunReport(
+        variant=variant,
+        chunk_tokens=chunk_tokens,
+        working_set_bytes=working_set,
+        bytes_moved=bytes_moved,
+        seconds=seconds,
+        bandwidth_bytes_per_s=None if seconds is None else bytes_moved / seconds,
+        relative_error=max(first_error, error),
+        unwritten=max(first_unwritten, unwritten),
+        geometry=launch.geometry,
+    )
+
+
+def _run_copy(work: _Workspace, repeats: int) -> RunReport:
+    nbytes = int(work.x.size * work.x.dtype.itemsize)
+    stream = cuda.default_stream()  # an asynchronous copy, ordered with the timing events
+
+    def copy() -> None:
+        work.y.copy_to_device(work.x, stream=stream)
+
+    copy()  # warm-up
+    times = time_launches(copy, repeats)
+    seconds = None if times is None else statistics.median(times)
+    return RunReport("device_copy", None, None, 2 * nbytes, seconds,
+                     None if seconds is None else 2 * nbytes / seconds)
+
+
+def _verify_group(
+    group: GroupSpec, calibration: Calibration | None, cache: int, repeats: int,
+    sample_rows: int, threads_per_block: int, rng: np.random.Generator,
+) -> GroupReport:
+    work = _prepare(group, sample_rows, rng)
+    bytes_moved = 2 * len(group.layers) * group.tokens * group.hidden * group.itemsize
+    chunks = {
+        "planned": group.chunk_tokens,
+        "2x_cache": chunk_tokens_for(2 * cache, group.layers, group.hidden, group.itemsize, True),
+        "4x_cache": chunk_tokens_for(4 * cache, group.layers, group.hidden, group.itemsize, True),
+    }
+    runs: dict[str, RunReport] = {}
+    for variant, chunk in chunks.items():
+        runs[variant] = _run_kernel_variant(
+            variant,
+            prepare_chunked(work.x, work.y, work.device_group, chunk, threads_per_block),
+            work, bytes_moved, repeats, chunk,
+            chunk_working_set_bytes(group.layers, group.hidden, min(chunk, group.tokens), group.itemsize),
+        )
+    runs["layer_by_layer"] = _run_kernel_variant(
+        "layer_by_layer",
+        prepare_layer_by_layer(work.x, work.y, work.device_group, threads_per_block),
+        work, bytes_moved, repeats, None, None,
+    )
+    runs["device_copy"] = _run_copy(work, repeats)
+    return group_report(group, calibration, work.tolerance, runs)
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or denominator is None:
+        return None
+    return numerator / denominator
+
+
+def group_report(
+    group: GroupSpec, calibration: Calibration | None, tolerance: float, runs: dict[str, RunReport]
+) -> GroupReport:
+    """Judge one group's runs (keyed by variant) against the pass criteria.
+
+    The predicted speedup is the group's own, else :func:`model_speedup` of the
+    calibration when it is timed; criteria lacking a time or a calibration are unmeasured.
+    """
+    summary = calibration.summary if calibration is not None else None
+    predicted, source = group.predicted_speedup, "plan"
+    if predicted is None:
+        if summary is not None and calibration is not None:
+            predicted, source = model_speedup(len(group.layers), group.working_set_bytes, calibration), "model"
+        else:
+            source = "none"
+    measured = _ratio(runs["layer_by_layer"].seconds, runs["planned"].seconds)
+    hbm = summary.hbm_bytes_per_s if summary else None
+    agreement = None
+    if measured is not None and predicted is not None:
+        agreement = abs(measured / predicted - 1.0)
+    criteria = [
+        Criterion("working_set_vs_knee", "planned working set / knee",
+                  _ratio(group.working_set_bytes, summary.knee_bytes if summary else None), KNEE_MARGIN, True),
+        Criterion("planned_vs_hbm", "planned-chunk rate / HBM rate",
+                  _ratio(runs["planned"].bandwidth_bytes_per_s, hbm), MIN_PLANNED_OVER_HBM, False),
+        Criterion("4x_cache_vs_hbm", "4x-cache-chunk rate / HBM rate",
+                  _ratio(runs["4x_cache"].bandwidth_bytes_per_s, hbm), MAX_4X_OVER_HBM, True),
+        Criterion("speedup_agreement", "|measured / predicted speedup - 1|",
+                  agreement, SPEEDUP_AGREEMENT, True),
+        Criterion("control_vs_copy", "layer-by-layer rate / device-copy rate",
+                  _ratio(runs["layer_by_layer"].bandwidth_bytes_per_s,
+                         runs["device_copy"].bandwidth_bytes_per_s), MIN_CONTROL_OVER_COPY, False),
+    ]
+    return GroupReport(group, tolerance, runs, predicted, source, measured, criteria)
+
+
+# --------------------------------------------------------------------------- one-call run
+
+
+def environment() -> dict[str, Any]:
+    """Versions and device of this run (JSON-ready)."""
+    versions: dict[str, str | None] = {}
+    for package in ("numpy", "numba", "numba-cuda", "llvmlite", "matplotlib"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    driver: str | None = None
+    if not is_simulated():
+        try:
+            driver = ".".join(str(part) for part in cuda.cudadrv.driver.get_version())
+        except (AttributeError, ImportError, RuntimeError) as exc:  # informational only
+            driver = f"unknown ({exc})"
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": versions,
+        "cuda_driver": driver,
+        "simulated": is_simulated(),
+        "device": device_info().to_dict(),
+    }
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Sizes of the one-call run (bytes)."""
+
+    total_bytes: int
+    repeats: int
+    points_per_octave: int
+    bytes_per_launch: int
+    cache_bytes: int | None = None  # None: the device's L2
+    small_plan: bool = False
+    calibration_sizes: tuple[int, ...] | None = None
+
+
+def settings_for(quick: bool, simulated: bool) -> RunSettings:
+    """Full or ``--quick`` sizes on a GPU; tiny ones under the simulator (a 1 KiB "cache")."""
+    if simulated:
+        return RunSettings(total_bytes=4096, repeats=1, points_per_octave=1, bytes_per_launch=8192,
+                           cache_bytes=1024, small_plan=True, calibration_sizes=(1024, 2048, 4096))
+    if quick:
+        return RunSettings(total_bytes=512 * MIB, repeats=3, points_per_octave=3, bytes_per_launch=GIB)
+    return RunSettings(total_bytes=GIB, repeats=5, points_per_octave=4, bytes_per_launch=2 * GIB)
+
+
+def run_gpu_verification(out_dir: str | Path, *, quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
+    """The one-call run: environment, calibration sweep, verification of the bundled plan.
+
+    Writes ``calibration.json``, ``verification.json`` and (with matplotlib and timings)
+    ``bandwidth.png`` into ``out_dir``, prints the summary table last, and returns the
+    verification dictionary.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = settings_for(quick, is_simulated())
+    reps = settings.repeats if repeats is None else repeats
+    env = environment()
+    print(f"device: {_device_line(env['device'])}", flush=True)
+    l2 = settings.cache_bytes if settings.cache_bytes is not None else env["device"]["l2_bytes"]
+    sizes = settings.calibration_sizes or tuple(calibration_sizes(l2, points_per_octave=settings.points_per_octave))
+    print(f"calibration: {len(sizes)} sizes from {sizes[0]} to {sizes[-1]} bytes", flush=True)
+    cal = calibrate(sizes, l2_bytes=l2, repeats=reps, bytes_per_launch=settings.bytes_per_launch,
+                    threads_per_block=32 if is_simulated() else 256)
+    if cal.timed:
+        cal.save(out / "calibration.json")
+    else:
+        print("calibration untimed (simulator): calibration.json not written", flush=True)
+    groups = groups_from_plan(bundled_plan(settings.small_plan), cache_bytes=l2,
+                              total_bytes=settings.total_bytes)
+    reports = []
+    for index, group in enumerate(groups):
+        print(f"verifying group {group.name}: {len(group.layers)} layers, hidden {group.hidden}, "
+              f"{group.tokens} tokens, chunk {group.chunk_tokens} tokens", flush=True)
+        reports += verify_groups([group], cal, cache_bytes=l2, repeats=reps, seed=index,
+                                 threads_per_block=32 if is_simulated() else 256)
+    result = {
+        "environment": env,
+        "calibration": cal.describe(),
+        "groups": [report.to_dict() for report in reports],
+        "verdict": _overall_verdict(reports),
+    }
+    (out / "verification.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(plot_bandwidth(cal, reports, out / "bandwidth.png"))
+    print(format_table(cal, reports))
+    return result
+
+
+def _overall_verdict(reports: Sequence[GroupReport]) -> str:
+    verdicts = {report.verdict for report in reports}
+    for verdict in ("wrong", "fail", "unmeasured"):
+        if verdict in verdicts:
+            return verdict
+    return "pass"
+
+
+def _device_line(device: dict[str, Any]) -> str:
+    if device["simulated"]:
+        return "Numba CUDA simulator (no timings)"
+    l2 = device["l2_bytes"] / MIB
+    major, minor = device["compute_capability"]
+    return f"{device['name']} (cc {major}.{minor}, {device['multiprocessors']} SMs, L2 {l2:.1f} MiB)"
+
+
+def plot_bandwidth(calibration: Calibration, reports: Sequence[GroupReport], path: Path) -> str:
+    """Draw the bandwidth curve with the groups' runs into ``path``; return a status line."""
+    if calibration.rates_bytes_per_s is None or calibration.summary is None:
+        return f"no timings under the simulator: {path.name} not written"
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return f"matplotlib is not installed: {path.name} not written"
+    summary, rates = calibration.summary, calibration.rates_bytes_per_s
+    fig = Figure(figsize=(8, 5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.plot([s / MIB for s in calibration.sizes_bytes], [r / 1e12 for r in rates], "o-",
+            label="calibration stream")
+    ax.axhline(summary.plateau_bytes_per_s / 1e12, ls="--", c="gray", label="plateau")
+    ax.axhline(summary.hbm_bytes_per_s / 1e12, ls=":", c="gray", label="HBM rate")
+    ax.axvline(summary.knee_bytes / MIB, c="red", label="knee")
+    ax.axvline(calibration.l2_bytes / MIB, c="black", ls="-.", label="nominal L2")
+    for report in reports:
+        points = [
+            (run.working_set_bytes / MIB, run.bandwidth_bytes_per_s / 1e12)
+            for run in report.runs.values()
+            if run.working_set_bytes is not None and run.bandwidth_bytes_per_s is not None
+        ]
+        ax.plot([p[0] for p in points], [p[1] for p in points], "s", label=f"group {report.group.name}")
+    ax.set_xscale("log")
+    ax.set_xlabel("working set / buffer (MiB)")
+    ax.set_ylabel("rate, bytes read + written (TB/s)")
+    ax.set_title(calibration.device.name)
+    ax.legend(fontsize="small")
+    fig.savefig(path, dpi=120)
+    return f"wrote {path.name}"
+
+
+def _tbps(value: float | None) -> str:
+    return "-" if value is None else f"{value / 1e12:.2f}"
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def format_table(calibration: Calibration, reports: Sequence[GroupReport]) -> str:
+    """The short summary table: the calibration, then one line per group and per criterion."""
+    s = calibration.summary
+    lines = [
+        "calibration: " + (
+            f"plateau {_tbps(s.plateau_bytes_per_s)} TB/s at {s.plateau_size_bytes / MIB:.1f} MiB, "
+            f"HBM {_tbps(s.hbm_bytes_per_s)} TB/s, knee {s.knee_bytes / MIB:.1f} MiB"
+            if s else "untimed (simulator)"
+        ),
+        f"{'group':<6}{'layers':>7}{'ws MiB':>9}{'planned':>9}{'2x':>7}{'4x':>7}{'ctrl':>7}{'copy':>7}"
+        f"{'speedup':>9}{'pred':>7}{'rel err':>10}  verdict   (rates TB/s)",
+    ]
+    for r in reports:
+        rate = {name: run.bandwidth_bytes_per_s for name, run in r.runs.items()}
+        worst = max(run.relative_error or 0.0 for run in r.runs.values())
+        lines.append(
+            f"{r.group.name:<6}{len(r.group.layers):>7}{r.group.working_set_bytes / MIB:>9.2f}"
+            f"{_tbps(rate['planned']):>9}{_tbps(rate['2x_cache']):>7}{_tbps(rate['4x_cache']):>7}"
+            f"{_tbps(rate['layer_by_layer']):>7}{_tbps(rate['device_copy']):>7}"
+            f"{_fmt(r.measured_speedup, '.2f'):>9}{_fmt(r.predicted_speedup, '.2f'):>7}"
+            f"{worst:>10.1e}  {r.verdict}"
+        )
+    for r in reports:
+        for c in r.criteria:
+            state = {True: "pass", False: "FAIL", None: "unmeasured"}[c.passed]
+            bound = f"{'<=' if c.at_most else '>='} {c.limit:g}"
+            lines.append(f"  {r.group.name} {c.name:<20} {_fmt(c.measured, '.3f'):>7} {bound:<8} {state}")
+    lines.append(f"overall: {_overall_verdict(reports)}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def build_arg_parser(prog: str = "gpu_verify") -> argparse.ArgumentParser:
+    """The argument parser of ``bench/gpu_verify.py`` and ``layerwise-fast verify``."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=(
+            "Check on one GPU that planned layer groups fit its cache: calibrate the "
+            "bandwidth curve (L2 plateau, HBM rate, knee), then run each group of the "
+            "bundled plan chunked at its planned working set, at 2x and 4x the L2, and "
+            "layer by layer, against a device-to-device copy. Under NUMBA_ENABLE_CUDASIM=1 "
+            "it runs at tiny sizes on the CPU: results are checked, nothing is timed."
+        ),
+        epilog=(
+            "Writes calibration.json, verification.json and bandwidth.png (needs "
+            "matplotlib) into --out and prints a summary table last. Exit status: 0 all "
+            "criteria pass (or are unmeasured under the simulator), 1 a criterion failed "
+            "or a result was wrong, 2 no CUDA device."
+        ),
+    )
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR",
+                        help="folder for the JSON files and the PNG (created if missing)")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer calibration sizes and repeats, 512 MiB per group (about half the time)")
+    parser.add_argument("--repeats", type=int, default=None, metavar="N",
+                        help="timed runs per measurement (default 5, or 3 with --quick)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "gpu_verify") -> int:
+    """Command-line entry point; returns the exit status (see ``--help``)."""
+    args = build_arg_parser(prog).parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        print(f"{prog}: error: --repeats must be >= 1, got {args.repeats}", file=sys.stderr)
+        return 2
+    if not is_simulated() and not cuda.is_available():
+        print(
+            f"{prog}: no CUDA device is available; this run needs one GPU "
+            "(or NUMBA_ENABLE_CUDASIM=1 for an untimed run on the CPU)",
+            file=sys.stderr,
+        )
+        return 2
+    result = run_gpu_verification(args.out, quick=args.quick, repeats=args.repeats)
+    return 0 if result["verdict"] in ("pass", "unmeasured") else 1

@@ -1,0 +1,555 @@
+"""Tests of layerwise_fast.cuda: correctness on the Numba CUDA simulator, timings on a GPU.
+
+Kernels run on the CPU simulator (``NUMBA_ENABLE_CUDASIM=1``, set here before numba is
+first imported) unless the variable is already set or an NVIDIA device node exists; set
+``NUMBA_ENABLE_CUDASIM=0`` on a GPU machine to run every test on the GPU, the timed ones
+included. Shapes are small: the simulator runs each CUDA thread as a Python thread.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def _nvidia_device_present() -> bool:
+    return os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/nvidia0")
+
+
+if "NUMBA_ENABLE_CUDASIM" not in os.environ and not _nvidia_device_present():
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+# Tiny test grids would otherwise warn (and warnings are errors in this suite).
+os.environ.setdefault("NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS", "0")
+
+import json  # noqa: E402
+import math  # noqa: E402
+import subprocess  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+pytest.importorskip("numba_cuda", reason="the cuda extra (numba, numba-cuda) is not installed")
+
+from layerwise_fast.cuda import calibrate as cal_mod  # noqa: E402
+from layerwise_fast.cuda import kernels, verify  # noqa: E402
+from layerwise_fast.cuda.reference import (  # noqa: E402
+    LayerSpec,
+    affine,
+    make_params,
+    reference_forward,
+    relative_error,
+    rmsnorm,
+    weight_bytes,
+)
+
+cuda = kernels.cuda  # numba.cuda, imported after NUMBA_ENABLE_CUDASIM was settled above
+SIMULATED = kernels.is_simulated()
+HAVE_GPU = not SIMULATED and cuda.is_available()
+NO_GPU_REASON = "no CUDA GPU: timings need real hardware"
+needs_gpu = pytest.mark.skipif(not HAVE_GPU, reason=NO_GPU_REASON)
+needs_device = pytest.mark.skipif(
+    not (SIMULATED or HAVE_GPU),
+    reason="numba was imported before NUMBA_ENABLE_CUDASIM was set, and there is no GPU",
+)
+TPB = 64  # threads per block of the small kernel runs
+ROOT = Path(__file__).resolve().parent.parent
+CHAIN = (rmsnorm(), affine("gelu_tanh"), affine("silu"), rmsnorm(1e-5), affine("relu"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _quick_thread_switching() -> Iterator[None]:
+    """The simulator's block manager polls its threads: switch between them more often."""
+    previous = sys.getswitchinterval()
+    if SIMULATED:
+        sys.setswitchinterval(5e-4)
+    yield
+    sys.setswitchinterval(previous)
+
+
+def _inputs(
+    tokens: int, hidden: int, dtype: type, layers: tuple[LayerSpec, ...] = CHAIN, seed: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x: np.ndarray = rng.standard_normal((tokens, hidden), dtype=np.float32).astype(dtype)
+    params = make_params(layers, hidden, rng)
+    return x, params, reference_forward(x, layers, params)
+
+
+def _run(
+    kind: str,
+    x: np.ndarray,
+    params: np.ndarray,
+    *,
+    layers: tuple[LayerSpec, ...] = CHAIN,
+    chunk_tokens: int = 16,
+    team_size: int | None = None,
+) -> tuple[np.ndarray, kernels.LaunchGeometry, Any]:
+    """Run ``kind`` ("chunked" or "layer_by_layer") on a poisoned output; return it."""
+    group = kernels.upload_group(layers, params)
+    x_dev = cuda.to_device(x)
+    y_dev = cuda.device_array_like(x_dev)
+    kernels.poison(y_dev)
+    if kind == "chunked":
+        geometry = kernels.run_chunked(x_dev, y_dev, group, chunk_tokens, TPB, team_size)
+    else:
+        geometry = kernels.run_layer_by_layer(x_dev, y_dev, group, TPB, team_size=team_size)
+    cuda.synchronize()
+    return y_dev.copy_to_host(), geometry, x_dev
+
+
+def test_package_exports_resolve_lazily() -> None:
+    import layerwise_fast.cuda as package
+
+    assert sorted(package.__all__) == sorted(package._EXPORTS)
+    for name in package.__all__:
+        assert getattr(package, name) is not None
+    with pytest.raises(AttributeError, match="module 'layerwise_fast.cuda' has no attribute 'nope'"):
+        package.nope  # noqa: B018
+
+
+# --------------------------------------------------------------------------- reference
+
+
+def test_reference_matches_a_hand_computed_row() -> None:
+    x = np.array([[3.0, -4.0]])
+    params = np.array([[[2.0, 1.0], [0.0, 0.0]], [[1.0, 1.0], [0.5, -0.5]]], dtype=np.float32)
+    out = reference_forward(x, [rmsnorm(1e-6), affine("relu")], params)
+    rms = math.sqrt((9.0 + 16.0) / 2 + 1e-6)
+    assert out[0, 0] == pytest.approx(3.0 / rms * 2.0 + 0.5)
+    assert out[0, 1] == 0.0  # -4/rms - 0.5 < 0, clipped by relu
+
+
+def test_reference_silu_and_gelu_stay_finite_for_large_inputs() -> None:
+    x = np.array([[-1000.0, 1000.0, -30.0, 30.0]])
+    params = np.stack([np.stack([np.ones(4), np.zeros(4)])] * 2).astype(np.float32)
+    out = reference_forward(x, [affine("silu"), affine("gelu_tanh")], params)
+    assert np.all(np.isfinite(out))
+    assert out[0, 1] == pytest.approx(1000.0)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("conv",), "LayerSpec.kind must be one of ('affine_act', 'rmsnorm'), got 'conv'"),
+        (("affine_act", "tanh"), "activation of an 'affine_act' layer must be one of ('relu', 'gelu_tanh', 'silu'), got 'tanh'"),
+        (("rmsnorm", "relu"), "LayerSpec.activation must be None for an 'rmsnorm' layer, got 'relu'"),
+        (("rmsnorm", None, 0.0), "LayerSpec.eps of an 'rmsnorm' layer must be finite and > 0, got 0.0"),
+    ],
+)
+def test_layer_spec_rejects_bad_arguments(args: tuple, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        LayerSpec(*args)
+
+
+def test_reference_rejects_params_of_the_wrong_shape() -> None:
+    with pytest.raises(ValueError, match=r"params must have shape \(1, 2, 3\) for 1 layers and hidden=3, got \(1, 2, 4\)"):
+        reference_forward(np.zeros((2, 3)), [affine("relu")], np.zeros((1, 2, 4), np.float32))
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+@needs_device
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("kind", ["chunked", "layer_by_layer"])
+def test_kernels_match_the_float64_reference(kind: str, dtype: type) -> None:
+    # hidden=40 is no multiple of the unrolled step, so every row has a ragged tail.
+    x, params, ref = _inputs(64, 40, dtype)
+    out, geometry, _ = _run(kind, x, params, chunk_tokens=16)
+    assert not np.isnan(out).any(), "some output element was never written"
+    assert relative_error(out, ref) <= verify.TOLERANCE[np.dtype(dtype).name]
+    assert geometry.team_size == 32
+
+
+@needs_device
+def test_chunked_kernel_handles_a_partial_last_chunk_and_keeps_x() -> None:
+    x, params, ref = _inputs(40, 24, np.float32)
+    out, _, x_dev = _run("chunked", x, params, chunk_tokens=16)
+    assert relative_error(out, ref) <= verify.TOLERANCE["float32"]
+    assert not np.isnan(out).any()
+    np.testing.assert_array_equal(x_dev.copy_to_host(), x)
+
+
+@needs_device
+@pytest.mark.parametrize("kind", ["chunked", "layer_by_layer"])
+def test_kernels_reduce_rows_over_a_two_warp_team(kind: str) -> None:
+    layers = (rmsnorm(), affine("silu"))
+    x, params, ref = _inputs(4, 200, np.float32, layers)
+    out, geometry, _ = _run(kind, x, params, layers=layers, chunk_tokens=2, team_size=64)
+    assert geometry.team_size == 64
+    assert relative_error(out, ref) <= verify.TOLERANCE["float32"]
+
+
+@needs_device
+def test_poison_fills_every_element_with_nan() -> None:
+    y = cuda.to_device(np.zeros((3, 50), dtype=np.float16))
+    kernels.poison(y)
+    assert np.isnan(y.copy_to_host()).all()
+
+
+@needs_device
+def test_stream_passes_add_the_shift_once_per_pass() -> None:
+    buf = cuda.to_device(np.full(1000, 1.0, dtype=np.float32))  # 1000: a ragged tail
+    geometry = kernels.run_stream_passes(buf, 3, 1.0, 0.25, threads_per_block=32)
+    np.testing.assert_array_equal(buf.copy_to_host(), np.full(1000, 1.75, dtype=np.float32))
+    assert geometry.team_size == 0
+
+
+def test_team_size_spreads_rows_and_stops_at_the_row_length() -> None:
+    # 270336 threads over 2048 rows: 132 per row, rounded down to 128.
+    assert kernels.team_size_for(256, 270336, 2048, 4096) == 128
+    # Many rows: one warp each.
+    assert kernels.team_size_for(256, 270336, 32768, 4096) == 32
+    # Few rows, short row: no more lanes than hidden / UNROLL rounded up to a power of two.
+    assert kernels.team_size_for(1024, 270336, 4, 1000) == 128
+    assert kernels.team_size_for(64, 64, 64, 8) == 32
+
+
+class _FakeDeviceArray:
+    """Shape, dtype and layout only: enough for the argument checks."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: str = "float16", contiguous: bool = True) -> None:
+        self.shape, self.ndim, self.dtype = shape, len(shape), np.dtype(dtype)
+        self.size = math.prod(shape)
+        self._contiguous = contiguous
+
+    def is_c_contiguous(self) -> bool:
+        return self._contiguous
+
+
+@pytest.fixture(scope="module")
+def small_group() -> kernels.DeviceGroup:
+    return kernels.upload_group([affine("relu")], np.ones((1, 2, 8), np.float32))
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "options", "message"),
+    [
+        ((16, 8), (16, 8), {"chunk_tokens": 3}, r"chunk_tokens must be a power of two in \[1, 2\*\*30\], got 3"),
+        ((16, 8), (16, 8), {"chunk_tokens": 4, "threads_per_block": 48}, r"threads_per_block must be a power of two in \[32, 1024\], got 48"),
+        ((16, 8), (16, 8), {"chunk_tokens": 4, "team_size": 16}, r"team_size must be a power of two in \[32, threads_per_block=256\], got 16"),
+        ((16, 8), (8, 16), {"chunk_tokens": 4}, r"x and y must have the same shape, got \(16, 8\) and \(8, 16\)"),
+        ((16, 4), (16, 4), {"chunk_tokens": 4}, "x has hidden=4 but the group's weights have hidden=8"),
+        ((2**28 + 1, 8), (2**28 + 1, 8), {"chunk_tokens": 4}, r"accept at most 2147483648"),
+        ((16,), (16,), {"chunk_tokens": 4}, r"x and y must be 2-D \(tokens, hidden\)"),
+    ],
+)
+def test_run_chunked_rejects_bad_arguments(small_group, x, y, options, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        kernels.run_chunked(_FakeDeviceArray(x), _FakeDeviceArray(y), small_group, **options)
+
+
+def test_launchers_reject_other_bad_arguments(small_group) -> None:
+    with pytest.raises(ValueError, match="x and y must have the same dtype, got float16 and float32"):
+        kernels.run_layer_by_layer(_FakeDeviceArray((4, 8)), _FakeDeviceArray((4, 8), "float32"), small_group)
+    with pytest.raises(ValueError, match="x and y must be C-contiguous"):
+        kernels.run_layer_by_layer(_FakeDeviceArray((4, 8), contiguous=False), _FakeDeviceArray((4, 8)), small_group)
+    with pytest.raises(ValueError, match="buf must be a 1-D float32 array, got 1-D float16"):
+        kernels.run_stream_passes(_FakeDeviceArray((8,)), 1)
+    with pytest.raises(ValueError, match=r"passes must be in \[1, 2\*\*31\], got 0"):
+        kernels.run_stream_passes(_FakeDeviceArray((8,), "float32"), 0)
+    with pytest.raises(ValueError, match=r"params must have shape \(2, 2, hidden >= 1\) for 2 layers, got \(2, 3, 8\)"):
+        kernels.upload_group([affine("relu"), rmsnorm()], np.ones((2, 3, 8), np.float32))
+    with pytest.raises(ValueError, match="a group needs at least one layer, got 0"):
+        kernels.upload_group([], np.ones((0, 2, 8), np.float32))
+
+
+@pytest.mark.skipif(not SIMULATED, reason="checks the simulator's limits")
+def test_bfloat16_is_refused_under_the_simulator() -> None:
+    with pytest.raises(ValueError, match="dtype 'bfloat16' is not available under the simulator"):
+        kernels.storage_dtype("bfloat16")
+    with pytest.raises(ValueError, match=r"dtype must be one of \('float32', 'float16', 'bfloat16'\), got 'int8'"):
+        kernels.storage_dtype("int8")
+
+
+# --------------------------------------------------------------------------- calibration
+
+# An H100-like curve: sizes in MiB, rates in TB/s.
+CURVE_MIB = [1, 2, 4, 8, 16, 24, 32, 40, 64, 100, 128, 200]
+CURVE_TBPS = [2.0, 3.0, 4.0, 4.5, 4.7, 4.79, 4.4, 3.6, 3.1, 3.02, 3.0, 3.04]
+L2_MIB = 50
+
+
+def _synthetic_calibration() -> cal_mod.Calibration:
+    summary = cal_mod.analyse_curve([m << 20 for m in CURVE_MIB], [t * 1e12 for t in CURVE_TBPS], L2_MIB << 20)
+    return cal_mod.Calibration.from_dict({
+        "schema": "layerwise_fast.calibration",
+        "version": 1,
+        "device_name": "NVIDIA H100 80GB HBM3",
+        "l2_bytes": L2_MIB << 20,
+        "knee_bytes": summary.knee_bytes,
+        "plateau_bytes_per_s": summary.plateau_bytes_per_s,
+        "hbm_bytes_per_s": summary.hbm_bytes_per_s,
+        "sizes": [m << 20 for m in CURVE_MIB],
+        "bytes_per_s": [t * 1e12 for t in CURVE_TBPS],
+    })
+
+
+def test_analyse_curve_finds_plateau_knee_and_hbm_rate() -> None:
+    summary = _synthetic_calibration().summary
+    assert summary is not None
+    assert summary.plateau_bytes_per_s == pytest.approx(4.79e12)
+    assert summary.plateau_size_bytes == 24 << 20
+    # 4.4 >= 0.9 * 4.79 = 4.311 but 3.6 is not: the knee is the 32 MiB point.
+    assert summary.knee_bytes == 32 << 20
+    # Sizes >= 100 MiB: median of 3.02, 3.0, 3.04.
+    assert summary.hbm_bytes_per_s == pytest.approx(3.02e12)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "rates", "message"),
+    [
+        ([1, 2], [1.0], "sizes_bytes and rates_bytes_per_s must have equal lengths, got 2 and 1"),
+        ([2, 1], [1.0, 1.0], "sizes_bytes must be strictly increasing"),
+        ([1, 2], [1.0, math.nan], "rates_bytes_per_s must all be finite and > 0"),
+        ([1, 2], [1.0, 1.0], r"no size reaches 2x l2_bytes = 20 bytes \(largest: 2\)"),
+    ],
+)
+def test_analyse_curve_rejects_bad_curves(sizes, rates, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        cal_mod.analyse_curve(sizes, rates, 10)
+
+
+def test_calibration_sizes_are_aligned_geometric_and_end_at_four_l2() -> None:
+    sizes = cal_mod.calibration_sizes(50 << 20)
+    assert sizes[0] == 1 << 20 and sizes[-1] == 200 << 20
+    assert all(s % 4096 == 0 for s in sizes)
+    assert all(b > a for a, b in zip(sizes, sizes[1:]))
+    assert len(sizes) == math.ceil(math.log2(200) * 4) + 1  # 4 points per octave over 200x
+    with pytest.raises(ValueError, match="max_factor \\* l2_bytes = 4096 bytes must exceed min_bytes = 1048576"):
+        cal_mod.calibration_sizes(1024)
+
+
+def test_calibration_file_round_trips_and_loads_as_hardware(tmp_path: Path) -> None:
+    from layerwise_fast import Hardware
+
+    cal = _synthetic_calibration()
+    path = cal.save(tmp_path / "calibration.json")
+    data = json.loads(path.read_text())
+    assert (data["schema"], data["version"], data["knee_bytes"]) == ("layerwise_fast.calibration", 1, 32 << 20)
+    assert data["meta"]["plateau_size_bytes"] == 24 << 20
+    again = cal_mod.load_calibration(path)
+    assert again.summary == cal.summary and again.sizes_bytes == cal.sizes_bytes
+    assert again.rate_at(24 << 20) == pytest.approx(4.79e12)
+    assert again.rate_at(1) == pytest.approx(2.0e12)  # clamped below the first size
+    hardware = Hardware.from_calibration(path)
+    assert hardware.capacity == 32 << 20
+    with pytest.raises(ValueError, match="not a calibration file of this version: schema 'other'"):
+        cal_mod.Calibration.from_dict({**data, "schema": "other"})
+
+
+@needs_device
+def test_calibrate_runs_the_sweep_and_checks_every_increment(tmp_path: Path) -> None:
+    cal = cal_mod.calibrate([1024, 2048, 4096], l2_bytes=1024, repeats=2, bytes_per_launch=8192,
+                            threads_per_block=32)
+    assert cal.passes == (4, 2, 1)
+    assert cal.timed is (not SIMULATED)
+    assert cal.describe()["timed"] is cal.timed
+    if SIMULATED:
+        assert cal.rates_bytes_per_s is None and cal.summary is None
+        with pytest.raises(ValueError, match="an untimed calibration \\(simulator\\) has no rates"):
+            cal.save(tmp_path / "c.json")
+
+
+def test_calibrate_rejects_bad_sizes() -> None:
+    with pytest.raises(ValueError, match=r"calibration sizes must be multiples of 4 bytes in \[4, 8589934592\], got 1022"):
+        cal_mod.calibrate([1022], l2_bytes=1024)
+    with pytest.raises(ValueError, match="the sweep would make"):
+        cal_mod.calibrate([4096], l2_bytes=1024, repeats=100, max_passes=2**20, bytes_per_launch=2**40)
+
+
+@pytest.mark.skipif(not SIMULATED, reason="checks the simulator's behaviour")
+def test_time_launches_under_the_simulator_launches_nothing() -> None:
+    calls = []
+    assert cal_mod.time_launches(lambda: calls.append(1), 3) is None
+    assert calls == []
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def test_chunk_tokens_for_rounds_down_for_plans_and_up_for_cache_multiples() -> None:
+    layers = (rmsnorm(), affine("relu"))  # 3 weight vectors
+    weights = weight_bytes(layers, 4096)
+    assert weights == 3 * 4096 * 4
+    assert verify.chunk_tokens_for(16 * 2**20 + weights, layers, 4096, 2, at_least=False) == 2048
+    assert verify.chunk_tokens_for(16 * 2**20 + weights - 1, layers, 4096, 2, at_least=False) == 1024
+    assert verify.chunk_tokens_for(16 * 2**20 + weights + 1, layers, 4096, 2, at_least=True) == 4096
+    with pytest.raises(ValueError, match="holds less than the weights"):
+        verify.chunk_tokens_for(weights, layers, 4096, 2, at_least=False)
+
+
+def test_groups_from_plan_keep_the_planned_chunk_and_scale_the_tokens() -> None:
+    groups = verify.groups_from_plan(verify.bundled_plan(), cache_bytes=50 << 20, total_bytes=1 << 30)
+    a, b = groups
+    assert (a.hidden, a.chunk_tokens, len(a.layers)) == (4096, 2048, 8)
+    assert (b.hidden, b.chunk_tokens, len(b.layers)) == (5120, 2048, 4)
+    # The 4x-cache chunk is 32768 rows for both; tokens are a multiple of it.
+    assert a.tokens == 131072 and b.tokens == 98304
+    assert a.working_set_bytes == 16 * 2**20 + weight_bytes(a.layers, 4096)
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        verify.groups_from_plan(verify.bundled_plan(), cache_bytes=1, dtype="int8")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"layers": ()}, "group 'g': layers must hold at least one layer"),
+        ({"hidden": 0}, "group 'g': hidden must be >= 1, got 0"),
+        ({"chunk_tokens": 6}, "group 'g': chunk_tokens must be a power of two, got 6"),
+        ({"dtype": "float64"}, "group 'g': dtype must be one of"),
+        ({"predicted_speedup": -1.0}, "group 'g': predicted_speedup must be finite and > 0, got -1.0"),
+    ],
+)
+def test_group_spec_rejects_bad_fields(changes: dict, message: str) -> None:
+    fields = {"name": "g", "layers": (affine("relu"),), "hidden": 8, "tokens": 16, "chunk_tokens": 4}
+    with pytest.raises(ValueError, match=message):
+        verify.GroupSpec(**{**fields, **changes})
+
+
+def test_model_speedup_follows_the_two_rate_model() -> None:
+    cal = _synthetic_calibration()
+    ratio = 3.02 / 4.79  # HBM rate over the rate at 24 MiB
+    assert verify.model_speedup(8, 24 << 20, cal) == pytest.approx(8 / (1 + 7 * ratio))
+    assert verify.model_speedup(1, 24 << 20, cal) == pytest.approx(1.0)
+
+
+def _timed_runs(planned: float, four_x: float, control: float, copy: float) -> dict[str, verify.RunReport]:
+    """Runs of an 8-layer group moving 16 GiB, with the given rates (TB/s)."""
+    moved = 16 << 30
+    rates = {"planned": planned, "2x_cache": (planned + four_x) / 2, "4x_cache": four_x,
+             "layer_by_layer": control}
+    runs = {
+        name: verify.RunReport(name, None, None, moved, moved / (r * 1e12), r * 1e12, 1e-4, 0)
+        for name, r in rates.items()
+    }
+    runs["device_copy"] = verify.RunReport("device_copy", None, None, 1 << 31, (1 << 31) / (copy * 1e12), copy * 1e12)
+    return runs
+
+
+def test_group_report_judges_each_criterion() -> None:
+    cal = _synthetic_calibration()
+    layers = verify.bundled_plan()[0].layers
+    group = verify.GroupSpec("A", layers, 4096, 131072, 2048, planned_working_set_bytes=16 << 20)
+    predicted = verify.model_speedup(8, 16 << 20, cal)
+    good = verify.group_report(group, cal, 5e-3, _timed_runs(4.3, 3.1, 4.3 / predicted, 4.0))
+    assert {c.name: c.passed for c in good.criteria} == {
+        "working_set_vs_knee": True,  # 16 / 32 = 0.5
+        "planned_vs_hbm": True,  # 4.3 / 3.02
+        "4x_cache_vs_hbm": True,  # 3.1 / 3.02
+        "speedup_agreement": True,  # exactly the model
+        "control_vs_copy": False,  # (4.3 / predicted) / 4.0 < 0.85
+    }
+    assert good.prediction_source == "model" and good.verdict == "fail"
+    assert good.measured_speedup == pytest.approx(predicted)
+    wrong_runs = _timed_runs(4.3, 3.1, 2.9, 3.0)
+    wrong_runs["planned"].unwritten = 5
+    assert verify.group_report(group, cal, 5e-3, wrong_runs).verdict == "wrong"
+    fine = verify.group_report(
+        verify.GroupSpec("A", layers, 4096, 131072, 2048, planned_working_set_bytes=16 << 20,
+                         predicted_speedup=4.3 / 2.9),
+        cal, 5e-3, _timed_runs(4.3, 3.1, 2.9, 3.0))
+    assert fine.prediction_source == "plan" and fine.verdict == "pass"
+    table = verify.format_table(cal, [good, fine])
+    assert table.splitlines()[-1] == "overall: fail"
+    assert "A control_vs_copy" in table and "FAIL" in table
+
+
+def test_bandwidth_plot_is_written(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="matplotlib draws the optional PNG")
+    cal = _synthetic_calibration()
+    group = verify.GroupSpec("A", (affine("relu"),), 4096, 131072, 2048)
+    runs = _timed_runs(4.3, 3.1, 2.9, 3.0)
+    runs["planned"].working_set_bytes = 16 << 20
+    report = verify.group_report(group, cal, 5e-3, runs)
+    assert verify.plot_bandwidth(cal, [report], tmp_path / "bw.png") == "wrote bw.png"
+    assert (tmp_path / "bw.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@needs_device
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_verify_groups_checks_every_variant(dtype: str) -> None:
+    layers = (rmsnorm(), affine("gelu_tanh"), affine("relu"))
+    group = verify.GroupSpec("t", layers, 32, 64, 8, dtype=dtype)
+    (report,) = verify.verify_groups([group], cache_bytes=1024, repeats=2, sample_rows=40,
+                                     threads_per_block=32)
+    assert set(report.runs) == {"planned", "2x_cache", "4x_cache", "layer_by_layer", "device_copy"}
+    assert report.correct, {k: (r.relative_error, r.unwritten) for k, r in report.runs.items()}
+    # The smallest power-of-two chunk over 4 KiB once the weights (640 bytes) are counted.
+    assert report.runs["4x_cache"].chunk_tokens == 4096 // (32 * np.dtype(dtype).itemsize)
+    assert report.runs["planned"].bytes_moved == 2 * 3 * 64 * 32 * np.dtype(dtype).itemsize
+    if SIMULATED:
+        assert report.verdict == "unmeasured"
+        assert all(run.seconds is None for run in report.runs.values())
+        assert all(c.passed is None for c in report.criteria)
+
+
+@pytest.mark.skipif(not SIMULATED, reason="on a GPU the one-call run is bench/gpu_verify.py's job")
+def test_one_call_run_writes_its_outputs_and_prints_the_table_last(tmp_path: Path, capsys) -> None:
+    assert verify.main(["--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1] == "overall: unmeasured"
+    assert any(line.startswith("group ") for line in printed)
+    result = json.loads((tmp_path / "verification.json").read_text())
+    assert result["environment"]["simulated"] is True
+    assert result["groups"][0]["correct"] is True
+    assert result["calibration"]["timed"] is False
+    assert not (tmp_path / "calibration.json").exists()  # untimed: no calibration file
+
+
+def test_bench_script_help_describes_the_run() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gpu_verify.py"), "--help"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "NUMBA_ENABLE_CUDASIM": "1"},
+    )
+    assert completed.returncode == 0
+    assert "--out DIR" in completed.stdout and "--quick" in completed.stdout
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("import sys; sys.modules['numba'] = None", 'layerwise_fast.cuda needs numba: install the GPU extra with: pip install "layerwise_fast[cuda]"'),
+        ("import numpy; numpy.__version__ = '2.5.2'", "layerwise_fast.cuda needs numpy < 2.5, found numpy 2.5.2"),
+    ],
+)
+def test_import_fails_with_the_install_hint(setup: str, message: str) -> None:
+    code = f"{setup}\ntry:\n    import layerwise_fast.cuda\nexcept ImportError as e:\n    print(e)\n"
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               timeout=120, cwd=ROOT)
+    assert message in completed.stdout
+    assert "numba-cuda needs numpy < 2.5 for now" in completed.stdout
+
+
+# --------------------------------------------------------------------------- GPU only
+
+
+@needs_gpu
+def test_gpu_calibration_finds_a_knee_near_the_l2() -> None:
+    l2 = kernels.device_info().l2_bytes
+    assert l2 is not None
+    cal = cal_mod.calibrate(cal_mod.calibration_sizes(l2, points_per_octave=2), repeats=3,
+                            bytes_per_launch=1 << 30)
+    assert cal.summary is not None
+    assert cal.summary.plateau_bytes_per_s > 1.1 * cal.summary.hbm_bytes_per_s
+    assert l2 / 8 <= cal.summary.knee_bytes <= 2 * l2
+
+
+@needs_gpu
+def test_gpu_runs_are_timed_and_correct() -> None:
+    group = verify.GroupSpec("g", CHAIN, 1024, 1 << 16, 1 << 10, dtype="float16")
+    (report,) = verify.verify_groups([group], repeats=3)
+    assert report.correct
+    assert all(run.seconds is not None and run.seconds > 0 for run in report.runs.values())
+
+
+@needs_gpu
+@pytest.mark.skipif(HAVE_GPU and not cuda.is_bfloat16_supported(), reason="the device has no bfloat16")
+def test_gpu_bfloat16_matches_the_reference() -> None:
+    pytest.importorskip("ml_dtypes", reason="bfloat16 arrays need ml_dtypes")
+    group = verify.GroupSpec("bf16", CHAIN, 256, 4096, 256, dtype="bfloat16")
+    (report,) = verify.verify_groups([group], repeats=1)
+    assert report.correct, {k: (r.relative_error, r.unwritten) for k, r in report.runs.items()}
