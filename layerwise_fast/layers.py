@@ -111,8 +111,8 @@ class LayerTable:
     """An immutable, columnar description of a network's blocks (see the module docstring).
 
     Build one from columns (this constructor), from row dicts (:meth:`from_records`),
-    from a JSON file (:meth:`from_json`) or from a Hugging Face-style model config
-    (:meth:`from_transformer_config`).
+    from a JSON file (:meth:`from_json`), from a Hugging Face-style model config
+    (:meth:`from_transformer_config`) or from a torch module (:meth:`from_torch`).
     """
 
     __slots__ = ("_columns",)
@@ -360,6 +360,38 @@ class LayerTable:
         blocks = _decoder_blocks(shape, split=granularity == "sublayer")
         records = [block.record(weight_dtype) for block in blocks]
         return _table_from_rows(records, label)
+
+    # -- torch modules -------------------------------------------------------------
+
+    @classmethod
+    def from_torch(
+        cls,
+        module: Any,
+        example_inputs: Any,
+        *,
+        granularity: str = "leaf",
+        no_split: Iterable[str | type] = (),
+        weight_dtype: str | None = None,
+        tokens: int | None = None,
+        activations: str = "output",
+    ) -> LayerTable:
+        """Describe a ``torch.nn.Module`` by running its forward on the meta device.
+
+        No weights are read or loaded. Rows are the module's leaves (or, at
+        ``granularity="block"``, the elements of its containers) in execution order;
+        classes named in ``no_split`` are kept whole. The rules, columns and errors are
+        those of :func:`layerwise_fast.torch_ingest.describe_torch`, which also returns
+        the device-map keys and tied rows the exports need.
+
+        Raises:
+            ImportError: torch is not installed; install the extra with
+                ``pip install "layerwise_fast[torch]"``.
+        """
+        from .torch_ingest import from_torch
+
+        return from_torch(module, example_inputs, granularity=granularity,
+                          no_split=no_split, weight_dtype=weight_dtype, tokens=tokens,
+                          activations=activations)
 
 
 # -- column validation (constructor) -------------------------------------------------
