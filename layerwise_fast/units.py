@@ -18,7 +18,7 @@ import json
 import math
 import os
 import re
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from types import MappingProxyType
 from typing import Final, Mapping, NoReturn, TypeGuard, Union
@@ -196,7 +196,7 @@ def _parse_quantity_text(text: str, name: str) -> Fraction:
 
 def _exact_decimal(number: str, name: str, text: str) -> Fraction:
     """Convert decimal text to a Fraction, refusing exponents too far out to matter."""
-    decimal = Decimal(number)
+    decimal = _decimal_or_error(number, name, text)
     if decimal.is_zero():
         return Fraction(0)
     if decimal < 0:
@@ -256,12 +256,21 @@ def _parse_ratio_text(text: str, name: str) -> Fraction:
         return Fraction(numerator, denominator)
     if re.fullmatch(rf"\s*{_NUMBER}\s*", text, re.ASCII) is None:
         raise ValueError(f"{name}: cannot read {text!r} as a number such as '0.6' or '3/5'")
-    decimal = Decimal(text.strip())
+    decimal = _decimal_or_error(text.strip(), name, text)
     if not decimal.is_zero() and not (
         _MIN_DECIMAL_EXPONENT <= decimal.adjusted() <= _MAX_DECIMAL_EXPONENT
     ):
         raise ValueError(f"{name}={text!r} is out of range (|exponent| too large)")
     return Fraction(decimal)
+
+
+def _decimal_or_error(number: str, name: str, text: str) -> Decimal:
+    """Decimal(number), or a ValueError when its exponent is beyond what Decimal holds
+    ("1e99999999999999999999")."""
+    try:
+        return Decimal(number)
+    except InvalidOperation:
+        raise ValueError(f"{name}: {text.strip()!r} is out of range (|exponent| too large)") from None
 
 
 def _check_text_length(text: str, name: str) -> None:

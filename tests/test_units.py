@@ -203,3 +203,9 @@ def test_parse_fraction_is_exact(value: object, expected: Fraction) -> None:
 def test_parse_fraction_rejects(value: object, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         parse_fraction(value, name="ratio", maximum=1)  # type: ignore[arg-type]
+
+
+def test_exponent_beyond_decimal_range_is_a_clear_error() -> None:
+    # Found by fuzzing: Decimal() itself refuses exponents this large.
+    with pytest.raises(ValueError, match=r"capacity: '055E55555555555555575555555555555' is out of range"):
+        parse_bytes("055E55555555555555575555555555555")
