@@ -12,13 +12,23 @@ side turns a network description into those sizes: `LayerTable` (built from reco
 a layer-table JSON file or a Hugging Face-style transformer config), `working_set` (the
 weights, activations and buffers of each layer for a batch, chunk and precision), and
 `Hardware` (GPU profiles with their L2 capacity).
+
+The planner puts it together: `plan(model, hardware, ...)` returns a `Plan` (groups,
+devices, chunk, oversize treatment, traffic, speedup, communication and a pipeline
+timeline, with `summary()`, a JSON round trip, `to_device_map()` and `split_points()`),
+and `sweep(model, batch_sizes, ...)` gives the chunk and group count per batch size.
 """
 
 from layerwise_fast._embed import get_include
+from layerwise_fast.chunking import Sweep
+from layerwise_fast.deployment import Plan, PlanFormatError
+from layerwise_fast.devices import TooManyGroupsError
 from layerwise_fast.errors import InfeasibleError, LayerTooLargeError, TooFewGroupsError
 from layerwise_fast.hardware import PROFILES, CalibrationError, Hardware
 from layerwise_fast.layers import LayerTable, LayerTableError
+from layerwise_fast.oversize import OversizeLayerError
 from layerwise_fast.partition import balanced, dp, greedy
+from layerwise_fast.planner import plan, sweep
 from layerwise_fast.result import Partition
 from layerwise_fast.units import format_bytes, parse_bytes
 from layerwise_fast.workingset import WorkingSet, working_set
@@ -40,6 +50,13 @@ __all__ = [
     "Hardware",
     "PROFILES",
     "CalibrationError",
+    "plan",
+    "Plan",
+    "PlanFormatError",
+    "sweep",
+    "Sweep",
+    "OversizeLayerError",
+    "TooManyGroupsError",
     "parse_bytes",
     "format_bytes",
     "get_include",

@@ -1,4 +1,6 @@
-"""Command-line interface: ``layerwise-fast partition FILE``.
+"""Command-line interface: ``layerwise-fast partition FILE``, ``plan MODEL`` and ``sweep``.
+
+``plan`` and ``sweep`` live in :mod:`layerwise_fast.cli_plan`.
 
 Exit status: 0 on success, 1 when the input is valid but no partition fits (a layer
 larger than the capacity, or k groups that cannot fit it), 2 for bad arguments or an
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from layerwise_fast import __version__
+from layerwise_fast.cli_plan import add_plan_commands
 from layerwise_fast.errors import InfeasibleError
 from layerwise_fast.partition import balanced, dp, greedy
 from layerwise_fast.result import Partition
@@ -186,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="layerwise-fast",
         description="Plan layer-wise deployment: cut a network's layers into contiguous groups "
         "whose working set fits a capacity (by default one H100's 50 MB L2 cache).",
-        epilog="Exit status: 0 success, 1 no partition fits, 2 bad arguments or input, 130 interrupted.",
+        epilog="Exit status: 0 success, 1 no partition or plan fits, 2 bad arguments or input, "
+        "130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -224,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     part.add_argument("--json", action="store_true", help="print the partition as JSON instead of a table")
     part.set_defaults(handler=_partition_command)
+    add_plan_commands(commands)
     return parser
 
 
@@ -234,10 +239,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except InfeasibleError as err:
-        print(f"layerwise-fast: no partition fits: {err}", file=sys.stderr)
+        what = "partition" if args.command == "partition" else "plan"
+        print(f"layerwise-fast: no {what} fits: {err}", file=sys.stderr)
         return 1
     except (ValueError, TypeError, OverflowError) as err:
         print(f"layerwise-fast: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"layerwise-fast: error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("layerwise-fast: interrupted", file=sys.stderr)

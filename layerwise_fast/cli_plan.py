@@ -1,0 +1,260 @@
+"""The ``plan`` and ``sweep`` subcommands of ``layerwise-fast`` (registered by cli.py).
+
+``layerwise-fast plan MODEL`` plans a layer-table JSON file or a transformer
+``config.json``; ``--example NAME`` plans a bundled example with its own settings, which
+the other options override. ``layerwise-fast sweep`` prints the chunk and the group count
+for each of a list of batch sizes. Errors go to stderr as one line; the exit status
+follows cli.py (0 ok, 1 no plan fits, 2 bad input, 130 interrupted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any, Final, TextIO
+
+from .chunking import MAX_BATCH
+from .deployment import Plan
+from .hardware import PROFILES, Hardware
+from .layers import GRANULARITIES, WEIGHT_DTYPES
+from .oversize import POLICIES
+from .planner import ALGORITHMS, COSTS, Model, load_model, plan, sweep
+from .plot import plot_plan
+from .scaling import ACT_DTYPE_BYTES
+from .scenarios import SCENARIOS, scenario, scenario_model
+
+__all__ = ["PROGRESS_MIN_LAYERS", "add_plan_commands", "parse_batch_sizes", "parse_devices"]
+
+PROGRESS_MIN_LAYERS: Final[int] = 10**6
+"""Models with more layers than this get a progress bar on stderr."""
+MAX_SWEEP_BATCHES: Final[int] = 1 << 20
+_BAR_WIDTH: Final[int] = 30
+
+
+def parse_devices(text: str) -> int | list[str]:
+    """``"8"`` -> 8; ``"h100,h100,a100"`` -> a list of profile names or calibration files.
+
+    Raises:
+        ValueError: an empty entry or a count below 1.
+    """
+    text = text.strip()
+    if text.isdigit():
+        count = int(text)
+        if count < 1:
+            raise ValueError(f"--devices must be at least 1, got {text}")
+        return count
+    names = [part.strip() for part in text.split(",")]
+    if not all(names):
+        raise ValueError(f"--devices: {text!r} has an empty entry; give a count such as 8 "
+                         f"or profiles such as h100,h100,a100")
+    return names
+
+
+def parse_batch_sizes(text: str) -> list[int]:
+    """``"1,2,8-12"`` -> [1, 2, 8, 9, 10, 11, 12] (ranges inclusive).
+
+    Raises:
+        ValueError: an entry that is not a positive integer or an ``a-b`` range with
+            ``a <= b``, or more than :data:`MAX_SWEEP_BATCHES` sizes.
+    """
+    sizes: list[int] = []
+    for part in text.split(","):
+        low, dash, high = part.strip().partition("-")
+        bounds = (low, high) if dash else (low, low)
+        if not all(b.strip().isdigit() for b in bounds):
+            raise ValueError(f"--batch-sizes: cannot read {part.strip()!r}; expected sizes "
+                             f"and ranges such as 1,2,4,8-16")
+        first, last = (int(b) for b in bounds)
+        if not 1 <= first <= last <= MAX_BATCH:
+            raise ValueError(f"--batch-sizes: {part.strip()!r} must lie within 1..{MAX_BATCH} "
+                             f"and run upwards")
+        if len(sizes) + last - first + 1 > MAX_SWEEP_BATCHES:
+            raise ValueError(f"--batch-sizes: more than {MAX_SWEEP_BATCHES} batch sizes")
+        sizes.extend(range(first, last + 1))
+    return sizes
+
+
+def _hardware(text: str | None) -> str | Hardware | None:
+    """A profile name, or a calibration file (a path ending in .json or an existing file)."""
+    if text is None or text.lower() in PROFILES:
+        return text
+    if text.endswith(".json") or os.path.exists(text):
+        return Hardware.from_calibration(text)
+    return text  # plan() reports the unknown profile, listing the known ones
+
+
+def _model(args: argparse.Namespace) -> tuple[Model, dict[str, Any]]:
+    """The model and the example's settings (empty for a file)."""
+    if (args.model is None) == (args.example is None):
+        raise ValueError("give exactly one of MODEL or --example NAME "
+                         f"(examples: {', '.join(SCENARIOS)})")
+    if args.example is not None:
+        example = scenario(args.example)
+        return scenario_model(example), dict(example.settings)
+    return load_model(args.model, layer_granularity=args.layers or "layer"), {}
+
+
+_PLAN_OPTIONS: Final[dict[str, str]] = {
+    "batch": "batch", "micro_batches": "micro_batches", "sequence": "sequence",
+    "chunk": "chunk", "granularity": "granularity", "precision": "weight_dtype",
+    "act_precision": "act_dtype", "capacity": "capacity", "algo": "algorithm",
+    "cost": "cost", "on_oversize": "on_oversize", "hidden": "cut_elems_per_token",
+}
+
+
+def _plan_settings(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
+    settings = dict(base)
+    for option, keyword in _PLAN_OPTIONS.items():
+        value = getattr(args, option)
+        if value is not None:
+            settings[keyword] = value
+    hardware = _hardware(args.hardware)
+    if hardware is not None:
+        settings["hardware"] = hardware
+    if args.devices is not None:
+        devices = parse_devices(args.devices)
+        settings["devices"] = devices if isinstance(devices, int) else [
+            _hardware(name) for name in devices]
+        settings.setdefault("share_devices", False)
+    if args.share_devices:
+        settings["share_devices"] = True
+    if isinstance(settings.get("devices"), list):
+        settings["share_devices"] = False
+    return settings
+
+
+class _Bar:
+    """A progress bar on stderr: redrawn in place on a terminal, one line per stage
+    otherwise."""
+
+    def __init__(self, stream: TextIO, layers: int) -> None:
+        self.stream = stream
+        self.started = time.perf_counter()
+        self.live = stream.isatty()
+        stream.write(f"planning {layers:,} layers\n")
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        filled = round(_BAR_WIDTH * fraction)
+        bar = "#" * filled + "-" * (_BAR_WIDTH - filled)
+        line = (f"[{bar}] {100 * fraction:3.0f}% {stage} "
+                f"({time.perf_counter() - self.started:.1f} s)")
+        if self.live:
+            self.stream.write("\r" + line + ("\n" if fraction >= 1 else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def _plan_command(args: argparse.Namespace) -> int:
+    model, base = _model(args)
+    settings = _plan_settings(args, base)
+    progress = _Bar(sys.stderr, len(model.table)) \
+        if len(model.table) > PROGRESS_MIN_LAYERS else None
+    result: Plan = plan(model, progress=progress, **settings)
+    if args.output is not None:
+        result.to_json(args.output)
+    if args.plot is not None:
+        try:
+            plot_plan(result, args.plot)
+        except ImportError as exc:
+            raise ValueError(str(exc)) from exc
+    sys.stdout.write(result.dumps() if args.format == "json" else result.summary() + "\n")
+    return 0
+
+
+def _sweep_command(args: argparse.Namespace) -> int:
+    model, base = _model(args)
+    options = {"sequence": args.sequence, "granularity": args.granularity,
+               "weight_dtype": args.precision, "act_dtype": args.act_precision,
+               "capacity": args.capacity, "cost": args.cost, "on_oversize": args.on_oversize}
+    settings = {k: v for k, v in base.items()
+                if k in ("sequence", "granularity", "weight_dtype", "act_dtype",
+                         "on_oversize", "hardware")}
+    settings.update({k: v for k, v in options.items() if v is not None})
+    hardware = _hardware(args.hardware)
+    if hardware is not None:
+        settings["hardware"] = hardware
+    result = sweep(model, parse_batch_sizes(args.batch_sizes), **settings)
+    if args.format == "json":
+        sys.stdout.write(json.dumps({"model": model.label, **result.to_dict()}) + "\n")
+    else:
+        sys.stdout.write(f"{model.label}\n{result.format_table()}\n")
+    return 0
+
+
+def _shared_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("model", nargs="?", metavar="MODEL",
+                         help="a layer-table JSON file or a transformer config.json")
+    command.add_argument("--example", metavar="NAME",
+                         help=f"a bundled example instead of MODEL: {', '.join(SCENARIOS)}")
+    command.add_argument("--hardware", metavar="NAME|FILE",
+                         help=f"a profile ({', '.join(PROFILES)}; default h100) or a "
+                              f"calibration JSON file")
+    command.add_argument("--capacity", metavar="BYTES",
+                         help="bytes a group may hold, e.g. 30MiB (default: the hardware's "
+                              "effective capacity, not its nominal L2)")
+    command.add_argument("--sequence", type=int, metavar="TOKENS",
+                         help="tokens per sequence (default 4096)")
+    command.add_argument("--granularity", type=int, metavar="TOKENS",
+                         help="the chunk is a multiple of this (default 64)")
+    command.add_argument("--precision", choices=WEIGHT_DTYPES,
+                         help="weight precision for every layer (default: the model's)")
+    command.add_argument("--act-precision", choices=tuple(ACT_DTYPE_BYTES),
+                         help="activation precision (default bf16)")
+    command.add_argument("--cost", choices=COSTS,
+                         help="sum: a group costs the sum of its layers [default]; peak: "
+                              "its weights plus the largest activations+buffers")
+    command.add_argument("--on-oversize", choices=POLICIES,
+                         help="a layer that fits no device: error [default], tile (stream "
+                              "its weights in tiles) or quantize (int8, else int4)")
+    command.add_argument("--layers", choices=GRANULARITIES,
+                         help="for a config.json: one row per layer [default] or sublayer")
+    command.add_argument("--format", choices=("table", "json"), default="table",
+                         help="print a table [default] or JSON")
+
+
+def add_plan_commands(commands: Any) -> None:
+    """Add ``plan`` and ``sweep`` to the subcommands of the ``layerwise-fast`` parser."""
+    examples = "; ".join(f"{s.name}: {s.description}" for s in SCENARIOS.values())
+    command = commands.add_parser(
+        "plan", help="plan the deployment of a model on GPUs",
+        description="Plan a layer-wise deployment: chunk, groups under the cache capacity, "
+        "devices, oversize layers, traffic, speedup, communication and pipeline timeline.",
+        epilog=f"Examples: {examples}. Try: layerwise-fast plan --example llama-2-7b-8xh100")
+    _shared_options(command)
+    command.add_argument("--batch", type=int, metavar="N",
+                         help="sequences per micro-batch (default 1)")
+    command.add_argument("--micro-batches", type=int, metavar="M",
+                         help="micro-batches through the pipeline (default 1)")
+    command.add_argument("--chunk", type=int, metavar="TOKENS",
+                         help="tokens per chunk (default: the largest that fits)")
+    command.add_argument("--devices", metavar="N|LIST",
+                         help="a device count (8), or devices in pipeline order "
+                              "(h100,h100,a100); default one device per group")
+    command.add_argument("--share-devices", action="store_true",
+                         help="with a device count, let several groups share a device")
+    command.add_argument("--algo", choices=ALGORITHMS,
+                         help="balanced [default]: fewest groups, then the smallest largest "
+                              "group; greedy: fewest, filled left to right; dp; stage_time: "
+                              "fewest groups, then the smallest largest stage time including "
+                              "the transfer at its cut")
+    command.add_argument("--hidden", type=int, metavar="ELEMS",
+                         help="elements per token between layers (a transformer's hidden "
+                              "size; read from a config.json) for exact cut sizes")
+    command.add_argument("--output", metavar="FILE",
+                         help="also write the plan as JSON to FILE")
+    command.add_argument("--plot", metavar="FILE.png",
+                         help="draw working sets and timeline (needs the plot extra)")
+    command.set_defaults(handler=_plan_command)
+    sweeper = commands.add_parser(
+        "sweep", help="chunk and group count for each batch size",
+        description="For each batch size: the largest chunk that fits and the fewest groups.",
+        epilog="Example: layerwise-fast sweep --example llama-2-7b-8xh100 "
+               "--batch-sizes 1,2,4,8-16")
+    _shared_options(sweeper)
+    sweeper.add_argument("--batch-sizes", required=True, metavar="LIST",
+                         help="batch sizes and inclusive ranges, e.g. 1,2,4,8-16")
+    sweeper.set_defaults(handler=_sweep_command)

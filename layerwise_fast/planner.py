@@ -1,0 +1,474 @@
+"""The deployment planner: from a model and a GPU to a :class:`~layerwise_fast.Plan`.
+
+:func:`plan` runs the methodology end to end:
+
+1. the working set of every layer (:mod:`layerwise_fast.scaling`, one
+   :func:`~layerwise_fast.workingset.working_set` pass);
+2. the layers too large for any device even at the smallest chunk get the ``on_oversize``
+   treatment (:mod:`layerwise_fast.oversize`);
+3. the chunk: the largest multiple of ``granularity`` tokens (at most the sequence) at
+   which every layer fits, in closed form; with a device limit, a bisection over the
+   chunk multiples, each probe one native :func:`~layerwise_fast.partition.greedy` call
+   (the group count only grows with the chunk);
+4. the groups, by the chosen native partitioner (``balanced`` by default: the fewest
+   groups, then the smallest largest group), or, for an ordered list of mixed devices,
+   by next-fit with each device's own capacity (:func:`~layerwise_fast.devices.ordered_fit`);
+5. groups to devices (:mod:`layerwise_fast.devices`), and the performance model
+   (:mod:`layerwise_fast.perf`).
+
+:func:`sweep` gives the chunk and the group count for many batch sizes at once, and
+:func:`load_model` reads a layer-table JSON file or a transformer ``config.json``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Final, Literal, Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from .chunking import DEFAULT_GRANULARITY, MAX_BATCH, Sweep, sweep_sizes
+from .deployment import Plan, PlanSettings
+from .devices import (DevicePool, DeviceSpec, TooManyGroupsError, device_pool, group_costs,
+                      groups_to_devices, ordered_fit, resolve_hardware)
+from .errors import InfeasibleError
+from .hardware import Hardware
+from .layers import LayerTable, LayerTableError
+from .oversize import INT4, INT8, TILED, SizeRules, oversize_rules
+from .partition import balanced, dp, greedy
+from .perf import LayerTraffic, Rates, group_performance, stage_time_inputs
+from .result import Partition
+from .scaling import CutElems, UnitSizes, chunk_for, unit_sizes
+from .summary import format_seconds
+from .units import ByteCount, FractionLike, _read_json_document, format_bytes, parse_bytes
+
+__all__ = ["DEFAULT_SEQUENCE", "MAX_SEQUENCE", "Model", "load_model", "plan", "sweep"]
+
+IntColumn = npt.NDArray[np.int64]
+Progress = Callable[[str, float], None]
+
+DEFAULT_SEQUENCE: Final[int] = 4096
+"""Tokens per sequence when none is given (Llama 2's context length)."""
+MAX_SEQUENCE: Final[int] = 2**40
+"""Longest sequence accepted, in tokens."""
+ALGORITHMS: Final[tuple[str, ...]] = ("balanced", "greedy", "dp", "stage_time")
+COSTS: Final[tuple[str, ...]] = ("sum", "peak")
+_PICOSECONDS: Final[float] = 1e12
+_HEAD_BYTES: Final[int] = 1 << 16
+
+
+@dataclass(frozen=True)
+class Model:
+    """A loaded model.
+
+    Attributes:
+        table: its layers.
+        cut_elems_per_token: elements per token between layers (a transformer's hidden
+            size), or None where the source does not say.
+        label: a short name for reports (the file name without its extension).
+    """
+
+    table: LayerTable
+    cut_elems_per_token: int | None
+    label: str
+
+
+def load_model(source: str | os.PathLike[str], *, layer_granularity: str = "layer") -> Model:
+    """Read a layer-table JSON file (it has a ``"schema"`` key) or a Hugging Face-style
+    transformer ``config.json`` (one row per layer, or per sublayer with
+    ``layer_granularity="sublayer"``).
+
+    Raises:
+        LayerTableError: a missing file, a directory, or any malformed input (see
+            :meth:`LayerTable.from_json` and :meth:`LayerTable.from_transformer_config`).
+        ValueError: an unknown ``layer_granularity``.
+    """
+    path = os.fspath(source)
+    label = os.path.splitext(os.path.basename(path))[0] or path
+    if os.path.isdir(path):
+        raise LayerTableError(f"model file {path!r} is a directory, not a file")
+    if not os.path.exists(path):
+        raise LayerTableError(f"model file {path!r} does not exist")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_HEAD_BYTES)
+    except OSError as exc:
+        raise LayerTableError(f"model file {path!r} cannot be read: {exc.strerror}") from exc
+    if b'"schema"' in head:
+        return Model(LayerTable.from_json(path), None, label)
+    config = _read_json_document(path, what="config file", error=LayerTableError)
+    table = LayerTable.from_transformer_config(path, granularity=layer_granularity)
+    hidden = config.get("hidden_size", config.get("n_embd")) if isinstance(config, dict) else None
+    return Model(table, hidden if type(hidden) is int else None, label)
+
+
+def plan(
+    model: LayerTable | Model | str | os.PathLike[str],
+    hardware: str | Hardware = "h100",
+    *,
+    batch: int = 1,
+    sequence: int = DEFAULT_SEQUENCE,
+    chunk: int | None = None,
+    granularity: int = DEFAULT_GRANULARITY,
+    micro_batches: int = 1,
+    act_dtype: str = "bf16",
+    weight_dtype: str | None = None,
+    capacity: ByteCount | None = None,
+    devices: DeviceSpec = None,
+    share_devices: bool = False,
+    algorithm: Literal["balanced", "greedy", "dp"] = "balanced",
+    cost: Literal["sum", "peak"] = "sum",
+    on_oversize: Literal["error", "tile", "quantize"] = "error",
+    working_set_ratio: FractionLike = 1,
+    default_buffers: Mapping[str, ByteCount] | None = None,
+    cut_elems_per_token: CutElems = None,
+    layer_granularity: str = "layer",
+    name: str | None = None,
+    progress: Progress | None = None,
+) -> Plan:
+    """Plan the layer-wise deployment of ``model`` on ``hardware``.
+
+    Args:
+        model: a :class:`LayerTable`, a :class:`Model`, or the path of a layer-table
+            JSON file or a transformer ``config.json`` (see :func:`load_model`).
+        hardware: a built-in profile name (``"h100"``, ``"h200"``, ``"a100"``) or a
+            :class:`Hardware` (e.g. from :meth:`Hardware.from_calibration`).
+        batch: sequences per micro-batch: the batch one chunk's working set holds.
+        sequence: tokens per sequence.
+        chunk: tokens per chunk; None searches the largest that fits.
+        granularity: the searched chunk is a multiple of this many tokens.
+        micro_batches: micro-batches that flow through the pipeline (M).
+        act_dtype: activation precision (``bf16``, ``fp16``, ``fp32``, ``fp8``).
+        weight_dtype: a weight precision for every layer, overriding the model's.
+        capacity: bytes each device holds for a group (any :func:`parse_bytes` form);
+            default the hardware's effective capacity, :attr:`Hardware.capacity`.
+        devices: None (one device per group), a device count, or an ordered list of
+            devices (profile names or :class:`Hardware`), each with its own capacity.
+        share_devices: with a device count, let several consecutive groups share a
+            device when there are more groups than devices.
+        algorithm: ``balanced`` (fewest groups, then the smallest largest group),
+            ``greedy`` (fewest groups, filled left to right), ``dp`` (as balanced, by
+            dynamic programming) or ``stage_time``: cut-aware, the fewest groups, then
+            the smallest largest stage time including the transfer at its cut, by the
+            native stage-time DP (:func:`~layerwise_fast.perf.stage_time_inputs` gives
+            the times; not with a list of devices).
+        cost: ``sum`` or ``peak`` (see :func:`layerwise_fast.greedy`).
+        on_oversize: ``error``, ``tile`` or ``quantize`` (:mod:`layerwise_fast.oversize`).
+        working_set_ratio, default_buffers: as for :func:`working_set`.
+        cut_elems_per_token: elements per token leaving each layer (the hidden size of
+            a transformer); None takes it from a config file, else charges a cut the
+            layer's whole ``act_elems_per_token`` (an upper bound, noted in the plan).
+        layer_granularity: ``layer`` or ``sublayer``, for a config file.
+        name: a label for the model in reports.
+        progress: called as ``progress(stage, fraction_done)`` as the stages complete.
+
+    Raises:
+        OversizeLayerError: a layer fits no device and ``on_oversize`` cannot make it fit
+            (the first such layer is named, with its bytes and the capacity).
+        TooManyGroupsError: more groups than devices, even at the smallest chunk.
+        InfeasibleError: the base class of both; the CLI exits with status 1.
+        TypeError, ValueError, OverflowError: invalid arguments or model, naming them.
+    """
+    report = progress or _silent
+    loaded = _as_model(model, layer_granularity, name)
+    cut = cut_elems_per_token if cut_elems_per_token is not None else loaded.cut_elems_per_token
+    request = _Request.checked(batch, sequence, chunk, granularity, micro_batches,
+                               algorithm, cost)
+    device = resolve_hardware(hardware)
+    cap = None if capacity is None else parse_bytes(capacity, name="capacity")
+    pool = device_pool(devices, device, cap, share_devices)
+    if request.algorithm == "stage_time" and pool.mixed:
+        raise ValueError("algorithm='stage_time' times every group on one kind of device; "
+                         "give a device count, not a list of devices")
+    units = unit_sizes(loaded.table, act_dtype=act_dtype, weight_dtype=weight_dtype,
+                       working_set_ratio=working_set_ratio, default_buffers=default_buffers,
+                       cut_elems_per_token=cut)
+    report("working sets", 0.3)
+    smallest = request.chunk or min(request.granularity, request.sequence)
+    tokens_min = request.batch * smallest
+    rules = oversize_rules(units, pool.fit_capacity, pool.treat_capacity, on_oversize,
+                           tokens_min)
+    codes = rules.treatments(tokens_min, _chunk_text(smallest, request.batch))
+    chosen = request.chunk or _search_chunk(rules, codes, pool, request)
+    columns = rules.sizes(request.batch * chosen, codes)
+    chunks = -(-request.sequence // chosen)
+    traffic = LayerTraffic(rules.planned_weights(codes),
+                           np.where(codes == TILED, chunks, 1).astype(np.int64),
+                           units.act_per_token, units.out_per_token, units.flops_per_token)
+    report("chunk", 0.5)
+    partition = _partition(columns, pool, request, units.names, traffic)
+    report("partition", 0.7)
+    built = _assemble(loaded.label, units, rules, codes, columns, traffic, partition, pool,
+                      request, chosen, on_oversize, cap)
+    report("performance", 1.0)
+    return built
+
+
+def sweep(
+    model: LayerTable | Model | str | os.PathLike[str],
+    batch_sizes: Sequence[int] | npt.NDArray[np.integer[Any]],
+    hardware: str | Hardware = "h100",
+    *,
+    sequence: int = DEFAULT_SEQUENCE,
+    granularity: int = DEFAULT_GRANULARITY,
+    act_dtype: str = "bf16",
+    weight_dtype: str | None = None,
+    capacity: ByteCount | None = None,
+    cost: Literal["sum", "peak"] = "sum",
+    on_oversize: Literal["error", "tile", "quantize"] = "error",
+    working_set_ratio: FractionLike = 1,
+    default_buffers: Mapping[str, ByteCount] | None = None,
+    layer_granularity: str = "layer",
+) -> Sweep:
+    """The largest chunk and the fewest groups for each batch size (seed 6.2).
+
+    The arguments mean what they mean for :func:`plan`; the capacity is one device's.
+    A batch size at which the policy cannot make every layer fit is reported as not
+    fitting (``fits`` False) rather than raising. Vectorised: the chunk for a block of
+    batch sizes in closed form, the group count by one native greedy call each.
+
+    Raises:
+        TypeError, ValueError, OverflowError: invalid arguments or model.
+    """
+    loaded = _as_model(model, layer_granularity, None)
+    request = _Request.checked(1, sequence, None, granularity, 1, "greedy", cost)
+    device = resolve_hardware(hardware)
+    cap = device.capacity if capacity is None else parse_bytes(capacity, name="capacity")
+    units = unit_sizes(loaded.table, act_dtype=act_dtype, weight_dtype=weight_dtype,
+                       working_set_ratio=working_set_ratio, default_buffers=default_buffers)
+    return sweep_sizes(units, batch_sizes, capacity=cap, sequence=request.sequence,
+                       granularity=request.granularity, cost=request.cost,
+                       on_oversize=on_oversize)
+
+
+# -- arguments ---------------------------------------------------------------------------
+
+
+def _silent(stage: str, fraction: float) -> None:
+    """The default progress callback: report nothing."""
+
+
+def _as_model(model: object, layer_granularity: str, name: str | None) -> Model:
+    if isinstance(model, Model):
+        loaded = model
+    elif isinstance(model, LayerTable):
+        loaded = Model(model, None, "model")
+    elif isinstance(model, (str, os.PathLike)):
+        loaded = load_model(model, layer_granularity=layer_granularity)
+    else:
+        raise TypeError(f"model must be a LayerTable, a Model or a path, got "
+                        f"{type(model).__name__}")
+    if name is not None:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"name must be a non-empty str, got {name!r}")
+        loaded = Model(loaded.table, loaded.cut_elems_per_token, name)
+    return loaded
+
+
+def _count(value: object, name: str, high: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if not 1 <= value <= high:
+        raise ValueError(f"{name} must be between 1 and {high}, got {value}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """The validated scalar settings of one plan."""
+
+    batch: int
+    sequence: int
+    chunk: int | None
+    granularity: int
+    micro_batches: int
+    algorithm: str
+    cost: Literal["sum", "peak"]
+
+    @classmethod
+    def checked(cls, batch: object, sequence: object, chunk: object, granularity: object,
+                micro_batches: object, algorithm: object, cost: object) -> _Request:
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, "
+                             f"got {algorithm!r}")
+        if cost not in COSTS:
+            raise ValueError(f"cost must be one of {', '.join(COSTS)}, got {cost!r}")
+        length = _count(sequence, "sequence", MAX_SEQUENCE)
+        given = None if chunk is None else _count(chunk, "chunk", MAX_SEQUENCE)
+        if given is not None and given > length:
+            raise ValueError(f"chunk ({given} tokens) exceeds sequence ({length} tokens)")
+        return cls(_count(batch, "batch", MAX_BATCH), length, given,
+                   _count(granularity, "granularity", MAX_SEQUENCE),
+                   _count(micro_batches, "micro_batches", MAX_BATCH),
+                   str(algorithm), cost)  # type: ignore[arg-type]
+
+    def chunk_at(self, multiple: int) -> int:
+        """The chunk of ``multiple`` granules, capped at the sequence."""
+        return min(multiple * self.granularity, self.sequence)
+
+
+def _chunk_text(chunk: int, batch: int) -> str:
+    tokens = "token" if chunk == 1 else "tokens"
+    return f"the smallest chunk, {chunk} {tokens} x batch {batch}"
+
+
+# -- chunk and groups ---------------------------------------------------------------------
+
+
+def _search_chunk(rules: SizeRules, codes: IntColumn, pool: DevicePool,
+                  request: _Request) -> int:
+    """The largest chunk at which every layer fits and the groups fit the devices."""
+    largest = chunk_for(rules.limit(codes), request.batch, request.granularity,
+                        request.sequence)
+    if pool.group_limit is None and not pool.mixed:
+        return largest
+
+    def fits(multiple: int) -> bool:
+        columns = rules.sizes(request.batch * request.chunk_at(multiple), codes)
+        try:
+            _device_fit(columns, pool, request.cost, rules.units.names)
+        except InfeasibleError:
+            return False
+        return True
+
+    low, high = 1, -(-largest // request.granularity)
+    if fits(high):
+        return largest
+    if not fits(low):
+        columns = rules.sizes(request.batch * request.chunk_at(low), codes)
+        _device_fit(columns, pool, request.cost, rules.units.names)  # raises
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    return request.chunk_at(low)
+
+
+def _device_fit(columns: dict[str, IntColumn], pool: DevicePool, cost: Literal["sum", "peak"],
+                names: npt.NDArray[np.object_]) -> None:
+    """Raise unless the groups at these sizes fit the devices."""
+    if pool.mixed:
+        ordered_fit(columns, pool.capacities, cost, names)
+        return
+    limit = pool.group_limit
+    if limit is not None:
+        groups = greedy(columns, pool.capacities[0], cost=cost).k
+        if groups > limit:
+            raise TooManyGroupsError(groups, limit)
+
+
+def _partition(columns: dict[str, IntColumn], pool: DevicePool, request: _Request,
+               names: npt.NDArray[np.object_], traffic: LayerTraffic) -> Partition:
+    """The groups: the chosen partitioner, or next-fit per device for a mixed list."""
+    if pool.mixed:
+        cuts_ = ordered_fit(columns, pool.capacities, request.cost, names)
+        costs = group_costs(columns, cuts_, request.cost)
+        return Partition(cuts_, costs, int(costs.max()), int(np.argmax(costs)),
+                         capacity=None, algorithm="greedy", cost=request.cost)
+    capacity = pool.capacities[0]
+    sizes: Any = columns
+    if request.algorithm == "balanced":
+        result = balanced(sizes, capacity=capacity, cost=request.cost)
+    elif request.algorithm == "greedy":
+        result = greedy(sizes, capacity, cost=request.cost)
+    elif request.algorithm == "dp":
+        result = dp(sizes, capacity, cost=request.cost)
+    else:
+        layer_time, cut_time = stage_time_inputs(traffic, pool.hardware[0],
+                                                 request.batch * request.sequence)
+        result = dp(sizes, capacity, cost=request.cost, layer_time=layer_time,
+                    cut_time=cut_time)
+    if pool.group_limit is not None and result.k > pool.group_limit:
+        raise TooManyGroupsError(result.k, pool.group_limit)
+    return result
+
+
+# -- the plan -------------------------------------------------------------------------------
+
+
+def _assemble(label: str, units: UnitSizes, rules: SizeRules, codes: IntColumn,
+              columns: dict[str, IntColumn], traffic: LayerTraffic, partition: Partition,
+              pool: DevicePool, request: _Request, chunk: int, on_oversize: str,
+              capacity: int | None) -> Plan:
+    """Map groups to devices; the Plan runs the performance model."""
+    chunks = -(-request.sequence // chunk)
+    k = partition.k
+    group_kind = np.arange(k) if pool.mixed else np.zeros(k, dtype=np.int64)
+    perf = group_performance(partition.boundaries, traffic.weights, traffic.reads,
+                             traffic.act_per_token, traffic.out_per_token,
+                             traffic.flops_per_token, request.batch * request.sequence,
+                             Rates.of(pool.hardware, group_kind))
+    stage_ps = np.ceil(perf.stage_compute_s * _PICOSECONDS).astype(np.int64)
+    group_device = groups_to_devices(stage_ps, pool.count if pool.share else None)
+    device_count = int(group_device[-1]) + 1
+    hardware = pool.hardware[:device_count] if pool.mixed else pool.hardware
+    kinds = np.arange(device_count) if pool.mixed else np.zeros(device_count, dtype=np.int64)
+    capacities = np.array(pool.capacities, dtype=np.int64)[kinds]
+    settings = PlanSettings(
+        model=label, batch=request.batch, micro_batches=request.micro_batches,
+        sequence=request.sequence, chunk=chunk, chunks=chunks,
+        granularity=request.granularity, chunk_searched=request.chunk is None,
+        act_dtype=units.act_dtype, weight_dtype=units.weight_dtype,
+        working_set_ratio=str(units.ratio), algorithm=request.algorithm,
+        cost=request.cost, on_oversize=on_oversize,
+        devices_requested=pool.count, mixed=pool.mixed, share_devices=pool.share,
+        cut_exact=units.cut_exact)
+    plan_ = Plan(settings=settings, hardware=tuple(hardware), device_kind=kinds,
+                 device_capacities=capacities, names=units.names, traffic=traffic,
+                 partition=partition, group_device=group_device,
+                 treated=rules.report(codes, request.batch * chunk, chunks),
+                 weights=columns["weights"], activations=columns["activations"],
+                 buffers=columns["buffers"])
+    plan_.notes = _notes(plan_, units, capacity)
+    return plan_
+
+
+def _notes(plan_: Plan, units: UnitSizes, capacity: int | None) -> tuple[str, ...]:
+    """What a reader of the plan should know about its numbers."""
+    notes = []
+    s, perf, treated = plan_.settings, plan_.performance, plan_.treated
+    if capacity is not None:
+        notes.append(f"the capacity {capacity} bytes was given; it replaces the devices' "
+                     f"effective capacity")
+    if not units.cut_exact:
+        notes.append("cut sizes are upper bounds: no output width was given, so a cut "
+                     "sends the last layer's whole act_elems_per_token per token; pass "
+                     "cut_elems_per_token (a transformer's hidden size) for exact sizes")
+    for name in sorted({d.name for d in plan_.hardware if d.cache_bytes_per_s is None}):
+        notes.append(f"{name} has no measured cache rate: L2 hits are modelled at its HBM "
+                     f"rate, so its speedups are lower bounds")
+    tiled = int((treated.kind == "tile").sum())
+    if tiled:
+        notes.append(f"{tiled} layer{'s are' if tiled > 1 else ' is'} tiled: the weights "
+                     f"stream from HBM once per chunk ({s.chunks} chunks per sequence), "
+                     f"{format_bytes(int(treated.extra_bytes.sum()))} more HBM traffic "
+                     f"per micro-batch than reading them once")
+    quantized = {code: int((treated.kind == name).sum()) for code, name in
+                 ((INT8, "int8"), (INT4, "int4"))}
+    if sum(quantized.values()):
+        notes.append(f"{sum(quantized.values())} layers are quantized to fit ("
+                     f"{quantized[INT8]} to int8, {quantized[INT4]} to int4); check the "
+                     f"accuracy before deploying")
+    total_base, total_plan = float(perf.baseline_s.sum()), float(perf.planned_s.sum())
+    if total_plan > total_base:
+        notes.append(f"the planned memory time ({format_seconds(total_plan)}) exceeds layer "
+                     f"by layer ({format_seconds(total_base)}): in this model keeping the "
+                     f"groups resident costs more HBM traffic than it saves")
+    bound = int((perf.compute_s > perf.planned_s).sum())
+    if bound:
+        notes.append(f"{bound} of {plan_.k} groups are compute-bound in this model (compute "
+                     f"time above planned memory time): their stage time is their compute "
+                     f"time")
+    missing = int((units.flops_per_token == 0).sum())
+    if missing:
+        notes.append(f"{missing} layer{'s record' if missing > 1 else ' records'} no "
+                     f"flops_per_token; {'their' if missing > 1 else 'its'} compute time "
+                     f"is taken as 0")
+    if s.devices_requested and plan_.device_count < s.devices_requested and not s.mixed:
+        notes.append(f"the plan uses {plan_.device_count} of the {s.devices_requested} "
+                     f"devices: it has fewer groups than devices")
+    notes.append("a model, not a measurement: the rates are the hardware profile's; "
+                 "check the fit on the GPU itself")
+    return tuple(notes)
+

@@ -1,0 +1,181 @@
+"""A plan as text: the tables :meth:`layerwise_fast.Plan.summary` prints."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from .units import format_bytes
+
+if TYPE_CHECKING:
+    from .deployment import Plan
+
+__all__ = ["format_plan", "format_seconds"]
+
+
+def format_seconds(seconds: float) -> str:
+    """Seconds for people, three significant digits: ``"3.2 ms"``, ``"41 us"``."""
+    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds * 1e9:.3g} ns" if seconds else "0 s"
+
+
+def format_plan(plan: Plan, max_rows: int) -> str:
+    """Header, oversize layers, groups, devices and cuts, timeline, totals and notes."""
+    parts = [_header(plan), _treated(plan, max_rows), _groups(plan, max_rows),
+             _devices(plan, max_rows), _totals(plan)]
+    if plan.notes:
+        parts.append("Notes:\n" + "\n".join(f"  - {note}" for note in plan.notes))
+    return "\n\n".join(part for part in parts if part)
+
+
+def _header(plan: Plan) -> str:
+    s = plan.settings
+    chunk_how = (f"the largest multiple of {s.granularity} that fits" if s.chunk_searched
+                 else "as given")
+    caps = sorted(set(plan.device_capacities.tolist()))
+    nominal = sorted({d.l2_bytes for d in plan.hardware})
+    cap_text = " to ".join(format_bytes(c) for c in (caps[0], caps[-1])[: len(caps)])
+    l2_text = " to ".join(format_bytes(c) for c in (nominal[0], nominal[-1])[: len(nominal)])
+    names = sorted({d.name for d in plan.hardware})
+    bottleneck = plan.partition.bottleneck_group
+    fill = plan.partition.bottleneck / int(plan.device_capacities[plan.group_device[bottleneck]])
+    devices = (f"of {s.devices_requested} " if s.devices_requested and
+               s.devices_requested != plan.device_count and not s.mixed else "")
+    return "\n".join([
+        f"Plan for {s.model}: {plan.n} layers in {plan.k} groups on {plan.device_count} "
+        f"{devices}devices ({', '.join(names)})",
+        f"  batch {s.batch} per micro-batch, {s.micro_batches} micro-batch"
+        f"{'es' if s.micro_batches != 1 else ''} · sequence {s.sequence} tokens · chunk "
+        f"{s.chunk} tokens ({chunk_how}), {s.chunks} chunk{'s' if s.chunks != 1 else ''} "
+        f"per sequence",
+        f"  capacity {cap_text} per device (effective; L2 {l2_text} nominal) · "
+        f"{s.algorithm} · {s.cost} cost · on_oversize {s.on_oversize}",
+        f"  largest group: {bottleneck} with {format_bytes(plan.partition.bottleneck)} "
+        f"({100 * fill:.1f}% of its device's capacity)",
+    ])
+
+
+def _shown(count: int, max_rows: int) -> list[int]:
+    """Row indices to print: all of them, or the first and last ``max_rows // 2`` with
+    -1 marking the elided middle."""
+    if count <= max_rows:
+        return list(range(count))
+    half = max(1, max_rows // 2)
+    return list(range(half)) + [-1] + list(range(count - half, count))
+
+
+def _table(head: Sequence[str], rows: list[list[str]], right: Sequence[bool]) -> list[str]:
+    """Aligned columns; a row of one cell (the elision marker) is printed as it is."""
+    widths = [max([len(head[i])] + [len(r[i]) for r in rows if len(r) == len(head)])
+              for i in range(len(head))]
+
+    def line(cells: Sequence[str]) -> str:
+        if len(cells) != len(head):
+            return "  " + cells[0]
+        return "  " + "  ".join(c.rjust(w) if r else c.ljust(w)
+                                for c, w, r in zip(cells, widths, right)).rstrip()
+    return [line(head)] + [line(r) for r in rows]
+
+
+def _elided(count: int, max_rows: int, what: str) -> list[str]:
+    return [f"... {count - 2 * max(1, max_rows // 2)} more {what} ..."]
+
+
+def _treated(plan: Plan, max_rows: int) -> str:
+    t = plan.treated
+    if not len(t):
+        return "Oversize layers: none (every layer fits the capacity untreated)"
+    tiled = int((t.kind == "tile").sum())
+    head = ["layer", "name", "treatment", "weights", "planned", "tiles", "tile",
+            "last tile", "extra HBM / micro-batch"]
+    rows = []
+    for j in _shown(len(t), max_rows):
+        if j < 0:
+            rows.append(_elided(len(t), max_rows, "layers"))
+            continue
+        i = int(t.layers[j])
+        rows.append([str(i), str(plan.names[i]), str(t.kind[j]),
+                     format_bytes(int(t.original_bytes[j])), format_bytes(int(t.weight_bytes[j])),
+                     str(int(t.tiles[j])), format_bytes(int(t.tile_bytes[j])),
+                     format_bytes(int(t.last_tile_bytes[j])),
+                     format_bytes(int(t.extra_bytes[j]))])
+    title = f"Oversize layers ({len(t)}: {tiled} tiled, {len(t) - tiled} quantized)"
+    if tiled:
+        title += "; tiles stream from HBM once per chunk"
+    right = [True, False, False, True, True, True, True, True, True]
+    return "\n".join([title] + _table(head, rows, right))
+
+
+def _groups(plan: Plan, max_rows: int) -> str:
+    p, perf = plan.partition, plan.performance
+    head = ["group", "device", "layers", "first .. last", "working set", "fill",
+            "HBM baseline", "HBM planned", "hit rate", "speedup", "compute"]
+    rows = []
+    for g in _shown(plan.k, max_rows):
+        if g < 0:
+            rows.append(_elided(plan.k, max_rows, "groups"))
+            continue
+        start, stop = int(p.boundaries[g]), int(p.boundaries[g + 1])
+        device = int(plan.group_device[g])
+        cost = int(p.group_costs[g])
+        rows.append([
+            str(g), str(device), f"{start}-{stop - 1}",
+            f"{plan.names[start]} .. {plan.names[stop - 1]}", format_bytes(cost),
+            f"{100 * cost / int(plan.device_capacities[device]):.1f}%",
+            format_bytes(int(perf.baseline_bytes[g])), format_bytes(int(perf.planned_bytes[g])),
+            f"{100 * perf.hit_rate[g]:.1f}%", f"{perf.speedup[g]:.3g}x",
+            format_seconds(float(perf.compute_s[g]))])
+    right = [True, True, False, False] + [True] * 7
+    return "\n".join(["Groups (traffic and times per micro-batch)"]
+                     + _table(head, rows, right))
+
+
+def _devices(plan: Plan, max_rows: int) -> str:
+    st, bounds, cuts = plan.stages, plan.device_boundaries, plan.cuts
+    kinds = plan.device_kind
+    head = ["device", "hardware", "layers", "busy", "sends / chunk", "sends / micro-batch",
+            "transfer", "hidden", "stage"]
+    rows = []
+    for d in _shown(plan.device_count, max_rows):
+        if d < 0:
+            rows.append(_elided(plan.device_count, max_rows, "devices"))
+            continue
+        cut = d < len(cuts)
+        rows.append([
+            str(d), plan.hardware[kinds[d]].name, f"{bounds[d]}-{bounds[d + 1] - 1}",
+            format_seconds(float(st.compute_s[d])),
+            format_bytes(int(cuts.bytes_per_chunk[d])) if cut else "-",
+            format_bytes(int(cuts.bytes_per_micro_batch[d])) if cut else "-",
+            format_seconds(float(st.transfer_s[d])) if cut else "-",
+            f"{100 * st.hidden_s[d] / st.transfer_s[d]:.0f}%"
+            if cut and st.transfer_s[d] > 0 else "-",
+            format_seconds(float(st.stage_s[d]))])
+    right = [True, False, False] + [True] * 6
+    title = "Devices and cuts (per micro-batch; a cut sends the last layer's output)"
+    return "\n".join([title] + _table(head, rows, right))
+
+
+def _totals(plan: Plan) -> str:
+    tl, perf = plan.timeline, plan.performance
+    baseline_s, planned_s = float(perf.baseline_s.sum()), float(perf.planned_s.sum())
+    speedup = baseline_s / planned_s if planned_s > 0 else 1.0
+    baseline_busy = np.bincount(plan.group_device, weights=perf.baseline_stage_s)
+    baseline_stage = float(np.maximum(baseline_busy, plan.stages.transfer_s).max())
+    planned_stage = float(plan.stages.stage_s.max())
+    return "\n".join([
+        f"Timeline for {tl.micro_batches} micro-batch{'es' if tl.micro_batches != 1 else ''}"
+        f" of {tl.chunks} chunk{'s' if tl.chunks != 1 else ''}: fill "
+        f"{format_seconds(tl.fill_s)} · steady {format_seconds(tl.steady_s)} · drain "
+        f"{format_seconds(tl.drain_s)} · total {format_seconds(tl.total_s)} "
+        f"(bottleneck: {tl.bottleneck})",
+        f"Memory model, all groups, per micro-batch: HBM "
+        f"{format_bytes(int(perf.baseline_bytes.sum()))} layer by layer -> "
+        f"{format_bytes(int(perf.planned_bytes.sum()))} planned; memory time "
+        f"{format_seconds(baseline_s)} -> {format_seconds(planned_s)}: {speedup:.3g}x",
+        f"Slowest stage (max of memory time, compute time and outgoing transfer): "
+        f"{format_seconds(baseline_stage)} layer by layer -> {format_seconds(planned_stage)}"
+        f" planned",
+    ])

@@ -1,0 +1,514 @@
+"""The planner: chunk search, oversize policies, device mapping and the performance
+model, against numbers worked out by hand."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import layerwise_fast as lf
+from layerwise_fast.chunking import sweep_sizes
+from layerwise_fast.devices import TooManyGroupsError, ordered_fit
+from layerwise_fast.oversize import OversizeLayerError
+from layerwise_fast.planner import load_model
+from layerwise_fast.scaling import activations, chunk_for, fit_tokens, unit_sizes
+from layerwise_fast.scenarios import SCENARIOS, scenario, scenario_model
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "layerwise_fast" / "examples"
+TOY = lf.Hardware.custom("toy", l2=1000, hbm_bytes_per_s=100.0, link_bytes_per_s=10.0,
+                         flops_per_s=1000.0, effective_fraction=1, cache_bytes_per_s=200.0)
+
+
+def table(*rows: tuple[int, int, int, int], **extra: Any) -> lf.LayerTable:
+    """Rows of (params, act_elems_per_token, buffer_bytes, flops_per_token), bf16."""
+    return lf.LayerTable.from_records(
+        {"name": f"l{i}", "kind": "decoder", "params": p, "weight_dtype": "bf16",
+         "act_elems_per_token": a, "buffer_bytes": b, "flops_per_token": f, **extra}
+        for i, (p, a, b, f) in enumerate(rows))
+
+
+# Weights 200, 100, 200, 300 bytes; activations 20, 10, 20, 10 bytes per token.
+TOY_TABLE = table((100, 10, 0, 10), (50, 5, 0, 0), (100, 10, 0, 10), (150, 5, 0, 20))
+
+
+def toy_plan(**settings: Any) -> lf.Plan:
+    settings = {"sequence": 100, "granularity": 4, "cut_elems_per_token": 2, **settings}
+    return lf.plan(TOY_TABLE, TOY, **settings)
+
+
+# -- a plan by hand ------------------------------------------------------------------------
+
+
+def test_toy_plan_by_hand() -> None:
+    p = toy_plan(devices=2, micro_batches=2)
+    # Every layer fits alone up to 40 tokens (layers 0 and 2: (1000 - 200) / 20), but two
+    # groups need layers 2+3 = 500 + 30c <= 1000, so c <= 16: the largest multiple of 4.
+    assert p.settings.chunk == 16 and p.settings.chunks == 7
+    assert p.activations.tolist() == [320, 160, 320, 160]
+    assert p.partition.boundaries.tolist() == [0, 2, 4]
+    assert p.partition.group_costs.tolist() == [780, 980]
+    perf = p.performance
+    # Group 0: weights 300 + activations 30 x 100 tokens; planned: the weights and the
+    # boundary (input 4 + output 4 bytes per token) from HBM, the rest from L2.
+    assert perf.baseline_bytes.tolist() == [3300, 3500]
+    assert perf.planned_bytes.tolist() == [1100, 1300]
+    assert perf.cache_bytes.tolist() == [2200, 2200]
+    np.testing.assert_allclose(perf.hit_rate, [2 / 3, 2200 / 3500])
+    np.testing.assert_allclose(perf.baseline_s, [33.0, 35.0])
+    np.testing.assert_allclose(perf.planned_s, [1100 / 100 + 2200 / 200, 1300 / 100 + 2200 / 200])
+    np.testing.assert_allclose(perf.speedup, [33 / 22, 35 / 24])
+    np.testing.assert_allclose(perf.compute_s, [10 * 100 / 1000, 30 * 100 / 1000])
+
+
+def test_toy_cuts_stages_and_timeline_by_hand() -> None:
+    p = toy_plan(devices=2, micro_batches=2)
+    assert p.cuts.after_layer.tolist() == [1]
+    assert p.cuts.bytes_per_chunk.tolist() == [16 * 4]
+    assert p.cuts.bytes_per_micro_batch.tolist() == [100 * 4]
+    np.testing.assert_allclose(p.cuts.transfer_s, [40.0])  # 400 bytes at 10 B/s
+    np.testing.assert_allclose(p.stages.compute_s, [22.0, 24.0])
+    np.testing.assert_allclose(p.stages.stage_s, [40.0, 24.0])
+    np.testing.assert_allclose(p.stages.hidden_s, [6 * 22 / 7, 0.0])  # (chunks - 1) min(c, x)
+    # Per chunk: device 0 22/7 s, link 40/7 s (the slowest), device 1 24/7 s; 14 chunks.
+    tl = p.timeline
+    assert tl.bottleneck == "link 0->1"
+    assert math.isclose(tl.fill_s, 22 / 7) and math.isclose(tl.drain_s, 24 / 7)
+    assert math.isclose(tl.steady_s, 14 * 40 / 7)
+    assert math.isclose(tl.total_s, 22 / 7 + 80 + 24 / 7)
+    assert tl.busy(0, 0, 0) == pytest.approx((0.0, 22 / 7))
+
+
+def test_chunk_without_device_limit_is_the_closed_form() -> None:
+    p = toy_plan()
+    assert p.settings.chunk == 40  # (1000 - 200) / 20 tokens, a multiple of 4
+    assert p.k == 4 and p.device_count == 4
+    assert lf.plan(TOY_TABLE, TOY, sequence=30, granularity=4).settings.chunk == 30
+    assert lf.plan(TOY_TABLE, TOY, sequence=3, granularity=4).settings.chunk == 3
+
+
+def test_given_chunk_is_used_and_checked() -> None:
+    p = toy_plan(chunk=10)
+    assert p.settings.chunk == 10 and not p.settings.chunk_searched
+    with pytest.raises(OversizeLayerError, match=r"layer 0 \('l0'\) needs 1020 bytes"):
+        toy_plan(chunk=41)
+
+
+def test_device_limit_that_cannot_be_met_names_both_numbers() -> None:
+    # Even at the smallest chunk (4 tokens) the layers hold 280 + 140 + 280 + 340 bytes.
+    with pytest.raises(TooManyGroupsError, match="needs 2 groups but only 1 device was given") \
+            as err:
+        toy_plan(devices=1)
+    assert (err.value.groups, err.value.devices) == (2, 1)
+    assert isinstance(err.value, lf.InfeasibleError)
+
+
+def test_shared_devices_balance_stage_times() -> None:
+    p = toy_plan(devices=2, share_devices=True)
+    assert p.k == 4 and p.device_count == 2  # chunk 40: four groups on two devices
+    assert p.group_device.tolist() in ([0, 0, 1, 1], [0, 1, 1, 1], [0, 0, 0, 1])
+    busy = p.stages.compute_s
+    stage = p.performance.stage_compute_s
+    best = min(max(stage[:j].sum(), stage[j:].sum()) for j in range(1, 4))
+    assert busy.max() == pytest.approx(best)
+    assert p.split_points() == [f"l{p.device_boundaries[1]}"]
+
+
+def test_fewer_groups_than_devices_leaves_devices_idle_and_says_so() -> None:
+    p = lf.plan(table((1, 1, 0, 1), (1, 1, 0, 1)), TOY, sequence=8, devices=4)
+    assert p.device_count == 1
+    assert any("uses 1 of the 4 devices" in note for note in p.notes)
+
+
+def test_device_map_and_split_points() -> None:
+    p = toy_plan(devices=2)
+    assert p.to_device_map() == {"l0": 0, "l1": 0, "l2": 1, "l3": 1}
+    assert p.split_points() == ["l2"]
+    twins = lf.LayerTable.from_records([{"name": "x", "kind": "decoder", "params": 1,
+                                         "weight_dtype": "bf16", "act_elems_per_token": 1,
+                                         "buffer_bytes": 0}] * 2)
+    with pytest.raises(ValueError, match="layer name 'x' appears more than once"):
+        lf.plan(twins, TOY, sequence=4).to_device_map()
+
+
+def test_mixed_devices_fit_each_its_own_capacity() -> None:
+    small = lf.Hardware.custom("small", l2=500, hbm_bytes_per_s=100.0, link_bytes_per_s=10.0,
+                               flops_per_s=1000.0, effective_fraction=1)
+    p = lf.plan(TOY_TABLE, devices=[small, small, TOY], sequence=100, chunk=10,
+                cut_elems_per_token=2)
+    # At 10 tokens the layers hold 400, 200, 400, 400 bytes: 500 takes layer 0, then
+    # layer 1 (layers 1-2 would be 600), and the last device layers 2-3 (800).
+    assert p.partition.boundaries.tolist() == [0, 1, 2, 4]
+    assert p.device_capacities.tolist() == [500, 500, 1000]
+    assert [d.name for d in p.devices] == ["small", "small", "toy"]
+    assert p.partition.capacity is None and p.settings.mixed
+    assert any("no measured cache rate" in note for note in p.notes)
+
+
+def test_mixed_devices_in_a_bad_order_fail_clearly() -> None:
+    small = lf.Hardware.custom("small", l2=300, hbm_bytes_per_s=1.0, link_bytes_per_s=1.0,
+                               flops_per_s=1.0, effective_fraction=1)
+    with pytest.raises(OversizeLayerError, match=r"layer 0 \('l0'\) needs 400 bytes.*on device 0"):
+        lf.plan(TOY_TABLE, devices=[small, TOY, TOY], sequence=100, chunk=10)
+    # After the first device the groups can end at 1, 2 or 3; the small one can only
+    # add layer 1: two more layers remain, one more large device's worth.
+    with pytest.raises(TooManyGroupsError, match="needs 3 groups but only 2 devices were given"):
+        lf.plan(TOY_TABLE, devices=[TOY, small], sequence=100, chunk=10)
+    with pytest.raises(TooManyGroupsError, match="needs 2 groups but only 1 device was given"):
+        lf.plan(TOY_TABLE, devices=[TOY], sequence=100, chunk=10)
+
+
+def test_mixed_devices_need_more_than_next_fit() -> None:
+    # Next-fit puts layers 0-1 on the first device and then cannot place layer 2 on the
+    # second; one layer per device fits.
+    caps = [2, 1, 2]
+    devices = [lf.Hardware.custom(f"c{c}", l2=c, hbm_bytes_per_s=1.0, link_bytes_per_s=1.0,
+                                  flops_per_s=1.0, effective_fraction=1) for c in caps]
+    ones = table((0, 0, 1, 0), (0, 0, 1, 0), (0, 0, 2, 0))
+    p = lf.plan(ones, devices=devices, sequence=4, chunk=1)
+    assert p.partition.boundaries.tolist() == [0, 1, 2, 3]
+
+
+def _brute_fewest(sizes: list[int], caps: list[int]) -> int | None:
+    """Fewest groups, group i fitting caps[i], by trying every cut set."""
+    n, best = len(sizes), None
+    for mask in range(1 << (n - 1)):
+        cuts = [0] + [i + 1 for i in range(n - 1) if mask >> i & 1] + [n]
+        groups = len(cuts) - 1
+        if groups <= len(caps) and all(sum(sizes[a:b]) <= caps[g]
+                                       for g, (a, b) in enumerate(zip(cuts, cuts[1:]))):
+            best = groups if best is None else min(best, groups)
+    return best
+
+
+@given(st.lists(st.integers(0, 9), min_size=1, max_size=7),
+       st.lists(st.integers(1, 15), min_size=1, max_size=5))
+def test_ordered_fit_is_exact_for_the_order(sizes: list[int], caps: list[int]) -> None:
+    """Fewest groups against brute force; the cuts it returns fit their devices."""
+    columns = {"weights": np.array(sizes, dtype=np.int64),
+               "activations": np.zeros(len(sizes), dtype=np.int64),
+               "buffers": np.zeros(len(sizes), dtype=np.int64)}
+    names = np.array([f"l{i}" for i in range(len(sizes))], dtype=object)
+    expected = _brute_fewest(sizes, caps)
+    if expected is None:
+        with pytest.raises(lf.InfeasibleError):
+            ordered_fit(columns, caps, "sum", names)
+    else:
+        cuts = ordered_fit(columns, caps, "sum", names).tolist()
+        assert len(cuts) - 1 == expected
+        assert all(sum(sizes[a:b]) <= caps[g] for g, (a, b) in enumerate(zip(cuts, cuts[1:])))
+
+
+# -- the working set and the chunk -----------------------------------------------------------
+
+
+@given(batch=st.integers(1, 64), chunk=st.integers(1, 512),
+       ratio=st.sampled_from(["1", "1/2", "3/5", "7/3"]), act=st.sampled_from(["bf16", "fp32", "fp8"]))
+def test_activations_match_working_set(batch: int, chunk: int, ratio: str, act: str) -> None:
+    gpt2 = lf.LayerTable.from_transformer_config(EXAMPLES / "configs" / "gpt2.json")
+    units = unit_sizes(gpt2, act_dtype=act, working_set_ratio=ratio)
+    bytes_per = {"bf16": 2, "fp32": 4, "fp8": 1}[act]
+    reference = lf.working_set(gpt2, batch=batch, chunk_tokens=chunk, act_bytes=bytes_per,
+                               working_set_ratio=ratio)
+    assert activations(units, batch * chunk).tolist() == reference.activations.tolist()
+    assert units.weights.tolist() == reference.weights.tolist()
+
+
+@given(room=st.lists(st.integers(-5, 10**6), min_size=1, max_size=6),
+       coef=st.lists(st.integers(0, 5000), min_size=6, max_size=6),
+       ratio=st.sampled_from([Fraction(1), Fraction(1, 3), Fraction(5, 2)]))
+def test_fit_tokens_is_the_exact_bound(room: list[int], coef: list[int], ratio: Fraction) -> None:
+    n = len(room)
+    units = unit_sizes(table(*[(0, 1, 0, 0)] * n), working_set_ratio=ratio)
+    units = type(units)(**{**vars(units), "act_per_token": np.array(coef[:n], dtype=np.int64)})
+    bound = fit_tokens(units, np.array(room, dtype=np.int64))
+    for x, a, t in zip(room, coef[:n], bound.tolist()):
+        held = lambda tokens: math.ceil(Fraction(tokens * a) * ratio)  # noqa: E731
+        if x < 0:
+            assert t == -1
+        elif a == 0:
+            assert t == 2**63 - 1
+        else:
+            assert held(t) <= x < held(t + 1)
+
+
+def test_chunk_for_by_hand() -> None:
+    assert chunk_for(1000, 2, 64, 4096) == 448  # 500 tokens per sequence -> 7 x 64
+    assert chunk_for(127, 2, 64, 4096) == 0  # not even 64 tokens x 2
+    assert chunk_for(10**9, 1, 64, 1000) == 1000  # capped at the sequence
+    assert chunk_for(10**9, 1, 64, 40) == 40  # a sequence shorter than one granule
+    assert chunk_for(39, 1, 64, 40) == 0
+
+
+# -- oversize layers -------------------------------------------------------------------------
+
+
+def test_tiling_by_hand() -> None:
+    # Capacity 1000; weights 2510 bytes, 20 activation bytes per token, buffers 100.
+    p = lf.plan(table((1255, 10, 100, 0)), TOY, sequence=100, granularity=4,
+                on_oversize="tile")
+    # Tiles need >= 1 byte beside the activations: 20 t + 100 <= 999 -> t = 44 tokens.
+    assert p.settings.chunk == 44 and p.settings.chunks == 3
+    t = p.treated
+    assert t.layers.tolist() == [0] and t.kind.tolist() == ["tile"]
+    assert t.tile_bytes.tolist() == [1000 - 880 - 100]
+    assert t.tiles.tolist() == [126] and t.last_tile_bytes.tolist() == [2510 - 125 * 20]
+    assert t.extra_bytes.tolist() == [2510 * 2]
+    assert p.partition.group_costs.tolist() == [1000]  # the tiles fill the room
+    # Weights three times; the boundary (20 + 20 bytes per token, no output width given)
+    # is capped at the layer's own 20 x 100 activation bytes.
+    assert p.performance.planned_bytes.tolist() == [2510 * 3 + 20 * 100]
+
+
+def test_quantize_tries_int8_then_int4() -> None:
+    # Without vectors or output channels: int8 weights = params, int4 = params / 2 plus a
+    # 2-byte scale per 128 weights.
+    p = lf.plan(table((600, 1, 0, 0), (1200, 1, 0, 0), (300, 1, 0, 0)), TOY, sequence=8,
+                granularity=1, on_oversize="quantize")
+    t = p.treated
+    assert t.layers.tolist() == [0, 1] and t.kind.tolist() == ["int8", "int4"]
+    assert t.original_bytes.tolist() == [1200, 2400]
+    assert t.weight_bytes.tolist() == [600, 600 + 2 * 10]
+    assert t.tiles.tolist() == [1, 1] and t.extra_bytes.tolist() == [0, 0]
+    assert p.weights.tolist() == [600, 620, 600] and p.settings.chunk == 8
+    assert any("quantized to fit (1 to int8, 1 to int4)" in note for note in p.notes)
+    with pytest.raises(OversizeLayerError, match=r"layer 0 \('l0'\).*even with int4 weights"):
+        lf.plan(table((4000, 1, 0, 0)), TOY, sequence=8, on_oversize="quantize")
+
+
+def test_oversize_is_decided_at_the_smallest_chunk() -> None:
+    # Layer 1 fits untreated up to (1000 - 800) / 50 = 4 tokens, so it is not tiled to
+    # allow a larger chunk; layer 0 alone could take 499.
+    p = lf.plan(table((2000, 1, 0, 0), (400, 25, 0, 0)), TOY, sequence=100, granularity=1,
+                on_oversize="tile")
+    assert p.treated.layers.tolist() == [0]
+    assert p.settings.chunk == 4
+
+
+def test_error_policy_names_the_first_oversize_layer() -> None:
+    with pytest.raises(OversizeLayerError) as err:
+        lf.plan(table((10, 1, 0, 0), (600, 1, 0, 0), (700, 1, 0, 0)), TOY, sequence=8)
+    e = err.value
+    # At the smallest chunk, the whole 8-token sequence: 1200 + 8 x 2 bytes.
+    assert (e.layer, e.nbytes, e.capacity, e.layer_name) == (1, 1216, 1000, "l1")
+    assert str(e).startswith("layer 1 ('l1') needs 1216 bytes")
+    assert "on_oversize='tile'" in str(e)
+
+
+def test_oversize_error_pickles() -> None:
+    import pickle
+
+    error = OversizeLayerError(3, 50, 40, "x", "detail", "hint")
+    again = pickle.loads(pickle.dumps(error))
+    assert str(again) == str(error) and again.layer_name == "x"
+
+
+# -- the seed's example ---------------------------------------------------------------------
+
+
+def test_seed_30b_numbers() -> None:
+    example = scenario("seed-30b")
+    model = scenario_model(example)
+    assert model.table.total_params == 30 * 10**9
+    units = unit_sizes(model.table)
+    assert units.weights.tolist() == [15 * 10**9] * 4
+    full = activations(units, 128 * 10000)
+    assert full.tolist() == [128 * 10000 * 16384 * 2] * 4
+    assert full[0] / 2**30 == pytest.approx(39.06, abs=0.005)  # the seed's "39.06 GB"
+    assert activations(units, 128 * 64)[0] == 256 * 2**20  # not the seed's 16 MB
+
+
+def test_seed_30b_does_not_fit_and_says_so() -> None:
+    example = scenario("seed-30b")
+    with pytest.raises(OversizeLayerError) as err:
+        lf.plan(scenario_model(example), **example.settings)
+    assert (err.value.layer, err.value.capacity) == (0, 31_457_280)
+    assert err.value.nbytes == 15 * 10**9 + 128 * 16384 * 2 + 4_000_000
+    assert str(err.value).startswith("layer 0 ('layers.0') needs 15008194304 bytes")
+
+
+def test_seed_30b_tiled_shows_the_cost() -> None:
+    example = scenario("seed-30b")
+    p = lf.plan(scenario_model(example), **{**example.settings, "on_oversize": "tile"})
+    # 6 tokens x 128 x 32768 = 25,165,824 bytes of activations, 4 MB of buffers: the
+    # rest of 31,457,280 bytes is the tile.
+    assert p.settings.chunk == 6 and p.settings.chunks == 1667
+    assert p.treated.tile_bytes.tolist() == [2_291_456] * 4
+    assert p.treated.tiles.tolist() == [6547] * 4
+    assert p.treated.last_tile_bytes.tolist() == [15 * 10**9 - 6546 * 2_291_456] * 4
+    assert p.treated.extra_bytes.tolist() == [15 * 10**9 * 1666] * 4
+    assert p.k == 4 and p.device_count == 4
+    assert (p.performance.speedup < 0.01).all()
+    assert any("exceeds layer by layer" in note for note in p.notes)
+    assert p.cuts.bytes_per_micro_batch.tolist() == [128 * 10000 * 16384 * 2] * 3
+
+
+def test_seed_30b_quantized_fails_at_int4() -> None:
+    example = scenario("seed-30b")
+    with pytest.raises(OversizeLayerError, match="even with int4 weights: weights 3867187500"):
+        lf.plan(scenario_model(example), **{**example.settings, "on_oversize": "quantize"})
+
+
+def test_llama_example_fits_by_tiling() -> None:
+    example = scenario("llama-2-7b-8xh100")
+    p = lf.plan(scenario_model(example), **example.settings)
+    assert p.n == 35 and p.device_count == 8
+    assert (p.partition.group_costs <= 31_457_280).all()
+    assert len(p.treated) == 34 and set(p.treated.kind.tolist()) == {"tile"}
+    assert p.settings.cut_exact  # the hidden size comes from the config
+    assert p.cuts.bytes_per_chunk.tolist() == [p.settings.chunk * 4096 * 2] * 7
+    assert sorted(SCENARIOS) == ["llama-2-7b-8xh100", "seed-30b"]
+
+
+# -- sweep ----------------------------------------------------------------------------------
+
+
+def test_sweep_matches_plan_for_each_batch() -> None:
+    gpt2 = load_model(EXAMPLES / "configs" / "gpt2.json")
+    batches = [1, 2, 3, 5, 8, 64]
+    for policy in ("quantize", "tile"):
+        result = lf.sweep(gpt2, batches, sequence=1024, on_oversize=policy)
+        for b, c, g, fits in zip(batches, result.chunk.tolist(), result.groups.tolist(),
+                                 result.fits.tolist()):
+            if fits:
+                p = lf.plan(gpt2, batch=b, sequence=1024, on_oversize=policy, algorithm="greedy")
+                assert (c, g) == (p.settings.chunk, p.k)
+            else:
+                with pytest.raises(lf.InfeasibleError):
+                    lf.plan(gpt2, batch=b, sequence=1024, on_oversize=policy)
+
+
+def test_sweep_error_policy_marks_instead_of_raising() -> None:
+    result = lf.sweep(TOY_TABLE, [1, 10, 11, 100], TOY, sequence=64, granularity=4)
+    # Layers 0 and 2 fit up to 40 tokens: batch 10 x 4 tokens still fits, 11 does not.
+    assert result.fits.tolist() == [True, True, False, False]
+    assert result.chunk.tolist() == [40, 4, 0, 0]
+    assert result.groups.tolist()[:2] == [4, 4]  # 40 tokens: 1000, 500, 1000, 700 bytes
+    assert result.to_dict()["chunk"] == [40, 4, 0, 0]
+    assert "does not fit" in result.format_table()
+
+
+def test_sweep_sizes_is_vectorised_over_many_batches() -> None:
+    units = unit_sizes(TOY_TABLE)
+    result = sweep_sizes(units, np.arange(1, 4097), capacity=1000, sequence=64, granularity=4)
+    assert len(result) == 4096 and result.fits.sum() == 10
+
+
+@pytest.mark.parametrize("bad, error, text", [
+    ([], ValueError, "batch_sizes is empty"),
+    ([0, 1], ValueError, "between 1 and"),
+    ([1.5], TypeError, "1-D sequence of ints"),
+    ("12", TypeError, "got a string"),
+])
+def test_sweep_refuses_bad_batch_sizes(bad: Any, error: type[Exception], text: str) -> None:
+    with pytest.raises(error, match=text):
+        lf.sweep(TOY_TABLE, bad, TOY)
+
+
+# -- arguments ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("settings, error, text", [
+    ({"batch": 0}, ValueError, "batch must be between 1 and"),
+    ({"batch": True}, TypeError, "batch must be an int"),
+    ({"sequence": "4096"}, TypeError, "sequence must be an int"),
+    ({"chunk": 200}, ValueError, r"chunk \(200 tokens\) exceeds sequence \(100 tokens\)"),
+    ({"granularity": 0}, ValueError, "granularity must be between 1"),
+    ({"micro_batches": -1}, ValueError, "micro_batches must be between 1"),
+    ({"algorithm": "fast"}, ValueError, "algorithm must be one of balanced, greedy, dp"),
+    ({"cost": "max"}, ValueError, "cost must be one of sum, peak"),
+    ({"on_oversize": "skip"}, ValueError, "on_oversize must be one of error, tile, quantize"),
+    ({"devices": 0}, ValueError, "devices must be at least 1"),
+    ({"devices": True}, TypeError, "got a bool"),
+    ({"devices": []}, ValueError, "devices is an empty list"),
+    ({"devices": "h100"}, TypeError, "devices must be None, a count or a list"),
+    ({"devices": ["h100", "b200"]}, ValueError, "unknown hardware profile 'b200'"),
+    ({"devices": ["h100"], "share_devices": True}, ValueError, "share_devices applies"),
+    ({"share_devices": 1}, TypeError, "share_devices must be a bool"),
+    ({"capacity": "lots"}, ValueError, "capacity: cannot read 'lots'"),
+    ({"act_dtype": "int8"}, ValueError, "act_dtype must be one of bf16, fp16, fp32, fp8"),
+    ({"cut_elems_per_token": [1, 2]}, ValueError, r"cut_elems_per_token must be one int or 4"),
+    ({"cut_elems_per_token": 1.5}, TypeError, "cut_elems_per_token must hold integers"),
+    ({"name": ""}, TypeError, "name must be a non-empty str"),
+])
+def test_plan_refuses_bad_arguments(settings: dict[str, Any], error: type[Exception],
+                                    text: str) -> None:
+    with pytest.raises(error, match=text):
+        lf.plan(TOY_TABLE, TOY, **{"sequence": 100, "granularity": 4, **settings})
+
+
+def test_plan_refuses_bad_models_and_hardware(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="model must be a LayerTable, a Model or a path"):
+        lf.plan([1, 2, 3])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="hardware must be a profile name or a Hardware"):
+        lf.plan(TOY_TABLE, 3)  # type: ignore[arg-type]
+    with pytest.raises(lf.LayerTableError, match="model file .* does not exist"):
+        lf.plan(tmp_path / "missing.json")
+    with pytest.raises(lf.LayerTableError, match="is a directory"):
+        lf.plan(tmp_path)
+
+
+def test_capacity_override_and_effective_default() -> None:
+    gpt2 = EXAMPLES / "configs" / "gpt2.json"
+    default = lf.plan(gpt2, on_oversize="tile", sequence=1024)
+    assert default.device_capacities.tolist() == [31_457_280] * default.device_count
+    bigger = lf.plan(gpt2, on_oversize="tile", sequence=1024, capacity="50MiB")
+    assert set(bigger.device_capacities.tolist()) == {50 * 2**20}
+    assert any("capacity 52428800 bytes was given" in note for note in bigger.notes)
+
+
+def test_cut_sizes_without_a_width_are_marked_as_bounds() -> None:
+    p = lf.plan(TOY_TABLE, TOY, sequence=100, granularity=4, devices=2)
+    assert not p.settings.cut_exact
+    assert p.cuts.bytes_per_chunk.tolist() == [16 * 10]  # layer 1's whole 10 bytes per token
+    assert any("cut sizes are upper bounds" in note for note in p.notes)
+
+
+def test_progress_is_reported_in_order() -> None:
+    seen: list[tuple[str, float]] = []
+    lf.plan(TOY_TABLE, TOY, sequence=100, granularity=4,
+            progress=lambda stage, done: seen.append((stage, done)))
+    assert [s for s, _ in seen] == ["working sets", "chunk", "partition", "performance"]
+    assert [d for _, d in seen] == sorted(d for _, d in seen) and seen[-1][1] == 1.0
+
+
+def test_peak_cost_groups_more_layers() -> None:
+    summed = lf.plan(TOY_TABLE, TOY, sequence=100, chunk=20)
+    peak = lf.plan(TOY_TABLE, TOY, sequence=100, chunk=20, cost="peak")
+    assert peak.k <= summed.k and peak.settings.cost == "peak"
+    # peak: weights 800 + the largest activations 400 > 1000; layers 0-2: 500 + 400.
+    assert peak.partition.group_costs.tolist() == [900, 500]
+
+
+def test_summary_reads_as_a_report() -> None:
+    text = toy_plan(devices=2, micro_batches=2).summary()
+    assert text.splitlines()[0] == "Plan for model: 4 layers in 2 groups on 2 devices (toy)"
+    assert "chunk 16 tokens (the largest multiple of 4 that fits), 7 chunks" in text
+    assert "bottleneck: link 0->1" in text
+    assert "HBM 6.8 KB layer by layer -> 2.4 KB planned" in text
+    long = lf.plan(table(*[(100, 10, 0, 1)] * 60), TOY, sequence=100, chunk=10)
+    assert long.k == 30 and "... 6 more groups ..." in long.summary(max_rows=24)
+
+
+def test_cut_aware_mode_avoids_expensive_cuts() -> None:
+    # At 4 tokens two groups fit with the cut after layer 0, 1 or 2. By bytes the best
+    # cut is after layer 1, but layer 1's output is 100 bytes per token: 1000 s on the
+    # 10 B/s link. Stage times (layer: max(memory, compute); cut: transfer) are 12 + 20
+    # and 6 + 12 + 8 for the cut after layer 0, 42 + 20 and 8 after layer 2.
+    settings: dict[str, Any] = {"sequence": 100, "chunk": 4, "devices": 2,
+                                "cut_elems_per_token": [1, 50, 1, 1]}
+    by_bytes = lf.plan(TOY_TABLE, TOY, **settings)
+    by_time = lf.plan(TOY_TABLE, TOY, algorithm="stage_time", **settings)
+    assert by_bytes.partition.boundaries.tolist() == [0, 2, 4]
+    assert by_time.partition.boundaries.tolist() == [0, 1, 4]
+    assert by_time.partition.stage_times.tolist() == pytest.approx([32.0, 26.0])
+    assert by_time.partition.algorithm == "dp" and by_time.settings.algorithm == "stage_time"
+    assert by_time.stages.stage_s.max() < by_bytes.stages.stage_s.max()
+    with pytest.raises(ValueError, match="algorithm='stage_time' times every group on one"):
+        lf.plan(TOY_TABLE, TOY, algorithm="stage_time", devices=[TOY, TOY], sequence=100)

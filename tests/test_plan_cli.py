@@ -1,0 +1,220 @@
+"""``layerwise-fast plan`` and ``sweep``, run as users run them: in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import layerwise_fast as lf
+from layerwise_fast import cli, cli_plan
+from layerwise_fast.scenarios import scenario, scenario_model
+
+CONFIGS = Path(__file__).resolve().parents[1] / "layerwise_fast" / "examples" / "configs"
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "layerwise_fast", *args], capture_output=True,
+                          text=True, timeout=120, cwd=cwd)
+
+
+def one_clean_error(out: subprocess.CompletedProcess[str], status: int, *texts: str) -> None:
+    assert out.returncode == status, out.stderr
+    assert out.stdout == "" and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    for text in texts:
+        assert text in out.stderr, out.stderr
+
+
+def test_help_lists_the_options() -> None:
+    out = run("plan", "--help")
+    assert out.returncode == 0
+    for option in ("--example", "--hardware", "--batch", "--sequence", "--chunk", "--precision",
+                   "--devices", "--share-devices", "--algo", "--cost", "--on-oversize",
+                   "--format", "--plot", "seed-30b", "llama-2-7b-8xh100"):
+        assert option in out.stdout
+
+
+def test_llama_example_fits() -> None:
+    out = run("plan", "--example", "llama-2-7b-8xh100")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "Plan for llama-2-7b-8xh100: 35 layers in 35 groups on 8 devices (h100)"
+    assert "Oversize layers (34: 34 tiled, 0 quantized)" in out.stdout
+    assert "Timeline for 8 micro-batches of" in out.stdout
+    assert out.stderr == ""
+
+
+def test_seed_example_fails_honestly() -> None:
+    out = run("plan", "--example", "seed-30b")
+    one_clean_error(out, 1, "layer 0 ('layers.0') needs 15008194304 bytes",
+                    "capacity of 31457280 bytes")
+
+
+def test_seed_example_tiled_shows_tiles_and_traffic() -> None:
+    out = run("plan", "--example", "seed-30b", "--on-oversize", "tile")
+    assert out.returncode == 0, out.stderr
+    assert "chunk 6 tokens" in out.stdout and "1667 chunks per sequence" in out.stdout
+    row = next(line for line in out.stdout.splitlines() if line.strip().startswith("0  layers.0"))
+    assert row.split()[3:] == ["15.0", "GB", "15.0", "GB", "6547", "2.3", "MB", "129.0", "KB",
+                               "25.0", "TB"]
+
+
+def test_json_output_is_the_api_plan(tmp_path: Path) -> None:
+    saved = tmp_path / "plan.json"
+    out = run("plan", "--example", "llama-2-7b-8xh100", "--format", "json", "--batch", "2",
+              "--output", str(saved))
+    assert out.returncode == 0, out.stderr
+    example = scenario("llama-2-7b-8xh100")
+    expected = lf.plan(scenario_model(example), **{**example.settings, "batch": 2})
+    assert lf.Plan.from_dict(json.loads(out.stdout)) == expected
+    assert lf.Plan.from_json(saved) == expected
+
+
+def test_model_files_and_options(tmp_path: Path) -> None:
+    table = lf.LayerTable.from_transformer_config(CONFIGS / "gpt2.json")
+    table.to_json(tmp_path / "gpt2-layers.json")
+    for model in (str(CONFIGS / "gpt2.json"), str(tmp_path / "gpt2-layers.json")):
+        out = run("plan", model, "--on-oversize", "quantize", "--devices", "4",
+                  "--share-devices", "--sequence", "1024", "--micro-batches", "2",
+                  "--hidden", "768", "--cost", "peak", "--algo", "dp", "--format", "json")
+        assert out.returncode == 0, out.stderr
+        plan = json.loads(out.stdout)
+        assert plan["settings"]["devices_requested"] == 4 and plan["settings"]["cost"] == "peak"
+        assert plan["treated"]["kind"] == ["int4", "int4"]
+    mixed = run("plan", str(CONFIGS / "gpt2.json"), "--on-oversize", "tile", "--devices",
+                ",".join(["h100", "h200"] * 8), "--sequence", "1024", "--format", "json")
+    assert mixed.returncode == 0, mixed.stderr
+    assert json.loads(mixed.stdout)["settings"]["mixed"] is True
+
+
+@pytest.mark.parametrize("args, texts", [
+    (["--batch", "0"], ["batch must be between 1 and"]),
+    (["--devices", "0"], ["--devices must be at least 1"]),
+    (["--devices", "h100,,a100"], ["has an empty entry"]),
+    (["--hardware", "b200"], ["unknown hardware profile 'b200'"]),
+    (["--chunk", "9000"], ["chunk (9000 tokens) exceeds sequence (4096 tokens)"]),
+    (["--capacity", "fifty"], ["capacity: cannot read 'fifty'"]),
+    (["--hardware", "missing-calibration.json"], ["calibration file", "does not exist"]),
+])
+def test_bad_options_exit_2(args: list[str], texts: list[str]) -> None:
+    one_clean_error(run("plan", "--example", "llama-2-7b-8xh100", *args), 2, *texts)
+
+
+def test_model_and_example_are_exclusive() -> None:
+    one_clean_error(run("plan"), 2, "give exactly one of MODEL or --example NAME")
+    one_clean_error(run("plan", "--example", "gpt5"), 2, "no bundled example named 'gpt5'")
+
+
+def test_too_many_groups_exit_1() -> None:
+    out = run("plan", "--example", "llama-2-7b-8xh100", "--devices", "8", "--chunk", "64")
+    assert out.returncode == 0  # the example shares its devices
+    one_clean_error(run("plan", str(CONFIGS / "llama-2-7b.json"), "--devices", "8",
+                        "--on-oversize", "tile"), 1, "needs 35 groups but only 8 devices")
+
+
+@pytest.mark.parametrize("name, content, texts", [
+    ("missing.json", None, ["model file", "does not exist"]),
+    ("folder", "dir", ["is a directory"]),
+    ("latin1.json", b'{"model_type": "gpt2", "n_embd": 768, \xe9}', ["is not UTF-8 text"]),
+    ("cut.json", b'{"model_type": "llama", "hidden_size": 40', ["ends early (truncated?)"]),
+    ("typo.json", b'{"schema": "layerwise_fast.layers", "version": 1, "layers": [{"name": "a", '
+                  b'"kind": "decoder", "params": 1, "weight_dtype": "bf16", '
+                  b'"act_elems_per_token": 1, "colour": 3}]}', ["unknown field 'colour'"]),
+    ("missing-field.json", b'{"schema": "layerwise_fast.layers", "version": 1, "layers": '
+                           b'[{"name": "a", "kind": "decoder", "params": 1, '
+                           b'"weight_dtype": "bf16"}]}', ["missing field 'act_elems_per_token'"]),
+    ("negative.json", b'{"schema": "layerwise_fast.layers", "version": 1, "layers": '
+                      b'[{"name": "a", "kind": "decoder", "params": -4, "weight_dtype": "bf16", '
+                      b'"act_elems_per_token": 1}]}', ["must be >= 0, got -4"]),
+    ("absurd.json", b'{"schema": "layerwise_fast.layers", "version": 1, "layers": '
+                    b'[{"name": "a", "kind": "decoder", "params": 99999999999999999999, '
+                    b'"weight_dtype": "bf16", "act_elems_per_token": 1}]}', ["exceeds 2**62"]),
+    ("wrong-type.json", b'{"schema": "layerwise_fast.layers", "version": 1, "layers": '
+                        b'[{"name": "a", "kind": "decoder", "params": "12", '
+                        b'"weight_dtype": "bf16", "act_elems_per_token": 1}]}',
+     ["must be an integer, got string '12'"]),
+    ("version.json", b'{"schema": "layerwise_fast.layers", "version": 7, "layers": []}',
+     ["unsupported version 7"]),
+    ("empty.json", b'{"schema": "layerwise_fast.layers", "version": 1, "layers": []}',
+     ["model has no layers to plan"]),
+    ("config.json", b'{"model_type": "llama", "hidden_size": 64}', ["missing field"]),
+])
+def test_malformed_models_exit_2(tmp_path: Path, name: str, content: bytes | str | None,
+                                 texts: list[str]) -> None:
+    path = tmp_path / name
+    if content == "dir":
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    one_clean_error(run("plan", str(path)), 2, *texts)
+
+
+def test_sweep_table_and_json() -> None:
+    out = run("sweep", "--example", "llama-2-7b-8xh100", "--batch-sizes", "1,2,8-9")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "llama-2-7b-8xh100"
+    assert lines[3].split() == ["1", "384", "11", "35", "34"]
+    assert lines[5].split() == ["8", "-", "-", "-", "34", "does", "not", "fit"]
+    out = run("sweep", str(CONFIGS / "gpt2.json"), "--batch-sizes", "1-3", "--on-oversize",
+              "quantize", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["batch_sizes"] == [1, 2, 3] and result["model"] == "gpt2"
+    one_clean_error(run("sweep", "--example", "seed-30b", "--batch-sizes", "4-2"), 2,
+                    "must lie within 1..")
+
+
+def test_plot_writes_a_png_that_is_not_blank(tmp_path: Path) -> None:
+    image = pytest.importorskip("matplotlib.image",
+                                reason="matplotlib is the optional 'plot' extra")
+    target = tmp_path / "plan.png"
+    out = run("plan", "--example", "llama-2-7b-8xh100", "--plot", str(target))
+    assert out.returncode == 0, out.stderr
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = image.imread(str(target))
+    assert pixels.shape[0] > 300 and pixels.shape[1] > 300
+    assert pixels[..., :3].std() > 0.05  # bars and text, not one flat colour
+
+
+def test_plot_without_matplotlib_says_how_to_install(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, name, None)
+    status = cli.main(["plan", "--example", "llama-2-7b-8xh100", "--plot",
+                       str(tmp_path / "x.png")])
+    assert status == 2
+    assert 'pip install "layerwise_fast[plot]"' in capsys.readouterr().err
+
+
+def test_progress_bar_for_large_models(monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli_plan, "PROGRESS_MIN_LAYERS", 10)
+    assert cli.main(["plan", "--example", "llama-2-7b-8xh100"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert lines[0] == "planning 35 layers"
+    assert lines[-1].startswith("[" + "#" * 30 + "] 100% performance")
+    assert captured.out.startswith("Plan for llama-2-7b-8xh100")
+    monkeypatch.setattr(cli_plan, "PROGRESS_MIN_LAYERS", 10**6)
+    assert cli.main(["plan", "--example", "llama-2-7b-8xh100"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_parsers() -> None:
+    assert cli_plan.parse_devices(" 8 ") == 8
+    assert cli_plan.parse_devices("h100,a100") == ["h100", "a100"]
+    assert cli_plan.parse_batch_sizes("1,4-6,2") == [1, 4, 5, 6, 2]
+    with pytest.raises(ValueError, match="cannot read 'x'"):
+        cli_plan.parse_batch_sizes("1,x")
+
+
+def test_unwritable_output_exits_2(tmp_path: Path) -> None:
+    target = tmp_path / "no-such-folder" / "plan.json"
+    one_clean_error(run("plan", "--example", "llama-2-7b-8xh100", "--output", str(target)), 2,
+                    str(target), "No such file or directory")
