@@ -229,13 +229,32 @@ def build_parser() -> argparse.ArgumentParser:
     part.add_argument("--json", action="store_true", help="print the partition as JSON instead of a table")
     part.set_defaults(handler=_partition_command)
     add_plan_commands(commands)
+    commands.add_parser(
+        "verify",
+        help="check on one GPU that planned groups fit its cache (needs the cuda extra; "
+        "layerwise-fast verify --help)",
+        add_help=False,
+    )
     return parser
+
+
+def _verify(argv: Sequence[str]) -> int:
+    """`layerwise-fast verify ...`: the on-GPU verification (layerwise_fast.cuda.verify)."""
+    try:
+        from layerwise_fast.cuda.verify import main as verify_main
+    except ImportError as err:
+        print(f"layerwise-fast verify: {err}", file=sys.stderr)
+        return 2
+    return verify_main(list(argv), prog="layerwise-fast verify")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments[:1] == ["verify"]:
+        return _verify(arguments[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     try:
         return int(args.handler(args))
     except InfeasibleError as err:

@@ -133,3 +133,11 @@ def test_argparse_errors_exit_2() -> None:
 def test_console_script_is_installed() -> None:
     out = subprocess.run(["layerwise-fast", "--version"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == f"layerwise-fast {lf.__version__}"
+
+
+def test_verify_subcommand_delegates_to_the_gpu_verification() -> None:
+    out = cli("verify", "--help")
+    assert out.returncode == 0
+    assert "usage: layerwise-fast verify" in out.stdout and "--out DIR" in out.stdout
+    listed = cli("--help")
+    assert "verify" in listed.stdout

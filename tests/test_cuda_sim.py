@@ -553,3 +553,20 @@ def test_gpu_bfloat16_matches_the_reference() -> None:
     group = verify.GroupSpec("bf16", CHAIN, 256, 4096, 256, dtype="bfloat16")
     (report,) = verify.verify_groups([group], repeats=1)
     assert report.correct, {k: (r.relative_error, r.unwritten) for k, r in report.runs.items()}
+
+
+def test_plan_groups_carry_each_groups_working_set_and_prediction() -> None:
+    import layerwise_fast as lf
+    from layerwise_fast.cuda.verify import groups_from_plan, plan_groups
+
+    records = [{"name": f"b{i}", "kind": "mlp", "params": 2_000_000, "weight_dtype": "bf16",
+                "act_elems_per_token": 4096} for i in range(12)]
+    plan = lf.plan(lf.LayerTable.from_records(records), "h100", batch=1, sequence=512)
+    groups = plan_groups(plan, hidden=1024, max_layers=2)
+    assert len(groups) == plan.partition.k
+    for g, group in enumerate(groups):
+        assert group.working_set_bytes == int(plan.partition.group_costs[g])
+        assert group.predicted_speedup == float(plan.performance.speedup[g])
+        assert group.hidden == 1024 and 1 <= len(group.layers) <= 2
+    specs = groups_from_plan(groups, cache_bytes=50 * 2**20)
+    assert [s.predicted_speedup for s in specs] == [g.predicted_speedup for g in groups]

@@ -254,6 +254,26 @@ def model_speedup(layer_count: int, working_set_bytes: int, calibration: Calibra
     return layer_count / (1.0 + (layer_count - 1) * ratio)
 
 
+def plan_groups(plan: Any, *, hidden: int = 4096, max_layers: int = 16) -> list[PlannedGroup]:
+    """What a :class:`~layerwise_fast.Plan` says about its groups, as :class:`PlannedGroup`.
+
+    The kernels run memory-bound stand-ins, not the model's own operators: each group
+    gets as many layers as it holds (at most ``max_layers``), alternating an RMSNorm
+    and affine layers with the three activations, at ``hidden`` channels. What is
+    carried over from the plan is each group's planned working set (bytes) and its
+    predicted speedup, which is what the verification puts to the test.
+    """
+    cycle = (rmsnorm(), affine("silu"), affine("gelu_tanh"), affine("relu"))
+    boundaries = plan.partition.boundaries
+    groups = []
+    for g in range(plan.partition.k):
+        count = max(1, min(max_layers, int(boundaries[g + 1] - boundaries[g])))
+        layers = tuple(cycle[i % len(cycle)] for i in range(count))
+        groups.append(PlannedGroup(f"group {g}", layers, hidden, int(plan.partition.group_costs[g]),
+                                   float(plan.performance.speedup[g])))
+    return groups
+
+
 def bundled_plan(small: bool = False) -> list[PlannedGroup]:
     """The plan the one-call GPU run verifies (no predicted speedups: the model fills them in).
 
