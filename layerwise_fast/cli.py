@@ -25,7 +25,7 @@ from layerwise_fast.cli_plan import add_plan_commands
 from layerwise_fast.errors import InfeasibleError
 from layerwise_fast.partition import balanced, dp, greedy
 from layerwise_fast.result import Partition
-from layerwise_fast.units import format_bytes
+from layerwise_fast.units import format_bytes, read_input_file
 
 __all__ = ["main", "read_sizes", "SizesFile", "InputError"]
 
@@ -62,16 +62,17 @@ def _parse_line(text: str, path: Path, line: int) -> tuple[list[int], str | None
 
 
 def _read_text(path: Path) -> SizesFile:
+    raw = read_input_file(path, what="sizes file", error=InputError)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise InputError(f"{path}: not UTF-8 text (byte {err.start}); expected one size per line or a .npy file") from None
     rows: list[list[int]] = []
     names: list[str] = []
-    for line, raw in enumerate(text.splitlines(), start=1):
-        if not raw.split("#", 1)[0].strip():
+    for line, content in enumerate(text.splitlines(), start=1):
+        if not content.split("#", 1)[0].strip():
             continue
-        values, name = _parse_line(raw, path, line)
+        values, name = _parse_line(content, path, line)
         if rows and len(values) != len(rows[0]):
             raise InputError(f"{path}:{line}: {len(values)} fields where earlier lines have {len(rows[0])}")
         rows.append(values)
@@ -99,16 +100,13 @@ def _read_npy(path: Path) -> SizesFile:
 def read_sizes(path: str | Path) -> SizesFile:
     """Read sizes from a text file (one size, or weights activations buffers, per line;
     ``#`` starts a comment, and a comment after a row names that layer) or a ``.npy``
-    array of shape (n,) or (n, 3)."""
+    array of shape (n,) or (n, 3). Directories, FIFOs and files over the input size
+    limit (:func:`layerwise_fast.units.max_file_bytes`) are refused before reading."""
     path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, not a sizes file")
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    try:
-        return _read_npy(path) if path.suffix == ".npy" else _read_text(path)
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
+    if path.suffix != ".npy":
+        return _read_text(path)
+    read_input_file(path, what="sizes file", error=InputError)  # the checks; np.load rereads it
+    return _read_npy(path)
 
 
 def example_names() -> list[str]:

@@ -70,7 +70,7 @@ from .perf import Cuts, GroupPerformance, LayerTraffic, StageTimes, Timeline, ev
 from .result import Partition
 from .scaling import scaled_activations
 from .summary import format_plan
-from .units import INT64_MAX, _json_type, _read_json_document
+from .units import INT64_MAX, _json_type, _read_json_document, write_text_atomically
 
 __all__ = ["PLAN_SCHEMA", "PLAN_VERSION", "Plan", "PlanFormatError", "PlanSettings"]
 
@@ -321,13 +321,13 @@ class Plan:
         return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n"
 
     def to_json(self, path: str | os.PathLike[str]) -> None:
-        """Write :meth:`dumps` to ``path`` (UTF-8).
+        """Write :meth:`dumps` to ``path`` (UTF-8), through a temporary file and a rename:
+        a failure never leaves a half-written plan over an existing file.
 
         Raises:
             OSError: the file cannot be written.
         """
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(self.dumps())
+        write_text_atomically(path, self.dumps())
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> Plan:

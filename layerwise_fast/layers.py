@@ -57,7 +57,7 @@ from typing import Any, Final, Iterable, Mapping, NoReturn, Sequence, Union
 import numpy as np
 import numpy.typing as npt
 
-from .units import _is_int, _json_type, _read_json_document
+from .units import _is_int, _json_type, _read_json_document, write_text_atomically
 
 __all__ = [
     "BUFFER_UNKNOWN",
@@ -256,6 +256,9 @@ class LayerTable:
     def to_json(self, path: str | os.PathLike[str]) -> None:
         """Write the table as UTF-8 JSON, one row per line (schema in the module docstring).
 
+        The file is written through a temporary file and a rename: a failure never
+        leaves a half-written table over an existing file.
+
         Raises:
             OSError: the file cannot be written.
         """
@@ -263,8 +266,7 @@ class LayerTable:
                           for record in self.to_records())
         head = json.dumps({"schema": LAYERS_SCHEMA, "version": LAYERS_VERSION})[:-1]
         body = f'{head}, "layers": [\n{rows}\n]}}\n' if rows else f'{head}, "layers": []}}\n'
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(body)
+        write_text_atomically(path, body)
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> LayerTable:

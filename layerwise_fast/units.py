@@ -14,10 +14,13 @@ result must be a whole number of bytes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import re
+import stat
+import tempfile
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from types import MappingProxyType
@@ -33,6 +36,11 @@ __all__ = [
     "parse_bytes",
     "parse_fraction",
     "format_bytes",
+    "max_file_bytes",
+    "read_input_file",
+    "write_text_atomically",
+    "DEFAULT_MAX_FILE_BYTES",
+    "MAX_FILE_BYTES_ENV",
 ]
 
 INT64_MAX: Final[int] = 2**63 - 1
@@ -291,27 +299,92 @@ def _decimal_text(exact: Fraction) -> str:
     return repr(float(exact))
 
 
+MAX_FILE_BYTES_ENV: Final[str] = "LAYERWISE_FAST_MAX_FILE_BYTES"
+"""Environment variable that raises (or lowers) the size limit on input files."""
+
+DEFAULT_MAX_FILE_BYTES: Final[int] = 2**30
+"""Input files (layer tables, plans, configs, calibrations) larger than this, 1 GiB, are
+refused before they are read, unless LAYERWISE_FAST_MAX_FILE_BYTES says otherwise."""
+
+
+def max_file_bytes() -> int:
+    """The size limit on input files: LAYERWISE_FAST_MAX_FILE_BYTES (e.g. "4GiB") or 1 GiB."""
+    configured = os.environ.get(MAX_FILE_BYTES_ENV)
+    return DEFAULT_MAX_FILE_BYTES if configured is None else parse_bytes(configured, name=MAX_FILE_BYTES_ENV)
+
+
 def _read_json_document(
     path: str | os.PathLike[str], *, what: str, error: type[ValueError]
 ) -> object:
-    """Load a UTF-8 JSON file, turning every way it can fail into one ``error``.
+    """Load a UTF-8 JSON file from an untrusted source, turning every way it can fail
+    into one ``error``.
 
     ``what`` names the file's role (``"layers file"``) and starts each message, followed
-    by the path: a missing file, a directory, an unreadable file, bytes that are not
-    UTF-8 (with the offset), and JSON that is malformed or ends early. The original
+    by the path: a missing file, a directory, a FIFO, socket or device (refused without
+    opening it, which could block), a file over the size limit (refused before it is
+    read; see :func:`max_file_bytes`), an unreadable file, bytes that are not UTF-8
+    (with the offset), JSON that is malformed, ends early, nests too deeply or holds a
+    number too long to read. No pickle, no eval: plain JSON only. The original
     exception is chained as the cause.
     """
     label = f"{what} {os.fspath(path)!r}"
+    return _decode_json(read_input_file(path, what=what, error=error), label, error)
+
+
+def read_input_file(path: str | os.PathLike[str], *, what: str, error: type[ValueError]) -> bytes:
+    """The bytes of an input file, checked before it is opened: it must exist, be a
+    regular file (a FIFO could block forever) and be within :func:`max_file_bytes`.
+    Each failure raises ``error`` with a message that starts with ``what`` and the path."""
+    label = f"{what} {os.fspath(path)!r}"
+    limit = max_file_bytes()
     try:
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise error(f"{label} is a directory, not a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise error(f"{label} is not a regular file (a FIFO, socket or device); give the path of a file")
+        if info.st_size > limit:
+            raise _too_big(error, label, info.st_size, limit)
         with open(path, "rb") as handle:
-            raw = handle.read()
+            raw = handle.read(limit + 1)
     except FileNotFoundError as exc:
         raise error(f"{label} does not exist") from exc
-    except IsADirectoryError as exc:
-        raise error(f"{label} is a directory, not a file") from exc
     except OSError as exc:
         raise error(f"{label} cannot be read: {exc.strerror or exc}") from exc
-    return _decode_json(raw, label, error)
+    if len(raw) > limit:  # it grew after the check
+        raise _too_big(error, label, len(raw), limit)
+    return raw
+
+
+def _too_big(error: type[ValueError], label: str, size: int, limit: int) -> ValueError:
+    return error(f"{label} is {size} bytes, more than the limit of {limit} bytes; to read it anyway, "
+                 f"raise the limit with the environment variable {MAX_FILE_BYTES_ENV} (e.g. {MAX_FILE_BYTES_ENV}=8GiB)")
+
+
+def write_text_atomically(path: str | os.PathLike[str], text: str) -> None:
+    """Write UTF-8 text to ``path`` through a temporary file in the same folder and a
+    rename, so that a failure never leaves a truncated file over an existing one.
+
+    Raises:
+        OSError: the file cannot be written (the temporary file is removed).
+    """
+    target = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(target))
+    try:
+        handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=folder, prefix=".tmp-",
+                                             suffix=os.path.basename(target), delete=False)
+    except OSError as exc:  # name the file asked for, not the temporary one
+        raise OSError(exc.errno, exc.strerror, target) from exc
+    try:
+        with handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(handle.name)
+        raise
 
 
 def _decode_json(raw: bytes, label: str, error: type[ValueError]) -> object:
@@ -337,6 +410,10 @@ def _decode_json(raw: bytes, label: str, error: type[ValueError]) -> object:
         ) from exc
     except _ConstantError as exc:
         raise error(f"{label} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise error(f"{label} nests arrays or objects too deeply to read") from exc
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise error(f"{label} holds a value that cannot be read: {exc}") from exc
 
 
 def _ends_early(text: str, exc: json.JSONDecodeError) -> bool:

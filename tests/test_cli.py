@@ -87,8 +87,8 @@ def test_non_utf8_directory_missing_and_bad_npy(tmp_path: Path) -> None:
     np.save(tmp_path / "wide.npy", np.ones((3, 2), dtype=np.int64))
     cases = {
         "latin.txt": "not UTF-8 text",
-        ".": "is a directory, not a sizes file",
-        "missing.txt": "no such file",
+        ".": "' is a directory, not a file",
+        "missing.txt": "' does not exist",
         "bad.npy": "not a readable .npy array",
         "wide.npy": "expected shape (n,) or (n, 3), got (3, 2)",
     }
