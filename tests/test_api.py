@@ -250,3 +250,17 @@ def test_stage_time_matches_exhaustive_search() -> None:
 def test_stage_time_errors(layer_time, cut_time, error, message) -> None:
     with pytest.raises(error, match=message):
         lf.dp([1, 2], 10, layer_time=layer_time, cut_time=cut_time)
+
+
+def test_stress_edges_capacity_one_zeros_and_k_equal_n() -> None:
+    n = 100_000
+    zeros = np.zeros(n, dtype=np.int64)
+    ones = np.ones(n, dtype=np.int64)
+    assert lf.greedy(zeros, 1).k == 1 and lf.dp(zeros, 1).k == 1
+    assert lf.balanced(zeros, n).boundaries.tolist() == list(range(n + 1))
+    p = lf.greedy(ones, 1)  # capacity of one byte: one layer per group
+    assert p.k == n and p.bottleneck == 1 and lf.balanced(ones, capacity=1).k == n
+    q = lf.balanced(np.arange(n, dtype=np.int64), n)
+    assert q.k == n and q.bottleneck == n - 1
+    with pytest.raises(lf.LayerTooLargeError, match="layer 0 needs 2 bytes, more than the capacity of 1 bytes"):
+        lf.greedy(ones + 1, 1)
