@@ -139,13 +139,30 @@ ProbeResult linear_probe(const Cost& cost, int64_t k, int64_t bound) {
   return linear_probe(cost, k, bound, [](int64_t, int64_t, const typename Cost::Group&) {});
 }
 
+// Adds a `sum` probe's estimate of the optimum: lowering B by d costs the k groups
+// about k * d of coverage, raising it gains as much. `groups` groups were formed; the
+// last one started at prefix `last_start`.
+inline ProbeResult with_sum_estimate(ProbeResult r, int64_t bound, int64_t k, int64_t total, int64_t groups,
+                                     int64_t last_start) {
+  const double parts = static_cast<double>(k);
+  if (r.feasible) {  // spare: the unused groups and the room left in the last one
+    const double spare = (parts - static_cast<double>(groups)) * static_cast<double>(bound) +
+                         static_cast<double>(bound - (total - last_start));
+    r.shift = -spare / parts;
+  } else {  // shortfall: what the k groups left over
+    r.shift = static_cast<double>(total - last_start) / parts;
+  }
+  return r;
+}
+
 // The greedy probe of the `sum` model, remembering the cuts (with their prefix sums)
 // of the last feasible and the last infeasible probe. Greedy cuts are monotone in B, so
 // for any B between those two bounds cut g lies between them: where both agree it is
-// known without reading the sizes, elsewhere it is found by scanning from the lower
-// cut, with the sizes there prefetched a few groups ahead so that the scattered reads
-// overlap. Each probe streams over all layers instead when the brackets are too loose
-// for that to pay.
+// known without reading the sizes, elsewhere it is found by scanning forward from the
+// lower cut (whole blocks while they fit), with the sizes there prefetched a few groups
+// ahead. The scanned ranges of one probe are disjoint, so a probe never reads more than
+// the n sizes a streaming probe reads, and usually far fewer. Only the first probe,
+// before any lower cuts are known, streams.
 class SumProbe {
  public:
   SumProbe(const SumCost& cost, int64_t k, int64_t total)
@@ -158,9 +175,13 @@ class SumProbe {
   }
 
   ProbeResult operator()(int64_t bound) {
-    const ProbeResult r = brackets_are_tight() ? from_brackets(bound) : stream(bound);
+    const ProbeResult r = have_low_ ? from_brackets(bound) : stream(bound);
     (r.feasible ? high_ : low_).swap(cuts_);
-    if (r.feasible) high_max_ = r.max_cost;
+    if (r.feasible) {
+      high_max_ = r.max_cost;
+    } else {
+      have_low_ = true;
+    }
     return r;
   }
 
@@ -184,7 +205,6 @@ class SumProbe {
 
  private:
   static constexpr int64_t kPrefetchAhead = 16;  // groups
-  static constexpr int64_t kCutOverhead = 32;    // layers a bracketed cut costs beyond its scan
 
   struct Known {
     int64_t stop;       // cut index
@@ -193,14 +213,6 @@ class SumProbe {
   };
 
   Known known_at(int64_t stop, int64_t prefix) const { return {stop, prefix, stop < n_ ? cost_.data()[stop] : 0}; }
-
-  bool brackets_are_tight() const {
-    int64_t scan = 0;
-    for (int64_t g = 1; g <= k_ && scan < n_; ++g) {
-      scan += high_[static_cast<size_t>(g)].stop - low_[static_cast<size_t>(g)].stop + kCutOverhead;
-    }
-    return scan < n_;
-  }
 
   ProbeResult stream(int64_t bound) {
     int64_t prefix = 0, closed = 0;
@@ -243,28 +255,24 @@ class SumProbe {
       j = start + 1;
       p = start_prefix + sizes[start];
     }
+    for (; j + kBlock <= high_stop; j += kBlock) {  // whole blocks while they fit
+      uint64_t sum = 0;
+      for (int64_t i = j; i < j + kBlock; ++i) sum += static_cast<uint64_t>(sizes[i]);
+      if (sum > static_cast<uint64_t>(target - p)) break;
+      p += static_cast<int64_t>(sum);
+    }
     while (j < high_stop && sizes[j] <= target - p) p += sizes[j++];
     return known_at(j, p);
   }
 
-  // Adds the estimate of the optimum: lowering B by d costs the k groups about k * d of
-  // coverage, raising it gains as much. `groups` groups were formed; the last one
-  // started at prefix `last_start`.
   ProbeResult with_estimate(ProbeResult r, int64_t bound, int64_t groups, int64_t last_start) const {
-    const double k = static_cast<double>(k_);
-    if (r.feasible) {  // spare: the unused groups and the room left in the last one
-      const double spare = (k - static_cast<double>(groups)) * static_cast<double>(bound) +
-                           static_cast<double>(bound - (total_ - last_start));
-      r.shift = -spare / k;
-    } else {  // shortfall: what the k groups left over
-      r.shift = static_cast<double>(total_ - last_start) / k;
-    }
-    return r;
+    return with_sum_estimate(r, bound, k_, total_, groups, last_start);
   }
 
   const SumCost& cost_;
   int64_t n_, k_, total_;
   int64_t high_max_ = -1;  // realised bottleneck of the probe whose cuts are in high_
+  bool have_low_ = false;  // low_ holds the cuts of an infeasible probe
   std::vector<Known> low_, high_, cuts_;
 };
 
@@ -347,7 +355,15 @@ Partition balanced_unchecked_capacity(const Cost& cost, int64_t k, int64_t capac
       SumProbe probe(cost, k, summary.total);
       return probe.partition_at(min_bottleneck(lo, hi, probe));
     }
-    const int64_t best = min_bottleneck(lo, hi, [&](int64_t bound) { return linear_probe(cost, k, bound); });
+    // Too many groups to keep cut brackets: streaming probes, with the same estimates.
+    const int64_t best = min_bottleneck(lo, hi, [&](int64_t bound) {
+      int64_t covered = 0, closed = 0;
+      const ProbeResult r = linear_probe(cost, k, bound, [&](int64_t g, int64_t, const SumCost::Group& group) {
+        covered += group.cost;
+        closed = g;
+      });
+      return with_sum_estimate(r, bound, k, summary.total, r.feasible ? closed + 1 : k, covered);
+    });
     return clamped_greedy(n, k, best, [&](int64_t start, int64_t bound, int64_t max_stop) {
       return walk_group(cost, start, bound, max_stop);
     });
