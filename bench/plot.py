@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from report_text import replace_section, seconds, spread
+
 HERE = Path(__file__).resolve().parent
 README = HERE / "README.md"
 PLOTS = HERE / "plots"
@@ -137,25 +139,12 @@ def gap(result: Result) -> float:
 # Markdown
 
 
-def seconds(value: float) -> str:
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if value >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return f"{value / 1e-9:.3g} ns"
-
-
 def factor(value: float) -> str:
     return f"{value:,.0f}x" if value >= 100 else f"{value:.3g}x"
 
 
 def percent(value: float) -> str:
     return "0 (optimal)" if value == 0 else f"{100 * value:.3g}%"
-
-
-def spread(values: list[float], show: Callable[[float], str]) -> str:
-    """The median, and the range over runs when there are several."""
-    middle = show(statistics.median(values))
-    return middle if len(values) == 1 else f"{middle} ({show(min(values))} – {show(max(values))})"
 
 
 def case_title(case: Case) -> str:
@@ -273,12 +262,7 @@ def render(runs: list[Run]) -> str:
 
 
 def update_readme(markdown: str, readme: Path = README) -> None:
-    text = readme.read_text()
-    head, found, rest = text.partition(BEGIN)
-    _, found_end, tail = rest.partition(END)
-    if not (found and found_end):
-        raise SystemExit(f"{readme} has no {BEGIN} ... {END} section")
-    readme.write_text(f"{head}{BEGIN}\n{markdown}{END}{tail}")
+    replace_section(readme, BEGIN, END, markdown)
 
 
 # ---------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from report_text import replace_section, seconds, spread
+
 README = Path(__file__).with_name("README.md")
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 BASELINE = "numpy.add.reduce"
@@ -109,19 +111,6 @@ def load(path: Path) -> Run:
     return run
 
 
-def seconds(value: float) -> str:
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if value >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return f"{value / 1e-9:.3g} ns"
-
-
-def spread_of(values: list[float], show: Callable[[float], str]) -> str:
-    """The median, and the range over runs when there are several."""
-    middle = show(statistics.median(values))
-    return middle if len(values) == 1 else f"{middle} ({show(min(values))} – {show(max(values))})"
-
-
 def label(name: Key, note: str | None = None) -> str:
     algorithm, _, _, k, given = name
     if algorithm == BASELINE:
@@ -178,7 +167,7 @@ def target_rows(runs: list[Run]) -> list[str]:
         if verdict == "FAIL":
             factor = value / target.limit if target.at_most else target.limit / value
             verdict += f" ({factor:.2g}x off)"
-        rows.append(f"| {target.description} | {spread_of(values, show)} | {limit} | {verdict} |")
+        rows.append(f"| {target.description} | {spread(values, show)} | {limit} | {verdict} |")
     return rows
 
 
@@ -205,8 +194,8 @@ def group_tables(runs: list[Run]) -> list[str]:
             ratios = [run.medians[name] / run.medians[base] for run in present if run.groups.get(base) == group]
             noise = statistics.median(run.spread[name] for run in present)
             rounds = "/".join(str(run.rounds[name]) for run in present) if several else str(present[0].rounds[name])
-            times = spread_of(medians, seconds)
-            versus = spread_of(ratios, lambda v: f"{v:.3g}") if ratios else "–"
+            times = spread(medians, seconds)
+            versus = spread(ratios, lambda v: f"{v:.3g}") if ratios else "–"
             note = next((run.notes[name] for run in present if name in run.notes), None)
             lines.append(f"| {label(name, note)} | {times} | {noise:.0%} | {rounds} | {versus} |")
         lines.append("")
@@ -243,12 +232,7 @@ def render(runs: list[Run], memory: list[dict] | None) -> str:
 
 
 def update_readme(markdown: str, readme: Path = README) -> None:
-    text = readme.read_text()
-    head, found, rest = text.partition(BEGIN)
-    _, found_end, tail = rest.partition(END)
-    if not (found and found_end):
-        raise SystemExit(f"{readme} has no {BEGIN} ... {END} section")
-    readme.write_text(f"{head}{BEGIN}\n{markdown}{END}{tail}")
+    replace_section(readme, BEGIN, END, markdown)
 
 
 def main(argv: list[str] | None = None) -> int:
