@@ -2,10 +2,10 @@
 
 Targets (issue 3): ``plan()`` for a 1000-layer model in at most 2 ms; a 10^6-layer table
 from JSON to a plan to JSON in at most 1 s; the chunk and group count for 4096 batch
-sizes of a 1000-layer model in at most 0.5 s. The 10^6-layer cases are split so that the
-planner's own share (plan + JSON out + JSON back) is timed apart from reading the
-layer-table JSON (:meth:`LayerTable.from_json`, a per-row validator), and they run only
-with ``-m slow``.
+sizes of a 1000-layer model in at most 0.5 s. The 10^6-layer cases run only with
+``-m slow``: the whole path from the row form (version 1) of the layer-table JSON and
+from its columnar form (version 2, ``to_json(path, columnar=True)``), and the planner's
+own share (plan + JSON out + JSON back) timed apart from reading the layer table.
 
 Plain ``pytest`` runs with ``--benchmark-disable``: each function runs once and its
 result is checked. ``pytest bench/test_bench_plan.py --benchmark-enable -m 'slow or not
@@ -104,13 +104,23 @@ def _json_to_plan_to_json(source: Path, target: Path) -> lf.Plan:
     return plan
 
 
+@pytest.fixture(scope="module")
+def huge_columnar_json(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("plan") / "layers-columnar.json"
+    random_table(HUGE_LAYERS).to_json(path, columnar=True)
+    return path
+
+
 @pytest.mark.slow
-def test_plan_json_round_trip_1e6_layers(benchmark, huge_json: Path, tmp_path: Path) -> None:
-    """The whole path of the target: layer-table JSON -> plan -> plan JSON."""
+@pytest.mark.parametrize("form", ["rows", "columns"])
+def test_plan_json_round_trip_1e6_layers(benchmark, request: pytest.FixtureRequest,
+                                         form: str, tmp_path: Path) -> None:
+    """The whole path of the target: layer-table JSON (either form) -> plan -> plan JSON."""
+    source = request.getfixturevalue("huge_json" if form == "rows" else "huge_columnar_json")
     benchmark.group = "plan: 10^6 layers, JSON to plan to JSON"
-    benchmark.extra_info.update(target_s=1.0, layers=HUGE_LAYERS)
+    benchmark.extra_info.update(target_s=1.0, layers=HUGE_LAYERS, form=form)
     target = tmp_path / "plan.json"
-    plan = benchmark.pedantic(_json_to_plan_to_json, args=(huge_json, target), rounds=3)
+    plan = benchmark.pedantic(_json_to_plan_to_json, args=(source, target), rounds=3)
     assert plan.n == HUGE_LAYERS and not (plan.traffic.reads > 1).any()
     assert lf.Plan.from_json(target) == plan
 

@@ -32,14 +32,17 @@ decoder layer gets 4 MB, and none for lookups and norms. These are planning defa
 not measurements: record profiled ``buffer_bytes`` in the table or pass
 ``default_buffers`` to override them.
 
-All arithmetic is exact integer arithmetic (Python ints, one pass over the rows, about
-a microsecond per row); every result is checked against the int64 range and an
-overflow raises :class:`OverflowError` naming the layer.
+All arithmetic is exact. Tables whose counts stay within bounds that rule out int64
+overflow (every count at most 2**59, activation elements at most ``INT64_MAX`` divided
+by the per-element factor) are computed column-wise in int64; any other table is
+computed row by row in Python ints, where every result is checked against the int64
+range and an overflow raises :class:`OverflowError` naming the layer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from types import MappingProxyType
 from typing import Final, Mapping
 
@@ -77,6 +80,8 @@ DEFAULT_BUFFER_BYTES: Final[Mapping[str, int]] = MappingProxyType(
 
 _SIZE_FIELDS: Final[tuple[str, ...]] = ("weights", "activations", "buffers")
 _WIDE_BYTES: Final[Mapping[str, int]] = MappingProxyType({"bf16": 2, "fp16": 2, "fp32": 4})
+_FAST_COUNT_LIMIT: Final[int] = 2**59
+"""Counts up to which the int64 weight formulas cannot overflow (see _fits_fast_path)."""
 
 IntColumn = npt.NDArray[np.int64]
 
@@ -167,6 +172,22 @@ def working_set(
                  * _positive_int(act_bytes, "act_bytes"))
     ratio = parse_fraction(working_set_ratio, name="working_set_ratio")
     defaults = _buffer_defaults(default_buffers)
+    if weight_dtype is not None and weight_dtype not in WEIGHT_DTYPES:
+        raise ValueError(f"weight_dtype must be one of {', '.join(WEIGHT_DTYPES)}, "
+                         f"got {weight_dtype!r}")
+    if (_some_kind_lacks_default(table, defaults)
+            or not _fits_fast_path(table, per_token * ratio.numerator, defaults)):
+        return _exact_working_set(table, per_token, ratio, defaults, weight_dtype)
+    return WorkingSet(table.name, _fast_weight_bytes(table, weight_dtype),
+                      _fast_activation_bytes(table, per_token * ratio.numerator,
+                                             ratio.denominator),
+                      _fast_buffer_bytes(table, defaults))
+
+
+def _exact_working_set(table: LayerTable, per_token: int, ratio: Fraction,
+                       defaults: Mapping[str, int], weight_dtype: str | None) -> WorkingSet:
+    """The working set in Python ints, one row at a time: exact for any input, and the
+    path that names the layer whose size exceeds int64 or whose kind has no default."""
     dtypes = _row_dtypes(table, weight_dtype)
     names = table.name
     weights = [_weight_bytes(*row) for row in zip(
@@ -179,6 +200,85 @@ def working_set(
                          ("buffer", buffers)):
         _check_int64(column, names, what)
     return WorkingSet(names, _int64(weights), _int64(activations), _int64(buffers))
+
+
+def _fits_fast_path(table: LayerTable, activation_factor: int,
+                    defaults: Mapping[str, int]) -> bool:
+    """Whether int64 arithmetic computes every size of ``table`` exactly.
+
+    Weights: with every count at most :data:`_FAST_COUNT_LIMIT` (2**59), the largest
+    formula, ``4 (params + tied_params)``, stays below 2**62. Activations: each
+    ``act_elems_per_token`` at most ``INT64_MAX // activation_factor``. Buffers: every
+    default at most INT64_MAX. Sizes then fit int64 by themselves (their sums are
+    checked by :class:`WorkingSet`).
+    """
+    if len(table) == 0:
+        return True
+    counts = (table.params, table.tied_params, table.vector_params, table.out_channels)
+    if max(int(column.max()) for column in counts) > _FAST_COUNT_LIMIT:
+        return False
+    if any(size > INT64_MAX for size in defaults.values()):
+        return False
+    most_elements = int(table.act_elems_per_token.max())
+    if activation_factor > INT64_MAX:
+        return most_elements == 0
+    return most_elements <= INT64_MAX // activation_factor
+
+
+def _fast_weight_bytes(table: LayerTable, weight_dtype: str | None) -> IntColumn:
+    """Weight bytes per row in int64 (bounds checked by :func:`_fits_fast_path`)."""
+    total = table.params + table.tied_params
+    matrix = total - table.vector_params
+    vectors = SCALE_BYTES * table.vector_params
+    result = np.zeros(len(table), dtype=np.int64)
+    for dtype, rows in _rows_by_dtype(table, weight_dtype):
+        if dtype in _WIDE_BYTES:
+            result[rows] = _WIDE_BYTES[dtype] * total[rows]
+        elif dtype in ("fp8", "int8"):
+            result[rows] = (matrix[rows] + vectors[rows]
+                            + SCALE_BYTES * table.out_channels[rows])
+        elif dtype == "int4":
+            groups = -(-matrix[rows] // INT4_GROUP_SIZE)
+            result[rows] = -(-matrix[rows] // 2) + vectors[rows] + SCALE_BYTES * groups
+        else:
+            raise ValueError(f"unknown weight precision {dtype!r}")
+    return result
+
+
+def _rows_by_dtype(table: LayerTable, weight_dtype: str | None,
+                   ) -> list[tuple[str, npt.NDArray[np.bool_] | slice]]:
+    """``(precision, rows)`` for each precision the rows use; ``rows`` is a mask, or
+    the whole-column slice when every row has that precision."""
+    present = {weight_dtype} if weight_dtype is not None else set(table.weight_dtype.tolist())
+    if len(present) == 1:
+        return [(present.pop(), slice(None))]
+    column = table.weight_dtype
+    return [(dtype, column == dtype) for dtype in sorted(present)]
+
+
+def _fast_activation_bytes(table: LayerTable, factor: int, denominator: int) -> IntColumn:
+    """``ceil(act_elems_per_token x factor / denominator)`` per row, in int64."""
+    if factor > INT64_MAX:  # every row holds no activations (see _fits_fast_path)
+        return np.zeros(len(table), dtype=np.int64)
+    return -(-(table.act_elems_per_token * factor) // denominator)
+
+
+def _fast_buffer_bytes(table: LayerTable, defaults: Mapping[str, int]) -> IntColumn:
+    """Recorded buffer bytes, or the kind's default where unknown (every such kind has
+    one; see :func:`_some_kind_lacks_default`)."""
+    result = table.buffer_bytes.copy()
+    unknown = result == BUFFER_UNKNOWN
+    if unknown.any():
+        kinds = table.kind
+        for kind in set(kinds[unknown].tolist()):
+            result[unknown & (kinds == kind)] = defaults[kind]
+    return result
+
+
+def _some_kind_lacks_default(table: LayerTable, defaults: Mapping[str, int]) -> bool:
+    """Whether a row with unknown buffers has a kind that ``defaults`` lacks."""
+    unknown = table.buffer_bytes == BUFFER_UNKNOWN
+    return bool(unknown.any()) and bool(set(table.kind[unknown].tolist()) - set(defaults))
 
 
 def _positive_int(value: object, name: str) -> int:

@@ -358,8 +358,15 @@ def test_json_round_trip(records: list[dict[str, Any]]) -> None:
         table.to_json(path)
         document = json.loads(path.read_text(encoding="utf-8"))
         restored = LayerTable.from_json(path)
+        table.to_json(path, columnar=True)
+        columnar = json.loads(path.read_text(encoding="utf-8"))
+        from_columns = LayerTable.from_json(path)
     assert (document["schema"], document["version"]) == (LAYERS_SCHEMA, 1)
-    assert restored == table
+    assert (columnar["schema"], columnar["version"]) == (LAYERS_SCHEMA, 2)
+    assert columnar["columns"] == {field: [record[field] for record in records]
+                                   for field in COLUMNS}
+    assert restored == table == from_columns
+    assert from_columns.to_records() == records
     assert hash(restored) == hash(table)
     assert restored.to_records() == records
 
@@ -458,8 +465,12 @@ def _layers_file(tmp_path: Path, document: object) -> Path:
          r": unknown field 'extra' \(known: schema, version, layers\)$"),
         ({"schema": "layerwise_fast.calibration", "version": 1, "layers": []},
          r": field 'schema' must be 'layerwise_fast\.layers', got 'layerwise_fast\.calibration'$"),
-        ({"schema": LAYERS_SCHEMA, "version": 2, "layers": []},
-         r": unsupported version 2 \(this release reads version 1\)$"),
+        ({"schema": LAYERS_SCHEMA, "version": 3, "layers": []},
+         r": unsupported version 3 \(this release reads versions 1 and 2\)$"),
+        ({"schema": LAYERS_SCHEMA, "version": 2, "layers": []}, r": missing field 'columns'$"),
+        ({"schema": LAYERS_SCHEMA, "version": 1, "columns": {}}, r": missing field 'layers'$"),
+        ({"schema": LAYERS_SCHEMA, "version": 2, "columns": {}, "layers": []},
+         r": unknown field 'layers' \(known: schema, version, columns\)$"),
         ({"schema": LAYERS_SCHEMA, "version": True, "layers": []}, r": unsupported version True"),
         ({"schema": LAYERS_SCHEMA, "version": 1, "layers": {}},
          r": the layers must be a list of row objects, got object$"),
@@ -473,6 +484,81 @@ def test_json_content_errors(tmp_path: Path, document: object, message: str) -> 
     path = _layers_file(tmp_path, document)
     with pytest.raises(LayerTableError, match=r"^layers file '.*layers\.json'" + message):
         LayerTable.from_json(path)
+
+
+def _columnar(**columns: Any) -> dict[str, Any]:
+    """A version 2 document: two valid rows, with ``columns`` replacing or adding arrays
+    (``None`` removes one)."""
+    body: dict[str, Any] = {"name": ["l0", "l1"], "kind": ["decoder", "mlp"],
+                            "params": [12, 7], "weight_dtype": ["bf16", "int4"],
+                            "act_elems_per_token": [3, 4]}
+    body.update(columns)
+    body = {field: values for field, values in body.items() if values is not None}
+    return {"schema": LAYERS_SCHEMA, "version": 2, "columns": body}
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"schema": LAYERS_SCHEMA, "version": 2, "columns": []},
+         r": field 'columns' must be an object, got array$"),
+        (_columnar(params=None), r": missing column 'params'$"),
+        (_columnar(parms=[1, 2]), r": unknown column 'parms' \(known: name, kind, "),
+        (_columnar(kind="decoder"), r": column 'kind' must be an array, got string$"),
+        (_columnar(buffer_bytes=None, flops_per_token=[1]),
+         r": column 'flops_per_token' has 1 entries, column 'name' has 2$"),
+        (_columnar(params=[12, "7"]),
+         r": row 1 \('l1'\), field 'params': must be an integer, got string '7'$"),
+        (_columnar(params=[12, 2**63]),
+         r": row 1 \('l1'\), field 'params': 9223372036854775808 exceeds 2\*\*62"),
+        (_columnar(params=[12, None]),
+         r": row 1 \('l1'\), field 'params': must be an integer, got null None$"),
+        (_columnar(buffer_bytes=[None, -1]), r": row 1 \('l1'\), field 'buffer_bytes': "
+                                             r"must be >= 0 \(or null for unknown\), got -1$"),
+        (_columnar(name=["l0", ""]), r": row 1, field 'name': must not be empty$"),
+        (_columnar(weight_dtype=["bf16", "nf4"]),
+         r": row 1 \('l1'\), field 'weight_dtype': unknown precision 'nf4'"),
+        (_columnar(vector_params=[0, 8]),
+         r": row 1 \('l1'\): vector_params \(8\) exceeds params \(7\)$"),
+        (_columnar(tied_params=[0, True]),
+         r": row 1 \('l1'\), field 'tied_params': must be an integer, got boolean True$"),
+    ],
+)
+def test_columnar_json_errors(tmp_path: Path, document: object, message: str) -> None:
+    path = _layers_file(tmp_path, document)
+    with pytest.raises(LayerTableError, match=r"^layers file '.*layers\.json'" + message):
+        LayerTable.from_json(path)
+
+
+def test_columnar_json_defaults_and_empty_table(tmp_path: Path) -> None:
+    document = _columnar(buffer_bytes=[None, 5], tied_params=[None, 2])
+    table = LayerTable.from_json(_layers_file(tmp_path, document))
+    assert table.buffer_bytes.tolist() == [BUFFER_UNKNOWN, 5]
+    assert table.tied_params.tolist() == [0, 2]
+    assert table.flops_per_token.tolist() == [0, 0]
+    assert not table.params.flags.writeable and not table.name.flags.writeable
+    LayerTable.from_records([]).to_json(tmp_path / "empty.json", columnar=True)
+    assert len(LayerTable.from_json(tmp_path / "empty.json")) == 0
+
+
+def test_fast_and_row_by_row_checks_agree() -> None:
+    """Rows the column-wise checks refuse (numpy integers, a mapping that is not a dict)
+    are still accepted row by row, with the same result; and a bad value far down a
+    long table is reported by its row."""
+    rows = [_valid_row(name=f"l{i}", buffer_bytes=None if i % 3 else i) for i in range(50)]
+    table = LayerTable.from_records(rows)
+    assert table.buffer_bytes.tolist()[:4] == [0, BUFFER_UNKNOWN, BUFFER_UNKNOWN, 3]
+    numpy_rows = [{**row, "params": np.int64(row["params"])} for row in rows]
+    assert LayerTable.from_records(numpy_rows) == table
+    assert LayerTable.from_records(iter(rows)) == table
+    with pytest.raises(LayerTableError, match=r"^records: row 0 \('l0'\), field "
+                                              r"'flops_per_token': must be an integer, "
+                                              r"got object <object object"):
+        LayerTable.from_records([_valid_row(flops_per_token=object())])
+    rows[41] = _valid_row(name="l41", act_elems_per_token=-5)
+    with pytest.raises(LayerTableError, match=r"^records: row 41 \('l41'\), field "
+                                              r"'act_elems_per_token': must be >= 0, got -5$"):
+        LayerTable.from_records(rows)
 
 
 def test_json_file_errors(tmp_path: Path) -> None:

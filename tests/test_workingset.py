@@ -253,3 +253,65 @@ def test_greedy_accepts_the_columns() -> None:
     assert cuts[0] == 0 and cuts[-1] == len(ws)
     assert max(groups) <= capacity
     assert partition.k == len(groups)
+
+
+_DTYPES = ("bf16", "fp16", "fp32", "fp8", "int8", "int4")
+
+
+@st.composite
+def _bounded_table(draw: st.DrawFn) -> LayerTable:
+    """Tables whose counts reach past 2**59, so that both the column-wise int64 path and
+    the row-by-row path of :func:`working_set` are taken."""
+    count = st.integers(min_value=0, max_value=2**60) | st.integers(min_value=0,
+                                                                   max_value=10**9)
+    rows = []
+    for index in range(draw(st.integers(min_value=0, max_value=6))):
+        params = draw(count)
+        rows.append({"name": f"l{index}", "kind": draw(st.sampled_from(["decoder", "norm"])),
+                     "params": params, "weight_dtype": draw(st.sampled_from(_DTYPES)),
+                     "act_elems_per_token": draw(count),
+                     "buffer_bytes": draw(st.none() | count),
+                     "out_channels": draw(count), "tied_params": draw(count),
+                     "vector_params": draw(st.integers(min_value=0, max_value=params))})
+    return LayerTable.from_records(rows)
+
+
+@given(_bounded_table(), st.integers(min_value=1, max_value=2**20),
+       st.sampled_from(["1", "1/3", "0.7", "5"]), st.sampled_from([None, *_DTYPES]))
+def test_column_wise_and_row_by_row_paths_agree(table: LayerTable, chunk: int, ratio: str,
+                                                 dtype: str | None) -> None:
+    arguments: dict[str, Any] = {"batch": 3, "chunk_tokens": chunk,
+                                 "working_set_ratio": ratio, "weight_dtype": dtype}
+    try:
+        fast = working_set(table, **arguments)
+    except OverflowError as error:
+        fast_error: OverflowError | None = error
+    else:
+        fast_error = None
+    exact = _exact_sizes(table, chunk * 3 * 2 * Fraction(ratio), dtype)
+    if fast_error is not None:
+        assert any(max(row) > INT64_MAX or sum(row) > INT64_MAX for row in exact)
+        return
+    assert [list(row) for row in zip(fast.weights.tolist(), fast.activations.tolist(),
+                                     fast.buffers.tolist())] == exact
+
+
+def _exact_sizes(table: LayerTable, per_element: Fraction,
+                 dtype: str | None) -> list[list[int]]:
+    """Weights, activations and buffers per row from the module's formulas, in Python ints."""
+    sizes = []
+    for row in table.to_records():
+        precision = dtype or row["weight_dtype"]
+        total = row["params"] + row["tied_params"]
+        matrix, vectors = total - row["vector_params"], row["vector_params"]
+        if precision in ("bf16", "fp16", "fp32"):
+            weights = (4 if precision == "fp32" else 2) * total
+        elif precision == "int4":
+            weights = -(-matrix // 2) + 2 * vectors + 2 * -(-matrix // 128)
+        else:
+            weights = matrix + 2 * vectors + 2 * row["out_channels"]
+        buffers = row["buffer_bytes"]
+        if buffers is None:
+            buffers = DEFAULT_BUFFER_BYTES[row["kind"]]
+        sizes.append([weights, math.ceil(row["act_elems_per_token"] * per_element), buffers])
+    return sizes
