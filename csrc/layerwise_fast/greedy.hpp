@@ -57,6 +57,9 @@ Partition greedy(const Cost& cost, int64_t capacity) {
   if (cost.size() < 1) throw std::invalid_argument("sizes is empty: there are no layers to partition");
   if (capacity < 1) throw std::invalid_argument("capacity must be >= 1 byte");
   Partition result;
+  // Room for groups of 64 layers on average: address space only until it is written.
+  result.boundaries.reserve(static_cast<size_t>(cost.size() / 64 + 2));
+  result.group_costs.reserve(static_cast<size_t>(cost.size() / 64 + 1));
   const auto last = greedy_walk<true>(cost, capacity, [&](int64_t stop, const typename Cost::Group& group) {
     result.close_group(stop, Cost::cost(group));
     return true;

@@ -16,10 +16,9 @@ struct Partition {
 
   // Ends the current group at layer index `stop` (exclusive) with cost `cost`.
   void close_group(int64_t stop, int64_t cost) {
-    if (group_costs.empty() || cost > bottleneck) {
-      bottleneck = cost;
-      bottleneck_group = k();
-    }
+    const bool larger = group_costs.empty() || cost > bottleneck;  // selects, no branch
+    bottleneck_group = larger ? k() : bottleneck_group;
+    bottleneck = larger ? cost : bottleneck;
     boundaries.push_back(stop);
     group_costs.push_back(cost);
   }
