@@ -141,3 +141,18 @@ def test_verify_subcommand_delegates_to_the_gpu_verification() -> None:
     assert "usage: layerwise-fast verify" in out.stdout and "--out DIR" in out.stdout
     listed = cli("--help")
     assert "verify" in listed.stdout
+
+
+def test_closed_pipe_stops_quietly(tmp_path: Path) -> None:
+    sizes = tmp_path / "sizes.npy"
+    np.save(sizes, np.ones(200_000, dtype=np.int64))
+    # Megabytes of JSON: far more than a pipe holds, so writing must hit the closed end.
+    process = subprocess.Popen([sys.executable, "-m", "layerwise_fast", "partition", str(sizes), "--capacity", "1",
+                                "--algo", "greedy", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.readline()
+    process.stdout.close()  # as `| head -1` does
+    with process.stderr:
+        stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141
+    assert stderr == ""
