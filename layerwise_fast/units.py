@@ -186,9 +186,7 @@ def _exact_quantity(value: object, name: str) -> tuple[Fraction, str]:
 
 def _parse_quantity_text(text: str, name: str) -> Fraction:
     """Read ``"<number> <unit>"`` exactly, in bytes."""
-    _check_text_length(text, name)
-    if text.strip().lower() in _NOT_FINITE:
-        raise ValueError(f"{name}: {text.strip()} is not a finite number")
+    _check_text(text, name)
     match = _QUANTITY_RE.fullmatch(text)
     if match is None:
         raise ValueError(
@@ -253,9 +251,7 @@ def _exact_ratio(value: object, name: str) -> Fraction:
 
 def _parse_ratio_text(text: str, name: str) -> Fraction:
     """Read ``"3/5"`` or a decimal number exactly."""
-    _check_text_length(text, name)
-    if text.strip().lower() in _NOT_FINITE:
-        raise ValueError(f"{name}: {text.strip()} is not a finite number")
+    _check_text(text, name)
     ratio = _RATIO_RE.fullmatch(text)
     if ratio is not None:
         numerator, denominator = (int(part) for part in ratio.groups())
@@ -281,12 +277,15 @@ def _decimal_or_error(number: str, name: str, text: str) -> Decimal:
         raise ValueError(f"{name}: {text.strip()!r} is out of range (|exponent| too large)") from None
 
 
-def _check_text_length(text: str, name: str) -> None:
+def _check_text(text: str, name: str) -> None:
+    """Refuse text too long to be a quantity, and the names of NaN and infinity."""
     if len(text) > _MAX_TEXT_CHARS:
         raise ValueError(
             f"{name}: {text[:24]!r}... is too long to be a quantity "
             f"({len(text)} characters, at most {_MAX_TEXT_CHARS})"
         )
+    if text.strip().lower() in _NOT_FINITE:
+        raise ValueError(f"{name}: {text.strip()} is not a finite number")
 
 
 def _require_finite(number: float, name: str, shown: str) -> None:
