@@ -438,11 +438,11 @@ class LayerTable:
             ImportError: torch is not installed; install the extra with
                 ``pip install "layerwise_fast[torch]"``.
         """
-        from .torch_ingest import from_torch
+        from .torch_ingest import describe_torch
 
-        return from_torch(module, example_inputs, granularity=granularity,
-                          no_split=no_split, weight_dtype=weight_dtype, tokens=tokens,
-                          activations=activations)
+        return describe_torch(module, example_inputs, granularity=granularity,
+                              no_split=no_split, weight_dtype=weight_dtype, tokens=tokens,
+                              activations=activations).table
 
 
 # -- column validation (constructor) -------------------------------------------------

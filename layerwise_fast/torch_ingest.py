@@ -81,7 +81,6 @@ __all__ = [
     "ModuleTraceError",
     "TorchLayers",
     "describe_torch",
-    "from_torch",
 ]
 
 TORCH_GRANULARITIES: Final[tuple[str, ...]] = ("leaf", "block")
@@ -204,25 +203,6 @@ class TorchLayers:
             raise BlockTooLargeError(row, int(sizes.totals()[row]), limit,
                                      self.table.name[row], self.table.kind[row],
                                      self.reasons[row])
-
-
-def from_torch(
-    module: Any,
-    example_inputs: Any,
-    *,
-    granularity: str = "leaf",
-    no_split: Iterable[str | type] = (),
-    weight_dtype: str | None = None,
-    tokens: int | None = None,
-    activations: str = "output",
-) -> LayerTable:
-    """The :class:`LayerTable` of a torch module: ``describe_torch(...).table``.
-
-    See :func:`describe_torch` for the arguments and errors.
-    """
-    return describe_torch(module, example_inputs, granularity=granularity,
-                          no_split=no_split, weight_dtype=weight_dtype, tokens=tokens,
-                          activations=activations).table
 
 
 def describe_torch(
