@@ -153,15 +153,19 @@ def test_reference_rejects_params_of_the_wrong_shape() -> None:
 
 
 @needs_device
+@pytest.mark.parametrize("hidden", [40, 36])
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 @pytest.mark.parametrize("kind", ["chunked", "layer_by_layer"])
-def test_kernels_match_the_float64_reference(kind: str, dtype: type) -> None:
-    # hidden=40 is no multiple of the unrolled step, so every row has a ragged tail.
-    x, params, ref = _inputs(64, 40, dtype)
+def test_kernels_match_the_float64_reference(kind: str, dtype: type, hidden: int) -> None:
+    # float16, hidden=40: five packs, so one lane takes the single-pack tail; hidden=36
+    # is no whole number of packs (scalar path) nor of unrolled steps (a ragged tail);
+    # float32 takes the scalar path.
+    x, params, ref = _inputs(64, hidden, dtype)
     out, geometry, _ = _run(kind, x, params, chunk_tokens=16)
     assert not np.isnan(out).any(), "some output element was never written"
     assert relative_error(out, ref) <= verify.TOLERANCE[np.dtype(dtype).name]
     assert geometry.team_size == 32
+    assert geometry.packed == (hidden % 8 == 0 and dtype is np.float16)
 
 
 @needs_device
@@ -183,6 +187,42 @@ def test_kernels_reduce_rows_over_a_two_warp_team(kind: str) -> None:
     assert relative_error(out, ref) <= verify.TOLERANCE["float32"]
 
 
+_PACK_PTX_PROBE = """
+import sys
+from numba import cuda, float32, uint32
+from layerwise_fast.cuda.packed import pack_functions
+load_pack, store_pack = pack_functions(False)
+
+def kernel(a, b):
+    buf = cuda.local.array(16, float32)
+    i = uint32(cuda.grid(1)) * uint32(8)
+    load_pack(a, i, buf, 8)
+    for j in range(8):
+        buf[8 + j] = buf[8 + j] * float32(2)
+    store_pack(b, i, buf, 8)
+
+try:
+    for dtype in ("float16", "float32"):
+        ptx, _ = cuda.compile_ptx(kernel, f"{dtype}[::1], {dtype}[::1]", cc=(9, 0))
+        print(dtype, ptx.count("ld.global.v4"), ptx.count("st.global.v4"), ptx.count(".local"))
+except Exception as exc:  # no NVVM on this machine
+    print("NO-NVVM", type(exc).__name__, exc)
+"""
+
+
+def test_packs_compile_to_16_byte_vector_loads_and_stores() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    completed = subprocess.run([sys.executable, "-c", _PACK_PTX_PROBE], capture_output=True, text=True,
+                               timeout=300, env=env, cwd=ROOT)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    if completed.stdout.startswith("NO-NVVM"):
+        pytest.skip(f"NVVM cannot compile here: {completed.stdout.strip()[:200]}")
+    counts = dict(line.split(" ", 1) for line in completed.stdout.strip().splitlines())
+    # float16: one v4.b32 load and store of 8 halves; float32: two v4.f32 of each;
+    # the pack buffer lives in registers (no local memory).
+    assert counts == {"float16": "1 1 0", "float32": "2 2 0"}
+
+
 @needs_device
 def test_poison_fills_every_element_with_nan() -> None:
     y = cuda.to_device(np.zeros((3, 50), dtype=np.float16))
@@ -192,9 +232,9 @@ def test_poison_fills_every_element_with_nan() -> None:
 
 @needs_device
 def test_stream_passes_add_the_shift_once_per_pass() -> None:
-    buf = cuda.to_device(np.full(1000, 1.0, dtype=np.float32))  # 1000: a ragged tail
+    buf = cuda.to_device(np.full(1003, 1.0, dtype=np.float32))  # a ragged tail
     geometry = kernels.run_stream_passes(buf, 3, 1.0, 0.25, threads_per_block=32)
-    np.testing.assert_array_equal(buf.copy_to_host(), np.full(1000, 1.75, dtype=np.float32))
+    np.testing.assert_array_equal(buf.copy_to_host(), np.full(1003, 1.75, dtype=np.float32))
     assert geometry.team_size == 0
 
 
@@ -498,6 +538,64 @@ def test_one_call_run_writes_its_outputs_and_prints_the_table_last(tmp_path: Pat
     assert result["groups"][0]["correct"] is True
     assert result["calibration"]["timed"] is False
     assert not (tmp_path / "calibration.json").exists()  # untimed: no calibration file
+
+
+def _small_plan(n_layers: int = 6) -> Any:
+    import layerwise_fast as lf
+
+    records = [{"name": f"b{i}", "kind": "mlp", "params": 2_000_000, "weight_dtype": "bf16",
+                "act_elems_per_token": 4096} for i in range(n_layers)]
+    return lf.plan(lf.LayerTable.from_records(records), "h100", batch=1, sequence=512)
+
+
+def test_distinct_groups_verify_alike_groups_once_and_count_the_rest() -> None:
+    a = verify.PlannedGroup("group 0", (rmsnorm(),), 32, 1000, 1.5)
+    b = verify.PlannedGroup("group 1", (rmsnorm(), affine("silu")), 32, 1000, 1.5)
+    groups = [a, b, verify.PlannedGroup("group 2", b.layers, 32, 1000, 1.5),
+              verify.PlannedGroup("group 3", b.layers, 32, 2000, 1.5)]
+    picked, left = verify.distinct_groups(groups, 2)
+    assert [g.name for g in picked] == ["group 0", "group 1 (+1 alike)"] and left == 1
+    assert picked[1].layers == b.layers and picked[1].working_set_bytes == 1000
+    assert verify.distinct_groups(groups, 9)[1] == 0
+    with pytest.raises(ValueError, match="limit must be >= 1, got 0"):
+        verify.distinct_groups(groups, 0)
+
+
+@needs_device
+def test_verify_plan_runs_each_distinct_group_against_the_plans_prediction() -> None:
+    plan = _small_plan()
+    reports = verify.verify_plan(plan, hidden=32, max_layers=2, max_groups=2, cache_bytes=1024,
+                                 total_bytes=4096, repeats=1, threads_per_block=TPB)
+    assert 1 <= len(reports) <= 2
+    for report in reports:
+        assert report.correct, {k: (r.relative_error, r.unwritten) for k, r in report.runs.items()}
+        assert report.prediction_source == "plan"
+        assert report.predicted_speedup == float(plan.performance.speedup[0])
+
+
+@pytest.mark.skipif(not SIMULATED, reason="on a GPU the one-call run is bench/gpu_verify.py's job")
+def test_one_call_run_verifies_the_groups_of_a_plan_file(tmp_path: Path, capsys) -> None:
+    plan_path = tmp_path / "plan.json"
+    _small_plan().to_json(plan_path)
+    assert verify.main(["--out", str(tmp_path / "out"), "--plan", str(plan_path), "--plan-groups", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "verifying 1 distinct" in printed
+    result = json.loads((tmp_path / "out" / "verification.json").read_text())
+    assert [g["group"]["name"].split(" (")[0] for g in result["groups"]] == ["S", "group 0"]
+    assert result["groups"][1]["prediction_source"] == "plan"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--plan-groups", "0"], "--plan-groups must be >= 1, got 0"),
+        (["--plan", "missing.json"], "missing.json"),
+    ],
+)
+def test_one_call_run_rejects_a_bad_plan_option(tmp_path: Path, capsys, argv: list[str], message: str) -> None:
+    assert verify.main(["--out", str(tmp_path), *[str(tmp_path / a) if a.endswith(".json") else a for a in argv]]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "verification.json").exists()
 
 
 def test_bench_script_help_describes_the_run() -> None:

@@ -12,7 +12,8 @@ Submodules are imported on first use, so ``import layerwise_fast.cuda`` is cheap
   control and the calibration stream;
 - :mod:`~layerwise_fast.cuda.calibrate`: the bandwidth sweep, its plateau, HBM rate and
   knee, and the calibration JSON;
-- :mod:`~layerwise_fast.cuda.verify`: ``verify_groups`` and the one-call GPU run.
+- :mod:`~layerwise_fast.cuda.verify`: ``verify_groups``, ``verify_plan`` and the one-call
+  GPU run.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ _EXPORTS = {
     "PlannedGroup": "verify",
     "groups_from_plan": "verify",
     "verify_groups": "verify",
+    "verify_plan": "verify",
     "run_gpu_verification": "verify",
     "main": "verify",
 }
@@ -74,7 +76,15 @@ if TYPE_CHECKING:
     from .calibrate import Calibration, analyse_curve, load_calibration
     from .kernels import DeviceInfo, device_info, is_simulated
     from .reference import LayerSpec, affine, make_params, reference_forward, rmsnorm
-    from .verify import GroupSpec, PlannedGroup, groups_from_plan, main, run_gpu_verification, verify_groups
+    from .verify import (
+        GroupSpec,
+        PlannedGroup,
+        groups_from_plan,
+        main,
+        run_gpu_verification,
+        verify_groups,
+        verify_plan,
+    )
 
 __all__ = [
     "Calibration",
@@ -94,6 +104,7 @@ __all__ = [
     "rmsnorm",
     "run_gpu_verification",
     "verify_groups",
+    "verify_plan",
 ]
 
 

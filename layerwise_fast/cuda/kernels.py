@@ -8,9 +8,12 @@ Data layout
 
 Thread mapping (shared by the chunked kernel and the control)
     A *team* of ``team`` threads (a power of two, 32 <= team <= threads per block) owns
-    one row at a time. Lane ``t`` of the team touches channels ``t, t + team,
-    t + 2 team, ...``, so each warp instruction reads consecutive elements (coalesced),
-    and each thread issues ``UNROLL`` independent loads before it uses the first. An
+    one row at a time. Where the rows allow it (:func:`packed_rows`: float16 or float32,
+    ``hidden`` a multiple of ``PACK``, aligned arrays) lane ``t`` moves the 16-byte packs
+    ``t, t + team, ...`` of ``PACK`` channels (:mod:`.packed`), two packs in flight per
+    step; otherwise it touches channels ``t, t + team, t + 2 team, ...`` and issues
+    ``UNROLL`` independent scalar loads before it uses the first. Either way each warp
+    instruction reads consecutive elements (coalesced). An
     ``rmsnorm`` row is reduced by its own team through shared memory with two block
     barriers (warp sums, then the team's sum): teams never straddle blocks, so no
     reduction crosses a block and the loop over rows stays persistent. Teams are
@@ -28,6 +31,12 @@ Chunked group kernel (persistent, cooperative)
 
 Layer-by-layer control
     The same device functions, one launch per layer over the whole tensor.
+
+Calibration stream
+    Scalar float32, ``UNROLL`` loads in flight per thread, grid-strided: each warp
+    instruction reads 128 contiguous bytes. (A packed stream of float32 packs, two
+    16-byte loads 32 bytes apart per lane, measured slower on an H200: 3.2 TB/s at
+    240 MiB against 3.56, and no L2 plateau.)
 
 Indices
     Row numbers, channel numbers and element offsets are unsigned 32-bit values: no
@@ -53,13 +62,14 @@ from numba import config as _numba_config
 from numba import cuda as _numba_cuda
 from numba import float32, uint32
 
+from .packed import PACK, pack_functions, packed_dtype
 from .reference import LayerSpec
 
 UNROLL = 8
 """Elements each thread loads before it uses the first (per unrolled step)."""
 
-CHUNKED_MAX_REGISTERS = 64
-"""Register cap of the chunked group kernel (occupancy: 4 blocks of 256 threads per SM)."""
+CHUNKED_MAX_REGISTERS = 80
+"""Register cap of the chunked group kernel (occupancy: 3 blocks of 256 threads per SM)."""
 
 WARP_SIZE = 32
 MAX_THREADS_PER_BLOCK = 1024
@@ -105,12 +115,15 @@ def is_simulated() -> bool:
 # Compile options the simulator's jit does not take (it compiles nothing):
 # - device functions inlined at the NVVM level, so that constant arguments specialise
 #   each copy;
-# - the chunked kernel capped at 64 registers: uncapped it takes 72 (3 blocks of 256
-#   threads per SM); at 64 it fits 4, and ptxas (sm_90) spills 16 to 36 bytes of
-#   chunk- and layer-loop state, outside the row loops.
+# - the chunked kernel capped at 80 registers: uncapped it takes 98 (2 blocks of 256
+#   threads per SM); at 80 it fits 3, and ptxas (sm_90) spills 36 bytes (float16) to
+#   68 bytes (float32); at 64 it would spill over 200.
 _SIMULATED = is_simulated()
 _INLINED_DEVICE: dict[str, Any] = {"device": True} if _SIMULATED else {"device": True, "forceinline": True}
 _CHUNKED_OPTIONS: dict[str, Any] = {} if _SIMULATED else {"max_registers": CHUNKED_MAX_REGISTERS}
+load_pack, store_pack = pack_functions(_SIMULATED)
+_PACK_U = np.uint32(PACK)
+_TWO_PACKS = 2 * PACK  # a module constant: local array shapes must be compile-time literals
 
 
 # --------------------------------------------------------------------------- device code
@@ -198,6 +211,98 @@ def _scale_row(src, dst, params, row_off, w_off, hidden, factor, lane, team):  #
             dst[row_off + k] = float32(src[row_off + k]) * factor * params[w_off + k]
 
 
+# Packed rows: lane ``t`` owns packs ``t, t + team, ...`` of ``PACK`` consecutive
+# channels, two packs in flight per step (see packed.py).
+
+
+@cuda.jit(**_INLINED_DEVICE)
+def _affine_pack(x, w, at, dst, offset, code):  # type: ignore[no-untyped-def]
+    """``x[at:at+PACK] = act(x * w[:PACK] + w[PACK:])``, then store it at ``dst[offset:]``."""
+    for j in range(PACK):
+        x[at + j] = _activate(x[at + j] * w[j] + w[PACK + j], code)
+    store_pack(dst, offset, x, at)
+
+
+@cuda.jit(**_INLINED_DEVICE)
+def _affine_row_packed(src, dst, params, row_off, w_off, hidden, code, lane, team):  # type: ignore[no-untyped-def]
+    """:func:`_affine_row` over this lane's packs (``hidden`` a multiple of ``PACK``).
+
+    Both activation packs are loaded first (the HBM or L2 requests in flight); each
+    pack's scale and bias (L1 hits) are loaded just before use, to save registers.
+    """
+    x = cuda.local.array(_TWO_PACKS, float32)
+    w = cuda.local.array(_TWO_PACKS, float32)
+    b_off = uint32(w_off + hidden)
+    stride = uint32(team * _PACK_U)
+    c = uint32(lane * _PACK_U)
+    while c + stride < hidden:
+        load_pack(src, row_off + c, x, 0)
+        load_pack(src, row_off + c + stride, x, PACK)
+        load_pack(params, w_off + c, w, 0)
+        load_pack(params, b_off + c, w, PACK)
+        _affine_pack(x, w, 0, dst, row_off + c, code)
+        load_pack(params, w_off + c + stride, w, 0)
+        load_pack(params, b_off + c + stride, w, PACK)
+        _affine_pack(x, w, PACK, dst, row_off + c + stride, code)
+        c += stride + stride
+    if c < hidden:
+        load_pack(src, row_off + c, x, 0)
+        load_pack(params, w_off + c, w, 0)
+        load_pack(params, b_off + c, w, PACK)
+        _affine_pack(x, w, 0, dst, row_off + c, code)
+
+
+@cuda.jit(**_INLINED_DEVICE)
+def _sum_squares_row_packed(src, row_off, hidden, lane, team):  # type: ignore[no-untyped-def]
+    """:func:`_sum_squares_row` over this lane's packs."""
+    x = cuda.local.array(_TWO_PACKS, float32)
+    acc = cuda.local.array(_TWO_PACKS, float32)
+    for j in range(_TWO_PACKS):
+        acc[j] = _F0
+    stride = uint32(team * _PACK_U)
+    c = uint32(lane * _PACK_U)
+    while c + stride < hidden:
+        load_pack(src, row_off + c, x, 0)
+        load_pack(src, row_off + c + stride, x, PACK)
+        for j in range(_TWO_PACKS):
+            acc[j] += x[j] * x[j]
+        c += stride + stride
+    if c < hidden:
+        load_pack(src, row_off + c, x, 0)
+        for j in range(PACK):
+            acc[j] += x[j] * x[j]
+    total = _F0
+    for j in range(_TWO_PACKS):
+        total += acc[j]
+    return total
+
+
+@cuda.jit(**_INLINED_DEVICE)
+def _scale_row_packed(src, dst, params, row_off, w_off, hidden, factor, lane, team):  # type: ignore[no-untyped-def]
+    """:func:`_scale_row` over this lane's packs."""
+    x = cuda.local.array(_TWO_PACKS, float32)
+    weight = cuda.local.array(_TWO_PACKS, float32)
+    stride = uint32(team * _PACK_U)
+    c = uint32(lane * _PACK_U)
+    while c + stride < hidden:
+        load_pack(src, row_off + c, x, 0)
+        load_pack(src, row_off + c + stride, x, PACK)
+        load_pack(params, w_off + c, weight, 0)
+        load_pack(params, w_off + c + stride, weight, PACK)
+        for j in range(_TWO_PACKS):
+            x[j] = x[j] * factor * weight[j]
+        store_pack(dst, row_off + c, x, 0)
+        store_pack(dst, row_off + c + stride, x, PACK)
+        c += stride + stride
+    if c < hidden:
+        load_pack(src, row_off + c, x, 0)
+        load_pack(params, w_off + c, weight, 0)
+        for j in range(PACK):
+            x[j] = x[j] * factor * weight[j]
+        store_pack(dst, row_off + c, x, 0)
+
+
+
 @cuda.jit(device=True)
 def _team_sum(scratch, warp_sums, tid, lane, team, value):  # type: ignore[no-untyped-def]
     """Sum of ``value`` over the team, returned to every lane, with two block barriers.
@@ -227,6 +332,7 @@ def _team_sum(scratch, warp_sums, tid, lane, team, value):  # type: ignore[no-un
 def _apply_layer(  # type: ignore[no-untyped-def]
     src, dst, hidden, params, layer, code, eps, row0, rows_here, virtual_rows, row_mask,
     rotation, block_first_team, team_in_block, team_count, lane, team, tid, scratch, warp_sums,
+    packed,
 ):
     """Apply layer ``layer`` to rows ``row0 + ((v + rotation) & row_mask)``, ``v < virtual_rows``.
 
@@ -243,14 +349,27 @@ def _apply_layer(  # type: ignore[no-untyped-def]
         if code == _CODE_RMSNORM:
             partial = _F0
             if active:
-                partial = _sum_squares_row(src, row_off, hidden, lane, team)
+                if packed:
+                    partial = _sum_squares_row_packed(src, row_off, hidden, lane, team)
+                else:
+                    partial = _sum_squares_row(src, row_off, hidden, lane, team)
             total = _team_sum(scratch, warp_sums, tid, lane, team, partial)
             if active:
                 factor = _F1 / float32(math.sqrt(total / float32(hidden) + eps))
-                _scale_row(src, dst, params, row_off, w_off, hidden, factor, lane, team)
-        elif active:
+                if packed:
+                    _scale_row_packed(src, dst, params, row_off, w_off, hidden, factor, lane, team)
+                else:
+                    _scale_row(src, dst, params, row_off, w_off, hidden, factor, lane, team)
+        elif active and packed:
             # One call per activation with a constant code: each inlined copy of the row
             # loop keeps its own activation and no per-element branch.
+            if code == _CODE_RELU:
+                _affine_row_packed(src, dst, params, row_off, w_off, hidden, _CODE_RELU, lane, team)
+            elif code == _CODE_GELU_TANH:
+                _affine_row_packed(src, dst, params, row_off, w_off, hidden, _CODE_GELU_TANH, lane, team)
+            else:
+                _affine_row_packed(src, dst, params, row_off, w_off, hidden, _CODE_SILU, lane, team)
+        elif active:
             if code == _CODE_RELU:
                 _affine_row(src, dst, params, row_off, w_off, hidden, _CODE_RELU, lane, team)
             elif code == _CODE_GELU_TANH:
@@ -262,7 +381,7 @@ def _apply_layer(  # type: ignore[no-untyped-def]
 
 @cuda.jit(**_CHUNKED_OPTIONS)
 def chunked_group_kernel(  # type: ignore[no-untyped-def]
-    x, y, tokens, hidden, codes, params, eps, chunk_log2, team_log2, rotation_step
+    x, y, tokens, hidden, codes, params, eps, chunk_log2, team_log2, rotation_step, packed
 ):
     """Persistent cooperative kernel: every layer of a group over each chunk of tokens.
 
@@ -273,6 +392,7 @@ def chunked_group_kernel(  # type: ignore[no-untyped-def]
         codes: int32 ``(layers,)`` layer codes; params: flat float32 weights;
         eps: float32 ``(layers,)``.
         chunk_log2, team_log2, rotation_step: uint32 (see the module docstring).
+        packed: uint32, nonzero to move rows in packs (see :func:`packed_rows`).
     """
     grid = cuda.cg.this_grid()
     scratch = cuda.shared.array(MAX_THREADS_PER_BLOCK, float32)
@@ -296,6 +416,7 @@ def chunked_group_kernel(  # type: ignore[no-untyped-def]
                 x if layer == _U0 else y, y, hidden, params, layer, codes[layer], eps[layer],
                 row0, rows_here, chunk_tokens, row_mask, uint32(layer * rotation_step),
                 block_first_team, team_in_block, team_count, lane, team, tid, scratch, warp_sums,
+                packed,
             )
             layer = uint32(layer + _U1)
             if layer < layers:
@@ -304,7 +425,7 @@ def chunked_group_kernel(  # type: ignore[no-untyped-def]
 
 
 @cuda.jit
-def layer_kernel(src, dst, tokens, hidden, params, layer, code, eps, team_log2):  # type: ignore[no-untyped-def]
+def layer_kernel(src, dst, tokens, hidden, params, layer, code, eps, team_log2, packed):  # type: ignore[no-untyped-def]
     """The control's kernel: layer ``layer`` over the whole tensor, ``dst = layer(src)``.
 
     Rows are grid-strided over all teams; arguments as in :func:`chunked_group_kernel`
@@ -319,7 +440,7 @@ def layer_kernel(src, dst, tokens, hidden, params, layer, code, eps, team_log2):
         src, dst, hidden, params, layer, code, eps, _U0, tokens, tokens, _ALL_ROWS_MASK, _U0,
         uint32(uint32(cuda.blockIdx.x) * teams_per_block), tid >> team_log2,
         uint32(uint32(cuda.gridDim.x) * teams_per_block), tid & uint32(team - _U1), team, tid,
-        scratch, warp_sums,
+        scratch, warp_sums, packed,
     )
 
 
@@ -463,11 +584,13 @@ class LaunchGeometry:
         blocks: blocks in the grid.
         threads_per_block: threads per block.
         team_size: threads that share one row (row kernels; 0 for the calibration stream).
+        packed: whether rows moved in 16-byte packs (see :func:`packed_rows`).
     """
 
     blocks: int
     threads_per_block: int
     team_size: int
+    packed: bool = False
 
 
 @dataclass
@@ -544,15 +667,18 @@ def check_threads_per_block(threads_per_block: int) -> None:
         )
 
 
-def team_size_for(threads_per_block: int, total_threads: int, rows: int, hidden: int) -> int:
+def team_size_for(
+    threads_per_block: int, total_threads: int, rows: int, hidden: int, per_lane: int = UNROLL
+) -> int:
     """Threads per row: enough to spread ``rows`` over ``total_threads``, no more than a row can use.
 
     A power of two in ``[32, threads_per_block]``: at most ``total_threads / rows``
-    (so every team gets a row) and at most ``hidden / UNROLL`` rounded up (so every lane
-    gets a full unrolled step of the row), but never below one warp.
+    (so every team gets a row) and at most ``hidden / per_lane`` rounded up (so every
+    lane gets a full step of the row: ``UNROLL`` elements, or two packs of ``PACK``),
+    but never below one warp.
     """
     by_rows = _floor_power_of_two(total_threads // max(1, rows))
-    by_row_length = _ceil_power_of_two(-(-hidden // UNROLL))
+    by_row_length = _ceil_power_of_two(-(-hidden // per_lane))
     return max(WARP_SIZE, min(threads_per_block, by_rows, by_row_length))
 
 
@@ -568,11 +694,29 @@ def _check_launch_options(threads_per_block: int, team_size: int | None) -> None
 
 
 def _team_or_default(
-    team_size: int | None, threads_per_block: int, total_threads: int, rows: int, hidden: int
+    team_size: int | None, threads_per_block: int, total_threads: int, rows: int, hidden: int,
+    packed: bool,
 ) -> int:
     if team_size is None:
-        return team_size_for(threads_per_block, total_threads, rows, hidden)
+        return team_size_for(threads_per_block, total_threads, rows, hidden,
+                             2 * PACK if packed else UNROLL)
     return team_size
+
+
+def _data_address(array: Any) -> int:
+    interface = getattr(array, "__cuda_array_interface__", None)  # absent under the simulator
+    return 0 if interface is None else int(interface["data"][0])
+
+
+def packed_rows(x: Any, y: Any) -> bool:
+    """Whether the row kernels move ``x`` and ``y`` in packs (:mod:`.packed`): float16
+    or float32 storage, rows a whole number of packs, both arrays 16-byte aligned."""
+    hidden = int(x.shape[x.ndim - 1])  # device shapes refuse negative indices
+    return (
+        packed_dtype(np.dtype(x.dtype).name)
+        and hidden % PACK == 0
+        and all(_data_address(a) % 16 == 0 for a in (x, y))
+    )
 
 
 def resident_block_limit(kernel: Any, args: Sequence[Any], threads_per_block: int) -> int:
@@ -661,14 +805,18 @@ def prepare_chunked(
     _check_launch_options(threads_per_block, team_size)
     if not (_is_power_of_two(chunk_tokens) and chunk_tokens <= 2**30):
         raise ValueError(f"chunk_tokens must be a power of two in [1, 2**30], got {chunk_tokens}")
-    probe_args = _chunked_args(x, y, group, chunk_tokens, WARP_SIZE, 0)
+    # A chunk past the tensor would only add idle virtual rows (see _apply_layer).
+    chunk_tokens = min(chunk_tokens, _ceil_power_of_two(tokens))
+    packed = packed_rows(x, y)
+    probe_args = _chunked_args(x, y, group, chunk_tokens, WARP_SIZE, 0, packed)
     max_blocks = resident_block_limit(chunked_group_kernel, probe_args, threads_per_block)
     rows = min(chunk_tokens, tokens)
-    team = _team_or_default(team_size, threads_per_block, max_blocks * threads_per_block, rows, hidden)
+    team = _team_or_default(team_size, threads_per_block, max_blocks * threads_per_block, rows, hidden,
+                            packed)
     teams_per_block = threads_per_block // team
     blocks = max(1, min(max_blocks, -(-rows // teams_per_block)))
-    args = _chunked_args(x, y, group, chunk_tokens, team, teams_per_block)
-    geometry = LaunchGeometry(blocks, threads_per_block, team)
+    args = _chunked_args(x, y, group, chunk_tokens, team, teams_per_block, packed)
+    geometry = LaunchGeometry(blocks, threads_per_block, team, packed)
     return Launch(geometry, ((chunked_group_kernel, blocks, threads_per_block, args),))
 
 
@@ -685,14 +833,15 @@ def run_chunked(
 
 
 def _chunked_args(
-    x: Any, y: Any, group: DeviceGroup, chunk_tokens: int, team: int, rotation_step: int
+    x: Any, y: Any, group: DeviceGroup, chunk_tokens: int, team: int, rotation_step: int,
+    packed: bool,
 ) -> tuple[Any, ...]:
     tokens, hidden = x.shape
     return (
         x.reshape(tokens * hidden), y.reshape(tokens * hidden), np.uint32(tokens),
         np.uint32(hidden), group.codes, group.params, group.eps,
         np.uint32(chunk_tokens.bit_length() - 1), np.uint32(team.bit_length() - 1),
-        np.uint32(rotation_step),
+        np.uint32(rotation_step), np.uint32(packed),
     )
 
 
@@ -721,17 +870,19 @@ def prepare_layer_by_layer(
         return (
             x_flat if index == 0 else y_flat, y_flat, np.uint32(tokens), np.uint32(hidden),
             group.params, np.uint32(index), np.int32(codes[index]),
-            np.float32(group.layers[index].eps), np.uint32(team_log2),
+            np.float32(group.layers[index].eps), np.uint32(team_log2), np.uint32(packed),
         )
 
+    packed = packed_rows(x, y)
     if blocks is None:
         blocks = resident_block_limit(layer_kernel, layer_args(0, 5), threads_per_block)
-    team = _team_or_default(team_size, threads_per_block, blocks * threads_per_block, tokens, hidden)
+    team = _team_or_default(team_size, threads_per_block, blocks * threads_per_block, tokens, hidden,
+                            packed)
     steps = tuple(
         (layer_kernel, blocks, threads_per_block, layer_args(index, team.bit_length() - 1))
         for index in range(len(group.layers))
     )
-    return Launch(LaunchGeometry(blocks, threads_per_block, team), steps)
+    return Launch(LaunchGeometry(blocks, threads_per_block, team, packed), steps)
 
 
 def run_layer_by_layer(

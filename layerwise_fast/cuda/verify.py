@@ -274,6 +274,62 @@ def plan_groups(plan: Any, *, hidden: int = 4096, max_layers: int = 16) -> list[
     return groups
 
 
+def distinct_groups(planned: Sequence[PlannedGroup], limit: int) -> tuple[list[PlannedGroup], int]:
+    """The first ``limit`` distinct groups of ``planned`` and how many distinct ones were left.
+
+    Groups alike in layer count, hidden size, working set and predicted speedup run
+    the same kernels at the same sizes: each is verified once, under a name that lists
+    the groups it stands for ("group 1 (+10 alike)").
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    alike: dict[tuple[Any, ...], list[PlannedGroup]] = {}
+    for group in planned:
+        key = (len(group.layers), group.hidden, group.working_set_bytes, group.predicted_speedup)
+        alike.setdefault(key, []).append(group)
+    picked = []
+    for members in list(alike.values())[:limit]:
+        first = members[0]
+        name = first.name if len(members) == 1 else f"{first.name} (+{len(members) - 1} alike)"
+        picked.append(PlannedGroup(name, first.layers, first.hidden, first.working_set_bytes,
+                                   first.predicted_speedup))
+    return picked, max(0, len(alike) - limit)
+
+
+def verify_plan(
+    plan: Any,
+    calibration: Calibration | None = None,
+    *,
+    hidden: int = 4096,
+    max_layers: int = 16,
+    max_groups: int = 4,
+    dtype: str = "float16",
+    total_bytes: int = GIB,
+    cache_bytes: int | None = None,
+    repeats: int = 5,
+    threads_per_block: int = 256,
+    seed: int = 0,
+) -> list[GroupReport]:
+    """Verify the groups of a :class:`~layerwise_fast.Plan` on this card.
+
+    Each distinct group (see :func:`distinct_groups`; at most ``max_groups``) runs as
+    memory-bound stand-ins (:func:`plan_groups`) at its planned working set, scaled to
+    the card by :func:`groups_from_plan`, and is judged against the plan's own
+    predicted speedup. The stand-ins model a group's bytes, not its operators: a group
+    whose plan predicts a loss (tiled weights streamed from HBM) or a gain from compute
+    will disagree with them, and the report shows it.
+    """
+    cache = cache_bytes
+    if cache is None:
+        cache = calibration.l2_bytes if calibration is not None else device_info().l2_bytes
+    if cache is None:
+        raise ValueError("cache_bytes must be given where the device reports no L2")
+    picked, _ = distinct_groups(plan_groups(plan, hidden=hidden, max_layers=max_layers), max_groups)
+    specs = groups_from_plan(picked, cache_bytes=cache, dtype=dtype, total_bytes=total_bytes)
+    return verify_groups(specs, calibration, cache_bytes=cache, repeats=repeats,
+                         threads_per_block=threads_per_block, seed=seed)
+
+
 def bundled_plan(small: bool = False) -> list[PlannedGroup]:
     """The plan the one-call GPU run verifies (no predicted speedups: the model fills them in).
 
@@ -446,6 +502,23 @@ class _Workspace:
     tolerance: float
 
 
+def _to_device(host: np.ndarray) -> Any:
+    """Copy to the device; bfloat16 travels as its uint16 bits (no buffer protocol for it)."""
+    if host.dtype.name == "bfloat16":
+        return cuda.to_device(host.view(np.uint16)).view(host.dtype)
+    return cuda.to_device(host)
+
+
+def _to_host(device_array: Any) -> np.ndarray:
+    """Copy to the host; bfloat16 travels as its uint16 bits."""
+    dtype = np.dtype(device_array.dtype)
+    if dtype.name == "bfloat16":
+        bits: np.ndarray = device_array.view(np.uint16).copy_to_host()
+        return bits.view(dtype)
+    out: np.ndarray = device_array.copy_to_host()
+    return out
+
+
 def _prepare(group: GroupSpec, sample_rows: int, rng: np.random.Generator) -> _Workspace:
     dtype = storage_dtype(group.dtype)
     x_host = rng.standard_normal((group.tokens, group.hidden), dtype=np.float32).astype(dtype)
@@ -456,14 +529,14 @@ def _prepare(group: GroupSpec, sample_rows: int, rng: np.random.Generator) -> _W
         picked = rng.choice(group.tokens, size=sample_rows - 2, replace=False)
         rows = np.unique(np.concatenate([picked, [0, group.tokens - 1]]))
     reference = reference_forward(x_host[rows], group.layers, params)
-    x = cuda.to_device(x_host)
+    x = _to_device(x_host)
     return _Workspace(x, cuda.device_array_like(x), upload_group(group.layers, params), rows,
                       reference, TOLERANCE[group.dtype])
 
 
 def _check(work: _Workspace) -> tuple[float, int]:
     """(relative error on the sampled rows, count of non-finite elements in the output)."""
-    out = work.y.copy_to_host()
+    out = _to_host(work.y)
     unwritten = int(out.size - np.count_nonzero(np.isfinite(out)))
     return relative_error(out[work.rows], work.reference), unwritten
 
@@ -626,8 +699,17 @@ def settings_for(quick: bool, simulated: bool) -> RunSettings:
     return RunSettings(total_bytes=GIB, repeats=5, points_per_octave=4, bytes_per_launch=2 * GIB)
 
 
-def run_gpu_verification(out_dir: str | Path, *, quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
-    """The one-call run: environment, calibration sweep, verification of the bundled plan.
+def run_gpu_verification(
+    out_dir: str | Path,
+    *,
+    quick: bool = False,
+    repeats: int | None = None,
+    plan: Any = None,
+    plan_groups_limit: int = 4,
+) -> dict[str, Any]:
+    """The one-call run: environment, calibration sweep, verification of the bundled plan
+    and, given a :class:`~layerwise_fast.Plan`, of its first ``plan_groups_limit``
+    distinct groups (:func:`verify_plan`).
 
     Writes ``calibration.json``, ``verification.json`` and (with matplotlib and timings)
     ``bandwidth.png`` into ``out_dir``, prints the summary table last, and returns the
@@ -650,6 +732,12 @@ def run_gpu_verification(out_dir: str | Path, *, quick: bool = False, repeats: i
         print("calibration untimed (simulator): calibration.json not written", flush=True)
     groups = groups_from_plan(bundled_plan(settings.small_plan), cache_bytes=l2,
                               total_bytes=settings.total_bytes)
+    if plan is not None:
+        hidden = 32 if settings.small_plan else 4096
+        picked, left = distinct_groups(plan_groups(plan, hidden=hidden), plan_groups_limit)
+        print(f"plan {plan.settings.model!r}: {plan.partition.k} groups, verifying {len(picked)} distinct"
+              + (f" ({left} more distinct left out)" if left else ""), flush=True)
+        groups += groups_from_plan(picked, cache_bytes=l2, total_bytes=settings.total_bytes)
     reports = []
     for index, group in enumerate(groups):
         print(f"verifying group {group.name}: {len(group.layers)} layers, hidden {group.hidden}, "
@@ -709,7 +797,7 @@ def plot_bandwidth(calibration: Calibration, reports: Sequence[GroupReport], pat
             for run in report.runs.values()
             if run.working_set_bytes is not None and run.bandwidth_bytes_per_s is not None
         ]
-        ax.plot([p[0] for p in points], [p[1] for p in points], "s", label=f"group {report.group.name}")
+        ax.plot([p[0] for p in points], [p[1] for p in points], "s", label=_group_label(report.group.name))
     ax.set_xscale("log")
     ax.set_xlabel("working set / buffer (MiB)")
     ax.set_ylabel("rate, bytes read + written (TB/s)")
@@ -717,6 +805,10 @@ def plot_bandwidth(calibration: Calibration, reports: Sequence[GroupReport], pat
     ax.legend(fontsize="small")
     fig.savefig(path, dpi=120)
     return f"wrote {path.name}"
+
+
+def _group_label(name: str) -> str:
+    return name if name.startswith("group") else f"group {name}"
 
 
 def _tbps(value: float | None) -> str:
@@ -730,20 +822,21 @@ def _fmt(value: float | None, spec: str) -> str:
 def format_table(calibration: Calibration, reports: Sequence[GroupReport]) -> str:
     """The short summary table: the calibration, then one line per group and per criterion."""
     s = calibration.summary
+    width = max([6] + [len(r.group.name) + 1 for r in reports])
     lines = [
         "calibration: " + (
             f"plateau {_tbps(s.plateau_bytes_per_s)} TB/s at {s.plateau_size_bytes / MIB:.1f} MiB, "
             f"HBM {_tbps(s.hbm_bytes_per_s)} TB/s, knee {s.knee_bytes / MIB:.1f} MiB"
             if s else "untimed (simulator)"
         ),
-        f"{'group':<6}{'layers':>7}{'ws MiB':>9}{'planned':>9}{'2x':>7}{'4x':>7}{'ctrl':>7}{'copy':>7}"
+        f"{'group':<{width}}{'layers':>7}{'ws MiB':>9}{'planned':>9}{'2x':>7}{'4x':>7}{'ctrl':>7}{'copy':>7}"
         f"{'speedup':>9}{'pred':>7}{'rel err':>10}  verdict   (rates TB/s)",
     ]
     for r in reports:
         rate = {name: run.bandwidth_bytes_per_s for name, run in r.runs.items()}
         worst = max(run.relative_error or 0.0 for run in r.runs.values())
         lines.append(
-            f"{r.group.name:<6}{len(r.group.layers):>7}{r.group.working_set_bytes / MIB:>9.2f}"
+            f"{r.group.name:<{width}}{len(r.group.layers):>7}{r.group.working_set_bytes / MIB:>9.2f}"
             f"{_tbps(rate['planned']):>9}{_tbps(rate['2x_cache']):>7}{_tbps(rate['4x_cache']):>7}"
             f"{_tbps(rate['layer_by_layer']):>7}{_tbps(rate['device_copy']):>7}"
             f"{_fmt(r.measured_speedup, '.2f'):>9}{_fmt(r.predicted_speedup, '.2f'):>7}"
@@ -785,6 +878,13 @@ def build_arg_parser(prog: str = "gpu_verify") -> argparse.ArgumentParser:
                         help="fewer calibration sizes and repeats, 512 MiB per group (about half the time)")
     parser.add_argument("--repeats", type=int, default=None, metavar="N",
                         help="timed runs per measurement (default 5, or 3 with --quick)")
+    parser.add_argument("--plan", type=Path, default=None, metavar="PLAN.json",
+                        help="also verify this plan's groups (a plan written by "
+                             "`layerwise-fast plan --format json`), as memory-bound stand-ins "
+                             "at each group's planned working set")
+    parser.add_argument("--plan-groups", type=int, default=4, metavar="N",
+                        help="verify at most N distinct groups of --plan (groups alike in "
+                             "layers and working set run once; default 4)")
     return parser
 
 
@@ -801,5 +901,18 @@ def main(argv: Sequence[str] | None = None, prog: str = "gpu_verify") -> int:
             file=sys.stderr,
         )
         return 2
-    result = run_gpu_verification(args.out, quick=args.quick, repeats=args.repeats)
+    if args.plan_groups < 1:
+        print(f"{prog}: error: --plan-groups must be >= 1, got {args.plan_groups}", file=sys.stderr)
+        return 2
+    plan = None
+    if args.plan is not None:
+        from ..deployment import Plan, PlanFormatError
+
+        try:
+            plan = Plan.from_json(args.plan)
+        except PlanFormatError as exc:
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+            return 2
+    result = run_gpu_verification(args.out, quick=args.quick, repeats=args.repeats, plan=plan,
+                                  plan_groups_limit=args.plan_groups)
     return 0 if result["verdict"] in ("pass", "unmeasured") else 1

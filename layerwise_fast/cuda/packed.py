@@ -1,0 +1,168 @@
+"""16-byte vector loads and stores of activation packs for the Numba CUDA kernels.
+
+A *pack* is ``PACK`` (8) consecutive elements of a device array: 16 bytes of float16
+(one ``ld.global.v4.b32``) or 32 bytes of float32 (two ``ld.global.v4.f32``); other
+dtypes move element by element. ``load_pack(array, offset, buf, at)`` widens the pack starting at
+element ``offset`` to float32 into the local array ``buf[at:at + PACK]``;
+``store_pack(array, offset, buf, at)`` rounds ``buf[at:at + PACK]`` to the array's dtype
+(round to nearest even) and stores it. ``offset`` must be a multiple of ``PACK`` and the
+array's data 16-byte aligned (device allocations are 256-byte aligned); the launchers
+take this path only then.
+
+Scalar float16 loads move 2 bytes per instruction: a warp of them asks the memory
+system for 64 bytes, too few requests in flight to keep an H200's HBM busy (the
+layer-by-layer control reached 1.6 TB/s of a 4.3 TB/s copy). A float16 pack asks for
+512 bytes per warp instruction (3.5 TB/s).
+
+The loads and stores are inline PTX marked as having side effects (the stores also
+clobber memory), so the compiler neither drops nor moves them across each other or a
+barrier. Under the simulator the same names are plain Python loops.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PACK = 8
+"""Elements per pack."""
+
+_PACKED_DTYPES = ("float16",)
+
+
+def packed_dtype(dtype_name: str) -> bool:
+    """Whether the row kernels move arrays of ``dtype_name`` in packs.
+
+    Only float16: its pack is one 16-byte load per lane, 512 contiguous bytes per warp.
+    A float32 pack is two 16-byte loads 32 bytes apart per lane, each warp instruction
+    touching every other 16 bytes of 1 KiB; the scalar path's 128 contiguous bytes per
+    warp instruction are the better pattern there. (``load_pack``/``store_pack`` still
+    handle float32, and any other dtype element by element.)
+    """
+    return dtype_name in _PACKED_DTYPES
+
+
+def _simulated_functions() -> tuple[Any, Any]:
+    from numba import cuda, float32
+
+    @cuda.jit(device=True)
+    def load_pack(array, offset, buf, at):  # type: ignore[no-untyped-def]
+        for j in range(PACK):
+            buf[at + j] = float32(array[offset + j])
+
+    @cuda.jit(device=True)
+    def store_pack(array, offset, buf, at):  # type: ignore[no-untyped-def]
+        for j in range(PACK):
+            array[offset + j] = buf[at + j]
+
+    return load_pack, store_pack
+
+
+def _compiled_functions() -> tuple[Any, Any]:  # pragma: no cover - needs NVVM, checked by PTX tests
+    from llvmlite import ir  # type: ignore[import-untyped, unused-ignore]
+    from numba import types
+    from numba.cuda import cgutils  # type: ignore[attr-defined, unused-ignore]
+    from numba.cuda.extending import intrinsic
+
+    i32, f32 = ir.IntType(32), ir.FloatType()
+
+    def check(array: Any, buf: Any) -> None:
+        if not (isinstance(array, types.Array) and array.ndim == 1):
+            raise TypeError(f"a pack needs a 1-D array, got {array}")
+        if not (isinstance(buf, types.Array) and buf.dtype == types.float32):
+            raise TypeError(f"a pack's buffer must be a float32 array, got {buf}")
+
+    def element_pointer(context: Any, builder: Any, array_type: Any, array: Any, index: Any) -> Any:
+        struct = context.make_array(array_type)(context, builder, value=array)
+        return cgutils.get_item_pointer(context, builder, array_type, struct, [index], wraparound=False)
+
+    def as_intp(context: Any, builder: Any, value: Any, value_type: Any) -> Any:
+        return context.cast(builder, value, value_type, types.intp)
+
+    def asm(builder: Any, returns: Any, args: list[Any], text: str, constraints: str) -> Any:
+        function_type = ir.FunctionType(returns, [a.type for a in args])
+        return builder.call(ir.InlineAsm(function_type, text, constraints, side_effect=True), args)
+
+    def fields(builder: Any, struct: Any, count: int) -> list[Any]:
+        return [builder.extract_value(struct, k) for k in range(count)]
+
+    def load_words(builder: Any, pointer: Any, kind: str, reg: str, elem: Any) -> list[Any]:
+        out = asm(builder, ir.LiteralStructType([elem] * 4), [pointer],
+                  f"ld.global.v4.{kind} {{$0, $1, $2, $3}}, [$4];", f"={reg},={reg},={reg},={reg},l")
+        return fields(builder, out, 4)
+
+    def store_words(builder: Any, pointer: Any, words: list[Any], kind: str, reg: str) -> None:
+        asm(builder, ir.VoidType(), [pointer, *words],
+            f"st.global.v4.{kind} [$0], {{$1, $2, $3, $4}};", f"l,{reg},{reg},{reg},{reg},~{{memory}}")
+
+    def pack_pointers(context: Any, builder: Any, sig: Any, args: Any) -> tuple[Any, Any, list[Any]]:
+        """(array type, pointer to the pack's first element, pointers to the PACK buffer slots)."""
+        array_type, offset_type, buf_type, at_type = sig.args
+        offset, at = as_intp(context, builder, args[1], offset_type), as_intp(context, builder, args[3], at_type)
+        slots = [
+            element_pointer(context, builder, buf_type, args[2], builder.add(at, ir.Constant(at.type, j)))
+            for j in range(PACK)
+        ]
+        return array_type, element_pointer(context, builder, array_type, args[0], offset), slots
+
+    @intrinsic
+    def load_pack(typingctx, array, offset, buf, at):  # type: ignore[no-untyped-def]
+        check(array, buf)
+
+        def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+            array_type, source, slots = pack_pointers(context, builder, sig, args)
+            if array_type.dtype == types.float16:
+                values = []
+                for word in load_words(builder, source, "b32", "r", i32):
+                    pair = asm(builder, ir.LiteralStructType([f32, f32]), [word],
+                               "{.reg .b16 lo, hi; mov.b32 {lo, hi}, $2; "
+                               "cvt.f32.f16 $0, lo; cvt.f32.f16 $1, hi;}", "=f,=f,r")
+                    values += fields(builder, pair, 2)
+            elif array_type.dtype == types.float32:
+                second = builder.gep(source, [ir.Constant(ir.IntType(64), 4)])
+                values = (load_words(builder, source, "f32", "f", f32)
+                          + load_words(builder, second, "f32", "f", f32))
+            else:  # other dtypes (bfloat16): element by element, as the scalar path does
+                values = [
+                    context.cast(builder, builder.load(builder.gep(source, [ir.Constant(ir.IntType(64), j)])),
+                                 array_type.dtype, types.float32)
+                    for j in range(PACK)
+                ]
+            for value, slot in zip(values, slots):
+                builder.store(value, slot)
+            return context.get_dummy_value()
+
+        return types.void(array, offset, buf, at), codegen
+
+    @intrinsic
+    def store_pack(typingctx, array, offset, buf, at):  # type: ignore[no-untyped-def]
+        check(array, buf)
+
+        def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+            array_type, target, slots = pack_pointers(context, builder, sig, args)
+            values = [builder.load(slot) for slot in slots]
+            if array_type.dtype == types.float16:
+                words = [
+                    asm(builder, i32, [values[2 * k], values[2 * k + 1]],
+                        "{.reg .b16 lo, hi; cvt.rn.f16.f32 lo, $1; cvt.rn.f16.f32 hi, $2; "
+                        "mov.b32 $0, {lo, hi};}", "=r,f,f")
+                    for k in range(PACK // 2)
+                ]
+                store_words(builder, target, words, "b32", "r")
+            elif array_type.dtype == types.float32:
+                second = builder.gep(target, [ir.Constant(ir.IntType(64), 4)])
+                store_words(builder, target, values[:4], "f32", "f")
+                store_words(builder, second, values[4:], "f32", "f")
+            else:
+                for j, value in enumerate(values):
+                    builder.store(context.cast(builder, value, types.float32, array_type.dtype),
+                                  builder.gep(target, [ir.Constant(ir.IntType(64), j)]))
+            return context.get_dummy_value()
+
+        return types.void(array, offset, buf, at), codegen
+
+    return load_pack, store_pack
+
+
+def pack_functions(simulated: bool) -> tuple[Any, Any]:
+    """``(load_pack, store_pack)`` for the simulator or for compiled kernels."""
+    return _simulated_functions() if simulated else _compiled_functions()
