@@ -10,11 +10,13 @@
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
 
 #include "layerwise_fast/core.hpp"
+#include "layerwise_fast/json_ints.hpp"
 
 namespace py = pybind11;
 namespace lf = layerwise_fast;
@@ -139,6 +141,16 @@ PYBIND11_MODULE(_core, m) {
   m.def("combine_live", [](const Column& w, const Column& a, const std::optional<Column>& b) {
     return combine(w, a, b, lf::combine_live);
   }, py::arg("weights").noconvert(), py::arg("activations").noconvert(), py::arg("buffers").noconvert());
+
+  m.def("json_int_list", [](const Column& values) {
+    if (values.ndim() != 1) throw std::invalid_argument("values must be 1-D");
+    std::string text;
+    {
+      py::gil_scoped_release release;
+      text = lf::json_int_list(values.data(), static_cast<std::size_t>(values.shape(0)));
+    }
+    return py::str(text);
+  }, py::arg("values").noconvert());
 
   m.attr("UNBOUNDED") = lf::kUnbounded;
 }

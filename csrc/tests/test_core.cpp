@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "layerwise_fast/core.hpp"
+#include "layerwise_fast/json_ints.hpp"
 #include "oracle.hpp"
 
 namespace lf = layerwise_fast;
@@ -282,6 +283,13 @@ static void test_stage_time_dp_against_exhaustive() {
   CHECK_THROWS(std::invalid_argument, lf::check_times(bad.data(), 2, "layer_time"), "layer_time[1] = -2.000000 is not a finite time >= 0");
 }
 
+static void test_json_int_list() {
+  const int64_t values[] = {0, -1, 42, INT64_MAX, INT64_MIN};
+  CHECK(lf::json_int_list(values, 5) == "[0,-1,42,9223372036854775807,-9223372036854775808]");
+  CHECK(lf::json_int_list(values, 0) == "[]");
+  CHECK(lf::json_int_list(values + 2, 1) == "[42]");
+}
+
 int main() {
   test_exhaustive_random();
   test_edge_cases();
@@ -290,6 +298,7 @@ int main() {
   test_large_random_against_dp();
   test_medium_random_against_bisection();
   test_stage_time_dp_against_exhaustive();
+  test_json_int_list();
   std::printf("%d checks, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }
