@@ -319,15 +319,31 @@ def verify_plan(
     whose plan predicts a loss (tiled weights streamed from HBM) or a gain from compute
     will disagree with them, and the report shows it.
     """
+    cache = _resolve_cache(cache_bytes, calibration)
+    specs, _ = plan_specs(plan, cache_bytes=cache, hidden=hidden, max_layers=max_layers,
+                          max_groups=max_groups, dtype=dtype, total_bytes=total_bytes)
+    return verify_groups(specs, calibration, cache_bytes=cache, repeats=repeats,
+                         threads_per_block=threads_per_block, seed=seed)
+
+
+def plan_specs(
+    plan: Any, *, cache_bytes: int, hidden: int = 4096, max_layers: int = 16, max_groups: int = 4,
+    dtype: str = "float16", total_bytes: int = GIB,
+) -> tuple[list[GroupSpec], int]:
+    """The first ``max_groups`` distinct groups of ``plan`` as :class:`GroupSpec` s scaled
+    to a card with ``cache_bytes`` of L2, and how many distinct groups were left out."""
+    picked, left = distinct_groups(plan_groups(plan, hidden=hidden, max_layers=max_layers), max_groups)
+    return groups_from_plan(picked, cache_bytes=cache_bytes, dtype=dtype, total_bytes=total_bytes), left
+
+
+def _resolve_cache(cache_bytes: int | None, calibration: Calibration | None) -> int:
+    """``cache_bytes``, else the calibration's L2, else the device's."""
     cache = cache_bytes
     if cache is None:
         cache = calibration.l2_bytes if calibration is not None else device_info().l2_bytes
-    if cache is None:
-        raise ValueError("cache_bytes must be given where the device reports no L2")
-    picked, _ = distinct_groups(plan_groups(plan, hidden=hidden, max_layers=max_layers), max_groups)
-    specs = groups_from_plan(picked, cache_bytes=cache, dtype=dtype, total_bytes=total_bytes)
-    return verify_groups(specs, calibration, cache_bytes=cache, repeats=repeats,
-                         threads_per_block=threads_per_block, seed=seed)
+    if cache is None or cache < 1:
+        raise ValueError(f"cache_bytes must be given (>= 1) where the device reports no L2, got {cache}")
+    return cache
 
 
 def bundled_plan(small: bool = False) -> list[PlannedGroup]:
@@ -478,11 +494,7 @@ def verify_groups(
     """
     if repeats < 1 or sample_rows < 1:
         raise ValueError(f"repeats and sample_rows must be >= 1, got {repeats} and {sample_rows}")
-    cache = cache_bytes
-    if cache is None:
-        cache = calibration.l2_bytes if calibration is not None else device_info().l2_bytes
-    if cache is None or cache < 1:
-        raise ValueError(f"cache_bytes must be given (>= 1) where the device reports no L2, got {cache}")
+    cache = _resolve_cache(cache_bytes, calibration)
     rng = np.random.default_rng(seed)
     return [
         _verify_group(group, calibration, cache, repeats, sample_rows, threads_per_block, rng)
@@ -733,11 +745,11 @@ def run_gpu_verification(
     groups = groups_from_plan(bundled_plan(settings.small_plan), cache_bytes=l2,
                               total_bytes=settings.total_bytes)
     if plan is not None:
-        hidden = 32 if settings.small_plan else 4096
-        picked, left = distinct_groups(plan_groups(plan, hidden=hidden), plan_groups_limit)
-        print(f"plan {plan.settings.model!r}: {plan.partition.k} groups, verifying {len(picked)} distinct"
+        specs, left = plan_specs(plan, cache_bytes=l2, hidden=32 if settings.small_plan else 4096,
+                                 max_groups=plan_groups_limit, total_bytes=settings.total_bytes)
+        print(f"plan {plan.settings.model!r}: {plan.partition.k} groups, verifying {len(specs)} distinct"
               + (f" ({left} more distinct left out)" if left else ""), flush=True)
-        groups += groups_from_plan(picked, cache_bytes=l2, total_bytes=settings.total_bytes)
+        groups += specs
     reports = []
     for index, group in enumerate(groups):
         print(f"verifying group {group.name}: {len(group.layers)} layers, hidden {group.hidden}, "
