@@ -87,6 +87,41 @@ def test_greedy_equals_seed_greedy_when_every_layer_fits(sizes: list[int], extra
     assert [sum(g) for g in seed] == p.group_costs.tolist()
 
 
+# Sizes of 2^59 bytes and more (the block pass leaves them to the validating walk),
+# mixed with small ones; capacities from the largest size (blocks with several cuts)
+# to the int64 limit.
+mixed_sizes = st.lists(st.one_of(st.integers(0, 1000), st.integers(2**59, 2**61)),
+                       min_size=1, max_size=100)
+
+
+@given(mixed_sizes, st.integers(0, 2**63 - 1))
+def test_greedy_equals_seed_greedy_with_huge_sizes(sizes: list[int], capacity: int) -> None:
+    capacity = max(capacity, max(sizes), 1)
+    seed = seed_greedy(sizes, capacity)
+    p = lf.greedy(sizes, capacity)
+    assert [len(g) for g in seed] == np.diff(p.boundaries).tolist()
+    assert [sum(g) for g in seed] == p.group_costs.tolist()
+
+
+@given(st.lists(st.integers(0, 1000), min_size=1, max_size=100), st.data())
+def test_greedy_names_the_first_bad_layer(sizes: list[int], data) -> None:
+    """Wherever a negative or an oversized layer sits (a block, a block's second cut,
+    the tail), the error names the first one."""
+    capacity = max(sizes) + data.draw(st.integers(1, 3000))
+    bad = data.draw(st.lists(st.integers(0, len(sizes) - 1), min_size=1, max_size=3))
+    values = data.draw(st.lists(st.one_of(st.integers(-10, -1), st.integers(capacity + 1, 2**62)),
+                                min_size=len(bad), max_size=len(bad)))
+    for index, value in zip(bad, values):
+        sizes[index] = value
+    first = min(bad)
+    if sizes[first] < 0:
+        with pytest.raises(ValueError, match=rf"sizes\[{first}\] is negative"):
+            lf.greedy(sizes, capacity)
+    else:
+        with pytest.raises(lf.LayerTooLargeError, match=rf"^layer {first} needs"):
+            lf.greedy(sizes, capacity)
+
+
 @given(st.lists(st.integers(0, 10**6), min_size=2, max_size=400), st.data())
 def test_dp_and_balanced_agree_beyond_brute_force(sizes: list[int], data) -> None:
     capacity = max(1, max(sizes) * data.draw(st.integers(1, 20)))

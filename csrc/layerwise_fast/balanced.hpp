@@ -256,8 +256,7 @@ class SumProbe {
       p = start_prefix + sizes[start];
     }
     for (; j + kBlock <= high_stop; j += kBlock) {  // whole blocks while they fit
-      uint64_t sum = 0;
-      for (int64_t i = j; i < j + kBlock; ++i) sum += static_cast<uint64_t>(sizes[i]);
+      const uint64_t sum = reduce_block(sizes + j).sum;  // sizes validated: exact
       if (sum > static_cast<uint64_t>(target - p)) break;
       p += static_cast<int64_t>(sum);
     }

@@ -52,20 +52,112 @@ std::optional<typename Cost::Group> greedy_walk(const Cost& cost, int64_t limit,
   return group;
 }
 
+namespace detail {
+
+// The `sum` model's next-fit in aligned blocks of 16 layers, for inputs that need no
+// error: every size in [0, 2^59) and none above the limit. It vouches for that as it
+// goes and returns false as soon as it cannot (the caller then starts over with the
+// validating walk, which names the offending layer); on true, `result` holds the
+// partition, on false nothing of use. Block sizes are OR-ed into an accumulator that
+// is checked once at the end (and at each cut, to stop early on bad input), not per
+// block; single layers go through exact unsigned comparisons. After a cut, the rest of the block joins the
+// new group whole when it fits, so blocks keep their alignment; only blocks holding two
+// cuts go layer by layer. The state lives in locals, not members, to stay in registers.
+inline bool sum_block_greedy(const int64_t* s, int64_t n, int64_t limit, Partition& result) {
+  int64_t cost = 0;  // of the open group
+  U64x2 bits{};      // OR of every size read in whole blocks
+  const auto room = [&] { return static_cast<uint64_t>(limit - cost); };
+  const auto sizes_safe = [&] { return lane_or(bits) < kBlockSafeBits; };
+  // Layer j joins the open group or starts the next one; false if it is negative or
+  // alone above the limit (a negative size never fits: it compares as a huge unsigned).
+  const auto add_layer = [&](int64_t j) {
+    const int64_t size = s[j];
+    if (static_cast<uint64_t>(size) <= room()) {
+      cost += size;
+      return true;
+    }
+    result.close_group(j, cost);
+    cost = size;
+    return static_cast<uint64_t>(size) <= static_cast<uint64_t>(limit);
+  };
+
+  int64_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    const BlockPairs block(s + i);
+    bits |= block.bits;
+    const uint64_t total = lane_sum(block.low + block.high);
+    if (total <= room()) {
+      cost += static_cast<int64_t>(total);
+      continue;
+    }
+    // The group is full inside this block. Its longest fitting prefix: the first half
+    // in one step, then at most 8 layers with no branch per layer (sizes >= 0: the
+    // fitting layers form a prefix). Past this point, unsafe sizes mean wrapped sums.
+    if (!sizes_safe()) return false;
+    const uint64_t low = lane_sum(block.low);
+    const bool take_low = low <= room();
+    const int64_t from = i + (take_low ? kBlock / 2 : 0);
+    const uint64_t left = room() - (take_low ? low : 0);
+    uint64_t fitted = take_low ? low : 0, partial = 0;
+    int64_t count = 0;
+    for (int64_t j = from; j < from + kBlock / 2; ++j) {
+      partial += static_cast<uint64_t>(s[j]);
+      const bool fits = partial <= left;
+      count += fits;
+      fitted += fits ? static_cast<uint64_t>(s[j]) : 0;
+    }
+    const int64_t stop = from + count;
+    result.close_group(stop, cost + static_cast<int64_t>(fitted));
+    cost = static_cast<int64_t>(total - fitted);  // layers [stop, i + 16)
+    if (cost <= limit) continue;
+    cost = s[stop];  // a second cut in this block, or layer `stop` alone is too large
+    if (cost > limit) return false;
+    for (int64_t j = stop + 1; j < i + kBlock; ++j) {
+      if (!add_layer(j)) return false;
+    }
+  }
+  for (; i < n; ++i) {
+    if (!add_layer(i)) return false;
+  }
+  if (!sizes_safe()) return false;
+  result.close_group(n, cost);
+  return true;
+}
+
+// Room for groups of 64 layers on average: address space only until it is written.
+inline Partition reserved_partition(int64_t n) {
+  Partition result;
+  result.boundaries.reserve(static_cast<size_t>(n / 64 + 2));
+  result.group_costs.reserve(static_cast<size_t>(n / 64 + 1));
+  return result;
+}
+
+inline void check_greedy_arguments(int64_t n, int64_t capacity) {
+  if (n < 1) throw std::invalid_argument("sizes is empty: there are no layers to partition");
+  if (capacity < 1) throw std::invalid_argument("capacity must be >= 1 byte");
+}
+
+}  // namespace detail
+
 template <class Cost>
 Partition greedy(const Cost& cost, int64_t capacity) {
-  if (cost.size() < 1) throw std::invalid_argument("sizes is empty: there are no layers to partition");
-  if (capacity < 1) throw std::invalid_argument("capacity must be >= 1 byte");
-  Partition result;
-  // Room for groups of 64 layers on average: address space only until it is written.
-  result.boundaries.reserve(static_cast<size_t>(cost.size() / 64 + 2));
-  result.group_costs.reserve(static_cast<size_t>(cost.size() / 64 + 1));
+  detail::check_greedy_arguments(cost.size(), capacity);
+  Partition result = detail::reserved_partition(cost.size());
   const auto last = greedy_walk<true>(cost, capacity, [&](int64_t stop, const typename Cost::Group& group) {
     result.close_group(stop, Cost::cost(group));
     return true;
   });
   result.close_group(cost.size(), Cost::cost(*last));
   return result;
+}
+
+// The `sum` model: the block pass, or the validating walk for inputs it cannot vouch
+// for (a negative size, a size of 2^59 or more, a layer above the capacity).
+inline Partition greedy(const SumCost& cost, int64_t capacity) {
+  detail::check_greedy_arguments(cost.size(), capacity);
+  Partition result = detail::reserved_partition(cost.size());
+  if (detail::sum_block_greedy(cost.data(), cost.size(), capacity, result)) return result;
+  return greedy<SumCost>(cost, capacity);
 }
 
 }  // namespace layerwise_fast

@@ -66,6 +66,32 @@ int64_t bisection_oracle(const Cost& cost, int64_t k, int64_t largest, int64_t t
   return lo;
 }
 
+// Next-fit one layer at a time on the `sum` model, in plain checked arithmetic: the
+// cuts greedy() must return. Sizes must be >= 0 and each at most the capacity.
+inline std::vector<int64_t> next_fit_cuts(const std::vector<int64_t>& sizes, int64_t capacity) {
+  std::vector<int64_t> cuts{0};
+  int64_t cost = 0;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    int64_t grown;
+    if (i > 0 && (__builtin_add_overflow(cost, sizes[i], &grown) || grown > capacity)) {
+      cuts.push_back(static_cast<int64_t>(i));
+      cost = sizes[i];
+    } else {
+      cost = i > 0 ? grown : sizes[i];
+    }
+  }
+  cuts.push_back(static_cast<int64_t>(sizes.size()));
+  return cuts;
+}
+
+// The first layer greedy() must reject: negative, or alone above the capacity; -1 if none.
+inline int64_t first_invalid_layer(const std::vector<int64_t>& sizes, int64_t capacity) {
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    if (sizes[i] < 0 || sizes[i] > capacity) return static_cast<int64_t>(i);
+  }
+  return -1;
+}
+
 // "" if p is a well-formed partition of the model's layers: cuts from 0 to n, strictly
 // increasing, costs equal to the model's cost of each group, bottleneck and its group
 // consistent. Otherwise what is wrong.

@@ -1,6 +1,7 @@
 // Unit tests of the header-only core, with no Python and no framework: an exhaustive
 // oracle over every cut set for small inputs, explicit edge cases and error paths.
 // Build: g++ -std=c++17 -O2 -Wall -Wextra -Werror -I csrc csrc/tests/test_core.cpp
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
@@ -283,6 +284,52 @@ static void test_stage_time_dp_against_exhaustive() {
   CHECK_THROWS(std::invalid_argument, lf::check_times(bad.data(), 2, "layer_time"), "layer_time[1] = -2.000000 is not a finite time >= 0");
 }
 
+// greedy() on the `sum` model runs in aligned blocks of 16 layers: groups ending in the
+// first or the second half of a block, blocks holding several cuts, the tail after the
+// last whole block, and sizes the block pass cannot vouch for (>= 2^59, negative, above
+// the capacity), which must give the validating walk's result or error.
+static void test_sum_greedy_blocks_against_next_fit() {
+  std::mt19937_64 rng(2026);
+  const int64_t huge = int64_t{1} << 61;
+  for (int trial = 0; trial < 20000; ++trial) {
+    const int64_t n = 1 + static_cast<int64_t>(rng() % 120);
+    const int64_t spread = trial % 5 == 0 ? 3 : 1000;
+    Sizes s(static_cast<size_t>(n));
+    for (auto& x : s) x = static_cast<int64_t>(rng() % static_cast<uint64_t>(spread + 1));
+    int64_t largest = *std::max_element(s.begin(), s.end());
+    int64_t capacity = std::max<int64_t>(1, largest) * (1 + static_cast<int64_t>(rng() % 40)) / 4;
+    capacity = std::max(capacity, std::max<int64_t>(largest, 1));
+    switch (trial % 8) {
+      case 1:  // one layer of 2^61 bytes under an unbounded capacity
+        s[rng() % s.size()] = huge;
+        capacity = lf::kInt64Max;
+        break;
+      case 2:  // a negative size somewhere
+        s[rng() % s.size()] = -static_cast<int64_t>(1 + rng() % 5);
+        break;
+      case 3:  // a layer above the capacity somewhere
+        s[rng() % s.size()] = capacity + 1 + static_cast<int64_t>(rng() % 5);
+        break;
+      default:
+        break;
+    }
+    const lf::SumCost cost(s.data(), n);
+    const int64_t bad = lft::first_invalid_layer(s, capacity);
+    if (bad < 0) {
+      const lf::Partition p = lf::greedy(cost, capacity);
+      check_shape(cost, p);
+      CHECK(p.boundaries == lft::next_fit_cuts(s, capacity));
+      continue;
+    }
+    const std::string layer = std::to_string(bad);
+    if (s[static_cast<size_t>(bad)] < 0) {
+      CHECK_THROWS(std::invalid_argument, lf::greedy(cost, capacity), "sizes[" + layer + "] is negative");
+    } else {
+      CHECK_THROWS(lf::layer_too_large, lf::greedy(cost, capacity), "layer " + layer + " needs");
+    }
+  }
+}
+
 static void test_json_int_list() {
   const int64_t values[] = {0, -1, 42, INT64_MAX, INT64_MIN};
   CHECK(lf::json_int_list(values, 5) == "[0,-1,42,9223372036854775807,-9223372036854775808]");
@@ -298,6 +345,7 @@ int main() {
   test_large_random_against_dp();
   test_medium_random_against_bisection();
   test_stage_time_dp_against_exhaustive();
+  test_sum_greedy_blocks_against_next_fit();
   test_json_int_list();
   std::printf("%d checks, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;
