@@ -8,15 +8,19 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "layerwise_fast/core.hpp"
-#include "layerwise_fast/json_ints.hpp"
+#include "layerwise_fast/json_writer.hpp"
+#include "layerwise_fast/json_reader.hpp"
 
 namespace py = pybind11;
 namespace lf = layerwise_fast;
@@ -102,6 +106,131 @@ void translate_infeasible(std::exception_ptr error) {
   }
 }
 
+// Builds the Python value of a JSON text for JsonReader, as json.loads would, except
+// that an array of integers that all fit int64 becomes a numpy int64 array (the ints
+// never become Python objects). Declines (returns false) where json.loads would give
+// something else or fail: bytes that are not UTF-8, unpaired surrogate escapes,
+// integers too long for Python to convert.
+class PythonJsonBuilder {
+ public:
+  py::object result() { return std::move(root_); }
+
+  bool begin_object() {
+    stack_.push_back(Frame{py::dict(), false, false});
+    return true;
+  }
+  bool key(std::string_view text, bool escaped) {
+    if (!escaped) {
+      auto found = keys_.find(text);
+      if (found != keys_.end()) {
+        stack_.back().key = found->second;
+        return true;
+      }
+    }
+    py::object key = decode(text, escaped);
+    if (!key) return false;
+    if (!escaped) keys_.emplace(text, key);
+    stack_.back().key = std::move(key);
+    return true;
+  }
+  bool end_object() { return close(); }
+
+  bool begin_array() {
+    stack_.push_back(Frame{py::object(), true, true});
+    return true;
+  }
+  bool end_array() {
+    Frame& top = stack_.back();
+    if (top.ints_only) {
+      top.container = top.ints.empty() ? py::object(py::list()) : py::object(to_numpy(std::move(top.ints)));
+    }
+    return close();
+  }
+
+  bool string(std::string_view text, bool escaped) {
+    if (text == last_text_ && !escaped && last_string_) return add(last_string_);
+    py::object value = decode(text, escaped);
+    if (!value) return false;
+    if (!escaped) {
+      last_text_ = text;
+      last_string_ = value;
+    }
+    return add(std::move(value));
+  }
+  bool integer(int64_t value) {
+    if (!stack_.empty() && stack_.back().ints_only) {
+      stack_.back().ints.push_back(value);
+      return true;
+    }
+    return add(py::reinterpret_steal<py::object>(PyLong_FromLongLong(value)));
+  }
+  bool number(std::string_view text, bool is_integer) {
+    const std::string digits(text);
+    PyObject* value = is_integer ? PyLong_FromString(digits.c_str(), nullptr, 10)
+                                 : PyFloat_FromDouble(PyOS_string_to_double(digits.c_str(), nullptr, nullptr));
+    return checked(value) && add(py::reinterpret_steal<py::object>(value));
+  }
+  bool boolean(bool value) { return add(py::bool_(value)); }
+  bool null() { return add(py::none()); }
+
+ private:
+  struct Frame {
+    py::object container;  // dict, or list once an array holds a value other than an int
+    bool is_array;
+    bool ints_only;             // an array whose values so far are all ints
+    std::vector<int64_t> ints;  // those values
+    py::object key;             // an object's pending key
+  };
+
+  static bool checked(PyObject* value) {
+    if (value) return true;
+    PyErr_Clear();
+    return false;
+  }
+
+  py::object decode(std::string_view text, bool escaped) {
+    if (escaped) {
+      if (!lf::json_unescape(text, scratch_)) return py::object();
+      text = scratch_;
+    }
+    PyObject* value = PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "strict");
+    return checked(value) ? py::reinterpret_steal<py::object>(value) : py::object();
+  }
+
+  bool close() {
+    py::object done = std::move(stack_.back().container);
+    stack_.pop_back();
+    return add(std::move(done));
+  }
+
+  bool add(py::object value) {
+    if (stack_.empty()) {
+      root_ = std::move(value);
+      return true;
+    }
+    Frame& top = stack_.back();
+    if (!top.is_array) return PyDict_SetItem(top.container.ptr(), top.key.ptr(), value.ptr()) == 0 || checked(nullptr);
+    if (top.ints_only) {  // the first value that is not an int: the ints become a list
+      py::list list;
+      for (const int64_t v : top.ints) list.append(py::reinterpret_steal<py::object>(PyLong_FromLongLong(v)));
+      top.container = std::move(list);
+      top.ints_only = false;
+      top.ints = {};
+    }
+    return PyList_Append(top.container.ptr(), value.ptr()) == 0 || checked(nullptr);
+  }
+
+  std::vector<Frame> stack_;
+  py::object root_;
+  std::string scratch_;
+  std::unordered_map<std::string_view, py::object> keys_;  // object keys seen, by raw text
+  std::string_view last_text_;                              // the last plain string read
+  py::object last_string_;
+};
+
+constexpr int kJsonMaxDepth = 500;
+
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -144,13 +273,39 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("json_int_list", [](const Column& values) {
     if (values.ndim() != 1) throw std::invalid_argument("values must be 1-D");
-    std::string text;
-    {
-      py::gil_scoped_release release;
-      text = lf::json_int_list(values.data(), static_cast<std::size_t>(values.shape(0)));
-    }
-    return py::str(text);
+    const auto n = static_cast<std::size_t>(values.shape(0));
+    const std::size_t size = lf::json_int_list_size(values.data(), n);
+    PyObject* text = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(size));  // filled in place
+    if (!text) throw py::error_already_set();
+    lf::json_write_int_list(PyBytes_AS_STRING(text), values.data(), n);
+    return py::reinterpret_steal<py::bytes>(text);
   }, py::arg("values").noconvert());
+
+  m.def("json_str_list", [](const py::list& values) {
+    std::string text;
+    text.push_back('[');
+    for (Py_ssize_t i = 0, n = PyList_GET_SIZE(values.ptr()); i < n; ++i) {
+      PyObject* item = PyList_GET_ITEM(values.ptr(), i);
+      if (!PyUnicode_CheckExact(item)) throw py::type_error("values must all be str");
+      Py_ssize_t size;
+      const char* utf8 = PyUnicode_AsUTF8AndSize(item, &size);  // fails on lone surrogates
+      if (!utf8) throw py::error_already_set();
+      if (i != 0) text.push_back(',');
+      lf::json_append_string(text, std::string_view(utf8, static_cast<size_t>(size)));
+    }
+    text.push_back(']');
+    return py::bytes(text);
+  }, py::arg("values"));
+
+  m.def("json_loads", [](const py::bytes& data) {
+    char* text;
+    Py_ssize_t size;
+    if (PyBytes_AsStringAndSize(data.ptr(), &text, &size) != 0) throw py::error_already_set();
+    PythonJsonBuilder builder;
+    lf::JsonReader<PythonJsonBuilder> reader(std::string_view(text, static_cast<size_t>(size)), builder, kJsonMaxDepth);
+    if (!reader.read()) throw py::value_error("the fast JSON reader declined this text");
+    return builder.result();
+  }, py::arg("data"));
 
   m.attr("UNBOUNDED") = lf::kUnbounded;
 }

@@ -19,6 +19,7 @@ __all__ = [
     "exhaustive",
     "minmax_dp",
     "exhaustive_batch",
+    "same_json_value",
 ]
 
 # A model is a sequence of sizes for "sum", or a (weights, live) pair of sequences for
@@ -153,3 +154,26 @@ def exhaustive_batch(weights: np.ndarray, live: np.ndarray | None = None) -> np.
         result[0, :, mask] = len(cuts) - 1
         result[1, :, mask] = costs.max(axis=1)
     return result
+
+
+def same_json_value(fast: object, reference: object) -> bool:
+    """Whether the native JSON reader's value `fast` is what json.loads gave
+    (`reference`), with the reader's one difference: a non-empty array of integers
+    that all fit int64 is an int64 numpy array. Types must match exactly (True is not
+    1, 1.0 is not 1), and so must the order of object keys."""
+    if isinstance(fast, np.ndarray):
+        return (fast.dtype == np.int64 and fast.ndim == 1 and isinstance(reference, list)
+                and len(reference) > 0 and all(type(x) is int for x in reference)
+                and fast.tolist() == reference)
+    if type(fast) is not type(reference):
+        return False
+    if isinstance(fast, list):
+        assert isinstance(reference, list)
+        if reference and all(type(x) is int and -(2**63) <= x < 2**63 for x in reference):
+            return False  # should have been an array
+        return len(fast) == len(reference) and all(map(same_json_value, fast, reference))
+    if isinstance(fast, dict):
+        assert isinstance(reference, dict)
+        return (list(fast) == list(reference)
+                and all(same_json_value(fast[key], reference[key]) for key in fast))
+    return fast == reference

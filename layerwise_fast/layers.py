@@ -75,7 +75,7 @@ from typing import Any, Final, Iterable, Mapping, NoReturn, Sequence, Union
 import numpy as np
 import numpy.typing as npt
 
-from .units import _is_int, _json_type, _read_json_document, write_text_atomically
+from .units import _is_int, _json_type, _load_json_checked, _read_json_document, write_text_atomically
 
 __all__ = [
     "BUFFER_UNKNOWN",
@@ -323,14 +323,8 @@ class LayerTable:
             LayerTableError: for every malformed input listed in the module docstring.
         """
         label = f"layers file {os.fspath(path)!r}"
-        document = _read_json_document(path, what="layers file", error=LayerTableError)
-        if not isinstance(document, dict):
-            raise LayerTableError(f"{label}: the top level must be a JSON object, "
-                                  f"got {_json_type(document)}")
-        body = _check_document_keys(document, label)
-        if body == "columns":
-            return _table_from_columns(document["columns"], label)
-        return _table_from_rows(document["layers"], label)
+        return _load_json_checked(path, what="layers file", error=LayerTableError,
+                                  check=lambda document: _table_from_document(document, label))
 
     # -- model configs -------------------------------------------------------------
 
@@ -588,9 +582,10 @@ def _fast_columns(rows: list[Any]) -> dict[str, npt.NDArray[Any]] | None:
     return _checked_columns(gathered)
 
 
-def _checked_columns(gathered: Mapping[str, list[Any]]) -> dict[str, npt.NDArray[Any]] | None:
-    """Read-only columns from one list of values per field, or ``None`` when any value
-    fails a check (or is not a plain ``str``, ``int`` or ``None``).
+def _checked_columns(gathered: Mapping[str, list[Any] | IntColumn]
+                     ) -> dict[str, npt.NDArray[Any]] | None:
+    """Read-only columns from one list (or int64 array) of values per field, or ``None``
+    when any value fails a check (or is not a plain ``str``, ``int`` or ``None``).
 
     Absent (:data:`_ABSENT`) and ``None`` values of an optional field take its default.
     """
@@ -618,27 +613,31 @@ def _gathered_field(rows: list[dict[str, Any]], field: str) -> tuple[list[Any], 
         return values, sum(value is _ABSENT for value in values)
 
 
-def _fast_text_column(values: list[Any], field: str) -> TextColumn | None:
+def _fast_text_column(values: list[Any] | IntColumn, field: str) -> TextColumn | None:
     """A read-only object column of non-empty, UTF-8-encodable strs, else ``None``."""
-    if set(map(type, values)) - {str} or not all(values):
-        return None
     try:
-        "".join(values).encode("utf-8")
-    except UnicodeEncodeError:
+        joined = "".join(values)  # TypeError unless all are str
+        if not joined.isascii():
+            joined.encode("utf-8")  # UnicodeEncodeError on a lone surrogate
+    except (TypeError, UnicodeEncodeError):
+        return None
+    if not all(values):
         return None
     if field == "weight_dtype" and not set(values) <= set(WEIGHT_DTYPES):
         return None
-    column = np.empty(len(values), dtype=object)
-    column[:] = values
+    column = np.fromiter(values, dtype=object, count=len(values))
     column.flags.writeable = False
     return column
 
 
-def _fast_count_column(values: list[Any], field: str) -> IntColumn | None:
+def _fast_count_column(values: list[Any] | IntColumn, field: str) -> IntColumn | None:
     """A read-only int64 column of counts in range, else ``None``.
 
-    ``None`` and absent values of an optional field take its default.
+    ``None`` and absent values of an optional field take its default. An int64 array
+    (fresh from the JSON reader, owned by no one else) is frozen in place, not copied.
     """
+    if isinstance(values, np.ndarray):
+        return _frozen(values) if _counts_in_range(values) else None
     types = set(map(type, values))
     defaulted = None
     if field not in _REQUIRED_FIELDS and types - {int}:
@@ -653,11 +652,16 @@ def _fast_count_column(values: list[Any], field: str) -> IntColumn | None:
         column = np.fromiter(values, dtype=np.int64, count=len(values))
     except OverflowError:
         return None
-    if len(column) and (column.min() < 0 or column.max() > MAX_COUNT):
+    if not _counts_in_range(column):
         return None
     if defaulted is not None and field == "buffer_bytes":
         column[defaulted] = BUFFER_UNKNOWN
     return _frozen(column)
+
+
+def _counts_in_range(column: IntColumn) -> bool:
+    """Whether every count lies in 0..MAX_COUNT."""
+    return not len(column) or (column.min() >= 0 and column.max() <= MAX_COUNT)
 
 
 def _frozen(column: IntColumn) -> IntColumn:
@@ -753,6 +757,17 @@ def _check_document_keys(document: Mapping[str, Any], label: str) -> str:
     return body
 
 
+def _table_from_document(document: object, label: str) -> LayerTable:
+    """The table of a parsed layers file (either version), checked as a whole."""
+    if not isinstance(document, dict):
+        raise LayerTableError(f"{label}: the top level must be a JSON object, "
+                              f"got {_json_type(document)}")
+    body = _check_document_keys(document, label)
+    if body == "columns":
+        return _table_from_columns(document["columns"], label)
+    return _table_from_rows(document["layers"], label)
+
+
 def _table_from_columns(columns: object, label: str) -> LayerTable:
     """Validate the columns of a version 2 file and build the table.
 
@@ -760,18 +775,21 @@ def _table_from_columns(columns: object, label: str) -> LayerTable:
     turned into rows and checked one by one, so that the message names the first bad
     row and field, as for version 1.
     """
-    lists = _column_lists(columns, label)
-    length = len(lists["name"])
-    gathered = {field: lists.get(field, [None] * length) for field in COLUMNS}
+    arrays = _column_lists(columns, label)
+    length = len(arrays["name"])
+    gathered = {field: arrays.get(field, [None] * length) for field in COLUMNS}
     checked = _checked_columns(gathered)
     if checked is not None:
         return LayerTable._from_checked(checked)
+    lists = {field: values.tolist() if isinstance(values, np.ndarray) else values
+             for field, values in arrays.items()}
     rows = [dict(zip(lists, values)) for values in zip(*lists.values())]
     return _table_from_rows(rows, label)
 
 
-def _column_lists(columns: object, label: str) -> dict[str, list[Any]]:
-    """The arrays of a version 2 ``columns`` object, checked for names and lengths."""
+def _column_lists(columns: object, label: str) -> dict[str, list[Any] | IntColumn]:
+    """The arrays of a version 2 ``columns`` object, checked for names and lengths: lists,
+    or int64 arrays where the native JSON reader found only integers."""
     if not isinstance(columns, dict):
         raise LayerTableError(f"{label}: field 'columns' must be an object, "
                               f"got {_json_type(columns)}")
@@ -782,7 +800,7 @@ def _column_lists(columns: object, label: str) -> dict[str, list[Any]]:
         if field not in COLUMNS:
             raise LayerTableError(f"{label}: unknown column {field!r} "
                                   f"(known: {', '.join(COLUMNS)})")
-        if not isinstance(values, list):
+        if not isinstance(values, (list, np.ndarray)):
             raise LayerTableError(f"{label}: column {field!r} must be an array, "
                                   f"got {_json_type(values)}")
     length = len(columns["name"])

@@ -205,13 +205,3 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
         lf.Plan.from_json(tmp_path / "absent.json")
     with pytest.raises(lf.PlanFormatError, match="is a directory, not a file"):
         lf.Plan.from_json(tmp_path)
-
-
-@given(st.lists(st.integers(-(2**63), 2**63 - 1), max_size=50))
-def test_native_int_list_encoder_writes_what_the_json_module_writes(values: list[int]) -> None:
-    import numpy as np
-
-    from layerwise_fast import _core
-
-    column = np.array(values, dtype=np.int64)
-    assert _core.json_int_list(column) == json.dumps(values, separators=(",", ":"))

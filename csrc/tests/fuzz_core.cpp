@@ -166,22 +166,4 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   return 0;
 }
 
-#ifdef LAYERWISE_FAST_REPLAY
-int main(int argc, char** argv) {
-  int replayed = 0;
-  for (int i = 1; i < argc; ++i) {
-    std::FILE* f = std::fopen(argv[i], "rb");
-    if (!f) {
-      std::fprintf(stderr, "cannot open %s\n", argv[i]);
-      return 2;
-    }
-    std::vector<uint8_t> bytes;
-    for (int c; (c = std::fgetc(f)) != EOF;) bytes.push_back(static_cast<uint8_t>(c));
-    std::fclose(f);
-    run_one(bytes.data(), bytes.size());
-    ++replayed;
-  }
-  std::printf("replayed %d inputs, no violation\n", replayed);
-  return 0;
-}
-#endif
+#include "replay_main.hpp"

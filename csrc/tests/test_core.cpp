@@ -11,7 +11,8 @@
 #include <vector>
 
 #include "layerwise_fast/core.hpp"
-#include "layerwise_fast/json_ints.hpp"
+#include "json_canonical.hpp"
+#include "layerwise_fast/json_writer.hpp"
 #include "oracle.hpp"
 
 namespace lf = layerwise_fast;
@@ -331,10 +332,40 @@ static void test_sum_greedy_blocks_against_next_fit() {
 }
 
 static void test_json_int_list() {
-  const int64_t values[] = {0, -1, 42, INT64_MAX, INT64_MIN};
-  CHECK(lf::json_int_list(values, 5) == "[0,-1,42,9223372036854775807,-9223372036854775808]");
+  const int64_t values[] = {0, -1, 42, INT64_MAX, INT64_MIN, 9, 10, 99, 100, -1000000};
+  CHECK(lf::json_int_list(values, 10) ==
+        "[0,-1,42,9223372036854775807,-9223372036854775808,9,10,99,100,-1000000]");
   CHECK(lf::json_int_list(values, 0) == "[]");
   CHECK(lf::json_int_list(values + 2, 1) == "[42]");
+  CHECK(lf::json_int_list_size(values, 10) == lf::json_int_list(values, 10).size());
+}
+
+static void test_json_strings() {
+  std::string out;
+  lf::json_append_string(out, std::string_view("a\"b\\c\n\t\b\f\r\x01\x1f\x7f\xc3\xa9", 15));
+  CHECK(out == "\"a\\\"b\\\\c\\n\\t\\b\\f\\r\\u0001\\u001f\x7f\xc3\xa9\"");
+  std::string text;
+  CHECK(lf::json_unescape("x\\u00e9\\ud834\\udd1e\\/\\n", text) && text == "x\xc3\xa9\xf0\x9d\x84\x9e/\n");
+  CHECK(!lf::json_unescape("\\ud800", text));           // a high surrogate alone
+  CHECK(!lf::json_unescape("\\ud800\\u0041", text));    // followed by no low one
+  CHECK(!lf::json_unescape("\\udc00", text));           // a low surrogate first
+}
+
+// The reader accepts plain JSON and declines the rest; accepted texts come back in
+// canonical form.
+static void test_json_reader() {
+  CHECK(lft::canonical_json(" {\"a\" : [1, -2, 3.5e-1, true, null, \"x\"], \"b\": {}} ") ==
+        "{\"a\":[1,-2,3.5e-1,true,null,\"x\"],\"b\":{}}");
+  CHECK(lft::canonical_json("-9223372036854775808") == "-9223372036854775808");
+  CHECK(lft::canonical_json("9223372036854775808") == "9223372036854775808");  // as a number text
+  CHECK(lft::canonical_json("\"\\u0041\\u00e9\"") == "\"A\xc3\xa9\"");
+  for (const char* bad : {"", " ", "[1,]", "{\"a\" 1}", "{'a': 1}", "01", "1.", ".5", "1e", "-", "[1] x",
+                          "\"\t\"", "\"\\x\"", "\"\\u12\"", "NaN", "Infinity", "tru", "nul", "[", "{", "\"abc",
+                          "\"\\ud800\""}) {
+    CHECK(lft::canonical_json(bad).empty());
+  }
+  const std::string deep = std::string(65, '[') + std::string(65, ']');
+  CHECK(lft::canonical_json(deep, 64).empty() && !lft::canonical_json(deep, 65).empty());
 }
 
 int main() {
@@ -347,6 +378,8 @@ int main() {
   test_stage_time_dp_against_exhaustive();
   test_sum_greedy_blocks_against_next_fit();
   test_json_int_list();
+  test_json_strings();
+  test_json_reader();
   std::printf("%d checks, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }

@@ -1,7 +1,8 @@
 """Fuzz the Python entry points that read untrusted input (atheris).
 
 Targets, chosen by the first byte of each input:
-  0  LayerTable.from_json on arbitrary bytes written to a file
+  0  LayerTable.from_json on arbitrary bytes written to a file; the same bytes through
+     the native JSON reader, which must give json.loads's value or decline
   1  LayerTable.from_transformer_config on arbitrary JSON
   2  parse_bytes on arbitrary text
   3  the command line's argument handling and input files (layerwise-fast partition)
@@ -28,7 +29,8 @@ with atheris.instrument_imports():
     import numpy as np
 
     import layerwise_fast as lf
-    from layerwise_fast import cli
+    from layerwise_fast import _core, cli
+    from layerwise_fast._reference import same_json_value
 
 EXPECTED = (ValueError, TypeError, OverflowError)
 WORKDIR = tempfile.mkdtemp(prefix="layerwise_fast_fuzz_")
@@ -43,7 +45,22 @@ def write(data: bytes, suffix: str = "") -> str:
 
 
 def layer_table_file(fdp: atheris.FuzzedDataProvider) -> None:
-    lf.LayerTable.from_json(write(fdp.ConsumeBytes(fdp.remaining_bytes())))
+    data = fdp.ConsumeBytes(fdp.remaining_bytes())
+    native_json_reader(data)
+    lf.LayerTable.from_json(write(data))
+
+
+def native_json_reader(data: bytes) -> None:
+    try:
+        fast = _core.json_loads(data)
+    except ValueError:
+        return  # declined: the json module reads it
+    try:
+        reference = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        raise RuntimeError(f"the native reader accepted what json.loads rejects: {data!r}") from exc
+    if not same_json_value(fast, reference):
+        raise RuntimeError(f"the native reader read {data!r} as {fast!r}, json.loads as {reference!r}")
 
 
 def transformer_config(fdp: atheris.FuzzedDataProvider) -> None:

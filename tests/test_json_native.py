@@ -1,0 +1,158 @@
+"""The native JSON reader and writers against the json module.
+
+The reader (``_core.json_loads``) must give json.loads's value, except that a non-empty
+array of integers that all fit int64 comes back as an int64 array, or decline
+(ValueError) so that the json module reads the text; it must never accept a text the
+json module rejects. The writers must give json.dumps's compact text byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from layerwise_fast import _core
+from layerwise_fast._reference import same_json_value
+
+INT64 = st.integers(-(2**63), 2**63 - 1)
+# Text without lone surrogates (UTF-8 cannot carry them), control characters included.
+TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
+SCALARS = st.one_of(st.none(), st.booleans(), INT64, st.integers(), TEXT,
+                    st.floats(allow_nan=False, allow_infinity=False))
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=6), st.lists(INT64, min_size=1, max_size=6),
+                            st.dictionaries(TEXT, inner, max_size=5)),
+    max_leaves=30)
+STYLES = st.sampled_from([
+    {"separators": (",", ":")}, {}, {"indent": 2}, {"ensure_ascii": False},
+    {"indent": "\t", "ensure_ascii": False}])
+
+
+def declines(data: bytes) -> bool:
+    try:
+        _core.json_loads(data)
+    except ValueError:
+        return True
+    return False
+
+
+@given(VALUES, STYLES)
+def test_reader_gives_the_json_module_value(value: object, style: dict) -> None:
+    text = json.dumps(value, **style)
+    assert same_json_value(_core.json_loads(text.encode("utf-8")), json.loads(text))
+
+
+@given(VALUES, st.data())
+def test_reader_declines_what_it_does_not_read_alike(value: object, data: st.DataObject) -> None:
+    """Edited texts: either the json module's value, or declined; never a text the json
+    module rejects."""
+    raw = bytearray(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, len(raw)))
+        edit = data.draw(st.sampled_from(["insert", "delete", "replace"]))
+        byte = data.draw(st.sampled_from(list(b'[]{}",:\\-.eE0159 tfnu\x00\x1f\x80\xc3\xff')))
+        if edit == "insert":
+            raw[at:at] = bytes([byte])
+        elif at < len(raw):
+            raw[at:at + 1] = b"" if edit == "delete" else bytes([byte])
+    try:
+        reference = json.loads(bytes(raw).decode("utf-8"))
+    except (ValueError, RecursionError):
+        assert declines(bytes(raw))
+        return
+    try:
+        fast = _core.json_loads(bytes(raw))
+    except ValueError:
+        return
+    assert same_json_value(fast, reference)
+
+
+def test_integer_arrays_become_int64_arrays() -> None:
+    value = _core.json_loads(b'{"a": [1, -2, 9223372036854775807, -9223372036854775808], "b": [],'
+                             b' "c": [1, 2.0], "d": [1, true], "e": [9223372036854775808], "f": [[3], [4, "x"]]}')
+    assert isinstance(value, dict)
+    assert value["a"].dtype == np.int64 and value["a"].tolist() == [1, -2, 2**63 - 1, -(2**63)]
+    assert value["b"] == [] and value["c"] == [1, 2.0] and value["d"] == [1, True]
+    assert value["e"] == [2**63]
+    assert value["f"][0].tolist() == [3] and value["f"][1] == [4, "x"]
+
+
+@pytest.mark.parametrize("text", [
+    b'"\\ud800"',                      # an unpaired surrogate: no UTF-8 for it
+    b'"\\udc00\\ud800"',
+    b"NaN", b"[Infinity]", b"-Infinity",  # the json module reads them; files may not hold them
+    b"\xef\xbb\xbf[]",                 # a byte-order mark
+    b'"\xc3"', b'"\xed\xa0\x80"',      # not UTF-8
+    b"1" * 5000,                       # more digits than Python converts
+    b"[" * 600 + b"]" * 600,           # deeper than the reader goes
+    b"", b" ", b"[1] x", b"[1,]", b"{'a': 1}", b"01", b'"\t"',
+])
+def test_reader_declines(text: bytes) -> None:
+    assert declines(text)
+
+
+def test_reader_keeps_the_last_of_duplicate_keys_in_first_place() -> None:
+    text = '{"a": 1, "b": 2, "a": [3]}'
+    value = _core.json_loads(text.encode())
+    assert list(value) == ["a", "b"] and same_json_value(value, json.loads(text))
+
+
+@given(st.lists(INT64, max_size=60))
+def test_int_list_writer_matches_the_json_module(values: list[int]) -> None:
+    column = np.array(values, dtype=np.int64)
+    assert _core.json_int_list(column) == json.dumps(values, separators=(",", ":")).encode()
+
+
+def test_int_list_writer_at_every_digit_count() -> None:
+    values = [0, -1, 2**63 - 1, -(2**63)]
+    for k in range(1, 19):
+        values += [10**k - 1, 10**k, -(10**k - 1), -(10**k)]
+    column = np.array(values, dtype=np.int64)
+    assert _core.json_int_list(column) == json.dumps(values, separators=(",", ":")).encode()
+
+
+@given(st.lists(TEXT, min_size=1, max_size=20))
+def test_str_list_writer_matches_the_json_module(values: list[str]) -> None:
+    expected = json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    assert _core.json_str_list(values) == expected
+
+
+def test_str_list_writer_refuses_what_it_cannot_write() -> None:
+    with pytest.raises(UnicodeEncodeError):
+        _core.json_str_list(["ok", "\ud800"])
+    with pytest.raises(TypeError, match="must all be str"):
+        _core.json_str_list(["ok", 3])  # type: ignore[list-item]
+
+
+def test_messages_quote_json_values_as_the_json_module_reads_them(tmp_path) -> None:
+    """A file the native reader reads but the checks reject is read again by the json
+    module: messages show lists, not numpy arrays."""
+    import layerwise_fast as lf
+
+    path = tmp_path / "layers.json"
+    path.write_text('{"schema": "layerwise_fast.layers", "version": [2, 3], "columns": {}}')
+    with pytest.raises(lf.LayerTableError, match=r"unsupported version \[2, 3\]"):
+        lf.LayerTable.from_json(path)
+    path.write_text('{"schema": "layerwise_fast.layers", "version": 2, "columns": {"name": ["a"], '
+                    '"kind": ["decoder"], "params": [-5], "weight_dtype": ["bf16"], '
+                    '"act_elems_per_token": [1]}}')
+    with pytest.raises(lf.LayerTableError, match=r"row 0 \('a'\), field 'params': must be >= 0, got -5"):
+        lf.LayerTable.from_json(path)
+
+
+def test_columnar_tables_read_natively_equal_the_json_module_reading(tmp_path) -> None:
+    import layerwise_fast as lf
+    from layerwise_fast.layers import _table_from_document
+
+    table = lf.LayerTable(name=["a", "b\u00e9", "c"], kind="decoder", params=[1, 2, 3],
+                          weight_dtype="bf16", act_elems_per_token=[4, 5, 6],
+                          buffer_bytes=[-1, 7, -1])
+    path = tmp_path / "layers.json"
+    table.to_json(path, columnar=True)
+    reference = _table_from_document(json.loads(path.read_text("utf-8")), "reference")
+    assert lf.LayerTable.from_json(path) == reference == table
