@@ -162,13 +162,18 @@ class PythonJsonBuilder {
       stack_.back().ints.push_back(value);
       return true;
     }
-    return add(py::reinterpret_steal<py::object>(PyLong_FromLongLong(value)));
+    PyObject* item = PyLong_FromLongLong(value);
+    return checked(item) && add(py::reinterpret_steal<py::object>(item));
   }
   bool number(std::string_view text, bool is_integer) {
     const std::string digits(text);
-    PyObject* value = is_integer ? PyLong_FromString(digits.c_str(), nullptr, 10)
-                                 : PyFloat_FromDouble(PyOS_string_to_double(digits.c_str(), nullptr, nullptr));
-    return checked(value) && add(py::reinterpret_steal<py::object>(value));
+    if (is_integer) {  // beyond int64; fails past Python's digit limit
+      PyObject* value = PyLong_FromString(digits.c_str(), nullptr, 10);
+      return checked(value) && add(py::reinterpret_steal<py::object>(value));
+    }
+    const double value = PyOS_string_to_double(digits.c_str(), nullptr, nullptr);  // float()'s parser
+    if (value == -1.0 && PyErr_Occurred()) return checked(nullptr);
+    return add(py::float_(value));
   }
   bool boolean(bool value) { return add(py::bool_(value)); }
   bool null() { return add(py::none()); }
@@ -212,7 +217,11 @@ class PythonJsonBuilder {
     if (!top.is_array) return PyDict_SetItem(top.container.ptr(), top.key.ptr(), value.ptr()) == 0 || checked(nullptr);
     if (top.ints_only) {  // the first value that is not an int: the ints become a list
       py::list list;
-      for (const int64_t v : top.ints) list.append(py::reinterpret_steal<py::object>(PyLong_FromLongLong(v)));
+      for (const int64_t v : top.ints) {
+        PyObject* item = PyLong_FromLongLong(v);
+        if (!checked(item)) return false;
+        list.append(py::reinterpret_steal<py::object>(item));
+      }
       top.container = std::move(list);
       top.ints_only = false;
       top.ints = {};
@@ -229,7 +238,6 @@ class PythonJsonBuilder {
 };
 
 constexpr int kJsonMaxDepth = 500;
-
 
 }  // namespace
 
