@@ -60,9 +60,10 @@ namespace detail {
 // validating walk, which names the offending layer); on true, `result` holds the
 // partition, on false nothing of use. Block sizes are OR-ed into an accumulator that
 // is checked once at the end (and at each cut, to stop early on bad input), not per
-// block; single layers go through exact unsigned comparisons. After a cut, the rest of the block joins the
-// new group whole when it fits, so blocks keep their alignment; only blocks holding two
-// cuts go layer by layer. The state lives in locals, not members, to stay in registers.
+// block; single layers go through exact unsigned comparisons. After a cut, the rest of
+// the block joins the new group whole when it fits, so blocks keep their alignment;
+// only blocks holding two cuts go layer by layer. The state lives in locals, not
+// members, to stay in registers.
 inline bool sum_block_greedy(const int64_t* s, int64_t n, int64_t limit, Partition& result) {
   int64_t cost = 0;  // of the open group
   U64x2 bits{};      // OR of every size read in whole blocks
@@ -110,9 +111,8 @@ inline bool sum_block_greedy(const int64_t* s, int64_t n, int64_t limit, Partiti
     result.close_group(stop, cost + static_cast<int64_t>(fitted));
     cost = static_cast<int64_t>(total - fitted);  // layers [stop, i + 16)
     if (cost <= limit) continue;
-    cost = s[stop];  // a second cut in this block, or layer `stop` alone is too large
-    if (cost > limit) return false;
-    for (int64_t j = stop + 1; j < i + kBlock; ++j) {
+    cost = 0;  // another cut in this block, or layer `stop` alone is too large
+    for (int64_t j = stop; j < i + kBlock; ++j) {
       if (!add_layer(j)) return false;
     }
   }

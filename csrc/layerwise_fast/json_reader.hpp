@@ -140,21 +140,14 @@ class JsonReader {
     const bool negative = p_ != end_ && *p_ == '-';
     if (negative) ++p_;
     if (p_ == end_ || !is_digit(*p_)) return false;
-    // Accumulated as a negative value, whose range includes INT64_MIN; 18 digits
-    // cannot overflow, so only longer numbers are checked.
+    // Accumulated as a negative value, whose range includes INT64_MIN.
     int64_t value = 0;
     bool fits = true;
     if (*p_ == '0') {
       ++p_;
     } else {
-      const char* digits = p_;
-      while (p_ != end_ && is_digit(*p_)) ++p_;
-      if (p_ - digits <= 18) {
-        for (const char* d = digits; d != p_; ++d) value = value * 10 - (*d - '0');
-      } else {
-        for (const char* d = digits; d != p_ && fits; ++d) {
-          fits = !__builtin_mul_overflow(value, 10, &value) && !__builtin_sub_overflow(value, *d - '0', &value);
-        }
+      for (; p_ != end_ && is_digit(*p_); ++p_) {
+        fits = fits && !__builtin_mul_overflow(value, 10, &value) && !__builtin_sub_overflow(value, *p_ - '0', &value);
       }
     }
     bool is_integer = true;
