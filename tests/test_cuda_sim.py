@@ -35,6 +35,7 @@ pytest.importorskip("numba_cuda", reason="the cuda extra (numba, numba-cuda) is 
 
 from layerwise_fast.cuda import calibrate as cal_mod  # noqa: E402
 from layerwise_fast.cuda import kernels, verify  # noqa: E402
+from layerwise_fast.cuda.barrier import BARRIER_MODES  # noqa: E402
 from layerwise_fast.cuda.reference import (  # noqa: E402
     LayerSpec,
     affine,
@@ -86,6 +87,7 @@ def _run(
     layers: tuple[LayerSpec, ...] = CHAIN,
     chunk_tokens: int = 16,
     team_size: int | None = None,
+    barrier: str = "cg",
 ) -> tuple[np.ndarray, kernels.LaunchGeometry, Any]:
     """Run ``kind`` ("chunked" or "layer_by_layer") on a poisoned output; return it."""
     group = kernels.upload_group(layers, params)
@@ -93,7 +95,9 @@ def _run(
     y_dev = cuda.device_array_like(x_dev)
     kernels.poison(y_dev)
     if kind == "chunked":
-        geometry = kernels.run_chunked(x_dev, y_dev, group, chunk_tokens, TPB, team_size)
+        launch = kernels.prepare_chunked(x_dev, y_dev, group, chunk_tokens, TPB, team_size, barrier)
+        geometry = launch()
+        launch.check_barrier()
     else:
         geometry = kernels.run_layer_by_layer(x_dev, y_dev, group, TPB, team_size=team_size)
     cuda.synchronize()
@@ -169,12 +173,99 @@ def test_kernels_match_the_float64_reference(kind: str, dtype: type, hidden: int
 
 
 @needs_device
-def test_chunked_kernel_handles_a_partial_last_chunk_and_keeps_x() -> None:
+@pytest.mark.parametrize("barrier", BARRIER_MODES)
+def test_chunked_kernel_handles_a_partial_last_chunk_and_keeps_x(barrier: str) -> None:
     x, params, ref = _inputs(40, 24, np.float32)
-    out, _, x_dev = _run("chunked", x, params, chunk_tokens=16)
+    out, geometry, x_dev = _run("chunked", x, params, chunk_tokens=16, barrier=barrier)
     assert relative_error(out, ref) <= verify.TOLERANCE["float32"]
     assert not np.isnan(out).any()
     np.testing.assert_array_equal(x_dev.copy_to_host(), x)
+    assert geometry.barrier == barrier
+
+
+@needs_device
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_chunked_kernel_with_the_atomic_barrier_matches_the_reference(dtype: type) -> None:
+    x, params, ref = _inputs(64, 40, dtype)
+    out, _, _ = _run("chunked", x, params, chunk_tokens=16, barrier="atomic")
+    assert not np.isnan(out).any()
+    assert relative_error(out, ref) <= verify.TOLERANCE[np.dtype(dtype).name]
+
+
+@needs_device
+@pytest.mark.parametrize("barrier", BARRIER_MODES)
+def test_barrier_rounds_leave_the_barrier_state_consistent(barrier: str) -> None:
+    launch = kernels.prepare_barrier_rounds(5, threads_per_block=TPB, barrier=barrier)
+    for _ in range(3):
+        assert launch() == kernels.LaunchGeometry(launch.geometry.blocks, TPB, 0, barrier=barrier)
+    launch.check_barrier()
+    count, gave_up = launch.barrier_word.copy_to_host()
+    blocks = launch.geometry.blocks
+    assert gave_up == 0
+    # The atomic barrier moves its count by `blocks` per barrier, modulo 2 * blocks;
+    # Numba's own barrier leaves the word alone.
+    assert count == ((15 * blocks) % (2 * blocks) if barrier == "atomic" else 0)
+
+
+@needs_device
+def test_check_barrier_reports_waits_that_gave_up() -> None:
+    launch = kernels.prepare_barrier_rounds(1, threads_per_block=TPB, barrier="atomic")
+    launch.barrier_word.copy_to_device(np.array([0, 2], dtype=np.uint32))
+    with pytest.raises(RuntimeError, match=r"the atomic grid barrier timed out 2 time\(s\) in a launch of 1 blocks"):
+        launch.check_barrier()
+    kernels.prepare_layer_by_layer(*(cuda.to_device(np.ones((2, 8), np.float32)) for _ in range(2)),
+                                   kernels.upload_group([affine("relu")], np.ones((1, 2, 8), np.float32)),
+                                   TPB).check_barrier()  # no barrier: nothing to report
+
+
+def _model_atomic_barrier(blocks: int, rounds: int, seed: int) -> tuple[list[list[int]], int]:
+    """A thread-per-block model of the atomic barrier's protocol (barrier.py).
+
+    Returns, for each block and round, how many blocks had arrived at that round when the
+    block left it, and the final count.
+    """
+    import random
+    import threading
+    import time
+
+    lock = threading.Lock()
+    state = {"count": 0}
+    arrived = [0] * rounds
+    seen: list[list[int]] = [[] for _ in range(blocks)]
+
+    def atomic_inc(limit: int) -> int:  # CUDA's atomicInc: wraps to 0 past ``limit``
+        with lock:
+            old = state["count"]
+            state["count"] = 0 if old >= limit else old + 1
+            return old
+
+    def block(index: int) -> None:
+        rng = random.Random(seed * 1000 + index)
+        for r in range(rounds):
+            time.sleep(rng.random() * 1e-4)  # uneven work before the barrier
+            with lock:
+                arrived[r] += 1
+            upper = atomic_inc(2 * blocks - 1) >= blocks
+            while (state["count"] >= blocks) == upper:
+                time.sleep(0)
+            with lock:
+                seen[index].append(arrived[r])
+
+    threads = [threading.Thread(target=block, args=(i,)) for i in range(blocks)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a block never left a barrier"
+    return seen, state["count"]
+
+
+@pytest.mark.parametrize("blocks", [1, 2, 7])
+def test_atomic_barrier_protocol_holds_every_block_until_all_arrive(blocks: int) -> None:
+    rounds = 60
+    seen, count = _model_atomic_barrier(blocks, rounds, seed=blocks)
+    assert seen == [[blocks] * rounds for _ in range(blocks)]
+    assert count == (rounds * blocks) % (2 * blocks)
 
 
 @needs_device
@@ -210,14 +301,59 @@ except Exception as exc:  # no NVVM on this machine
 """
 
 
-def test_packs_compile_to_16_byte_vector_loads_and_stores() -> None:
+_BARRIER_PTX_PROBE = """
+import numba.cuda.dispatcher as dispatcher
+from numba import cuda
+
+class Hopper:  # device functions compile for the current device's cc; there is none here
+    compute_capability = (9, 0)
+
+dispatcher.get_current_device = lambda: Hopper()
+from layerwise_fast.cuda.kernels import BARRIER_KERNELS
+
+try:
+    for mode, kernel in BARRIER_KERNELS.items():
+        ptx, _ = cuda.compile_ptx(kernel.py_func, "uint32, uint32[::1]", cc=(9, 0))
+        print("@@", mode)
+        print(ptx)
+except Exception as exc:  # no NVVM on this machine
+    print("NO-NVVM", type(exc).__name__, exc)
+"""
+
+
+def _run_ptx_probe(probe: str) -> str:
+    """Run ``probe`` in a fresh interpreter without the simulator; its standard output.
+
+    Skips where NVVM cannot compile (the probe prints NO-NVVM).
+    """
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
-    completed = subprocess.run([sys.executable, "-c", _PACK_PTX_PROBE], capture_output=True, text=True,
+    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                                timeout=300, env=env, cwd=ROOT)
     assert completed.returncode == 0, completed.stderr[-2000:]
     if completed.stdout.startswith("NO-NVVM"):
         pytest.skip(f"NVVM cannot compile here: {completed.stdout.strip()[:200]}")
-    counts = dict(line.split(" ", 1) for line in completed.stdout.strip().splitlines())
+    return completed.stdout
+
+
+def test_barriers_compile_to_the_intended_instructions() -> None:
+    output = _run_ptx_probe(_BARRIER_PTX_PROBE)
+    ptx = dict(part.split("\n", 1) for part in output.split("@@ ")[1:])
+    assert set(ptx) == set(BARRIER_MODES)
+    # Numba's barrier calls into the device runtime; the atomic one is inline: a fence,
+    # one atom.inc per block, then acquire loads in a loop.
+    assert "call.uni" in ptx["cg"] and "cudaCGSynchronize" in ptx["cg"]
+    atomic = ptx["atomic"]
+    assert "cudaCGSynchronize" not in atomic
+    fence, arrive = atomic.find("membar.gl"), atomic.find("atom.global.inc.u32")
+    poll = atomic.find("ld.acquire.gpu.global.u32", arrive)
+    assert 0 <= fence < arrive < poll
+    loop_label = atomic.rfind("$L__BB", 0, atomic.find("ld.acquire.gpu.global.u32", poll + 1))
+    assert loop_label > arrive, "the acquire load must be repeated in the spin loop"
+
+
+def test_packs_compile_to_16_byte_vector_loads_and_stores() -> None:
+    output = _run_ptx_probe(_PACK_PTX_PROBE)
+    counts = dict(line.split(" ", 1) for line in output.strip().splitlines())
     # float16: one v4.b32 load and store of 8 halves; float32: two v4.f32 of each;
     # the pack buffer lives in registers (no local memory).
     assert counts == {"float16": "1 1 0", "float32": "2 2 0"}
@@ -231,11 +367,12 @@ def test_poison_fills_every_element_with_nan() -> None:
 
 
 @needs_device
-def test_stream_passes_add_the_shift_once_per_pass() -> None:
+@pytest.mark.parametrize("barrier", BARRIER_MODES)
+def test_stream_passes_add_the_shift_once_per_pass(barrier: str) -> None:
     buf = cuda.to_device(np.full(1003, 1.0, dtype=np.float32))  # a ragged tail
-    geometry = kernels.run_stream_passes(buf, 3, 1.0, 0.25, threads_per_block=32)
+    geometry = kernels.run_stream_passes(buf, 3, 1.0, 0.25, threads_per_block=32, barrier=barrier)
     np.testing.assert_array_equal(buf.copy_to_host(), np.full(1003, 1.75, dtype=np.float32))
-    assert geometry.team_size == 0
+    assert (geometry.team_size, geometry.barrier) == (0, barrier)
 
 
 def test_team_size_spreads_rows_and_stops_at_the_row_length() -> None:
@@ -295,6 +432,25 @@ def test_launchers_reject_other_bad_arguments(small_group) -> None:
         kernels.upload_group([affine("relu"), rmsnorm()], np.ones((2, 3, 8), np.float32))
     with pytest.raises(ValueError, match="a group needs at least one layer, got 0"):
         kernels.upload_group([], np.ones((0, 2, 8), np.float32))
+    bad_barrier = r"barrier must be one of \('cg', 'atomic'\), got 'spin'"
+    with pytest.raises(ValueError, match=bad_barrier):
+        kernels.run_chunked(_FakeDeviceArray((16, 8)), _FakeDeviceArray((16, 8)), small_group, 4, barrier="spin")
+    with pytest.raises(ValueError, match=bad_barrier):
+        kernels.run_stream_passes(_FakeDeviceArray((8,), "float32"), 1, barrier="spin")
+    with pytest.raises(ValueError, match=bad_barrier):
+        kernels.prepare_barrier_rounds(1, barrier="spin")
+    with pytest.raises(ValueError, match=r"rounds must be in \[0, 2\*\*31\], got -1"):
+        kernels.prepare_barrier_rounds(-1)
+
+
+@needs_device
+def test_barrier_rounds_refuse_more_blocks_than_stay_resident() -> None:
+    limit = kernels.prepare_barrier_rounds(1, threads_per_block=TPB).geometry.blocks
+    with pytest.raises(ValueError, match=rf"blocks must be in \[1, {limit}\] \(the most that stay resident "
+                                         rf"with {TPB} threads per block\), got {limit + 1}"):
+        kernels.prepare_barrier_rounds(1, limit + 1, TPB)
+    with pytest.raises(ValueError, match=rf"blocks must be in \[1, {limit}\]"):
+        kernels.prepare_barrier_rounds(1, 0, TPB)
 
 
 @pytest.mark.skipif(not SIMULATED, reason="checks the simulator's limits")
@@ -498,6 +654,31 @@ def test_group_report_judges_each_criterion() -> None:
     assert "A control_vs_copy" in table and "FAIL" in table
 
 
+def test_table_shows_the_speedup_with_each_compared_barrier_and_their_costs() -> None:
+    cal = _synthetic_calibration()
+    group = verify.GroupSpec("A", (affine("relu"),), 4096, 131072, 2048)
+    runs = _timed_runs(4.3, 3.1, 2.9, 3.0)
+    moved = runs["planned"].bytes_moved
+    runs["planned_atomic"] = verify.RunReport("planned_atomic", 2048, None, moved, moved / 5.8e12, 5.8e12, 1e-4, 0)
+    report = verify.group_report(group, cal, 5e-3, runs)
+    costs = [cal_mod.BarrierCost("cg", 132, 256, 4096, 2.5e-6), cal_mod.BarrierCost("cg", 264, 256, 4096, 3e-6),
+             cal_mod.BarrierCost("atomic", 132, 256, 4096, 1.25e-6)]
+    lines = verify.format_table(cal, [report], costs).splitlines()
+    assert lines[1:3] == ["barrier cg, us each: 132 blocks 2.50, 264 blocks 3.00",
+                          "barrier atomic, us each: 132 blocks 1.25"]
+    header, row = lines[3], lines[4]
+
+    def column(name: str) -> str:  # right-aligned columns: a value ends where its name does
+        end = header.index(name) + len(name)
+        return row[end - 9:end].strip()
+
+    # speedup = control time / planned time = 4.3 / 2.9; with the atomic barrier 5.8 / 2.9.
+    assert header.split()[header.split().index("speedup") + 1] == "atomic"
+    assert (column("speedup"), column("atomic")) == ("1.48", "2.00")
+    # The main barrier's run alone is judged.
+    assert report.measured_speedup == pytest.approx(4.3 / 2.9)
+
+
 def test_bandwidth_plot_is_written(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib", reason="matplotlib draws the optional PNG")
     cal = _synthetic_calibration()
@@ -515,8 +696,11 @@ def test_verify_groups_checks_every_variant(dtype: str) -> None:
     layers = (rmsnorm(), affine("gelu_tanh"), affine("relu"))
     group = verify.GroupSpec("t", layers, 32, 64, 8, dtype=dtype)
     (report,) = verify.verify_groups([group], cache_bytes=1024, repeats=2, sample_rows=40,
-                                     threads_per_block=32)
-    assert set(report.runs) == {"planned", "2x_cache", "4x_cache", "layer_by_layer", "device_copy"}
+                                     threads_per_block=32, compare_barriers=("atomic", "cg"))
+    assert set(report.runs) == {"planned", "2x_cache", "4x_cache", "layer_by_layer", "device_copy",
+                                "planned_atomic"}
+    assert report.runs["planned"].geometry.barrier == "cg"
+    assert report.runs["planned_atomic"].geometry.barrier == "atomic"
     assert report.correct, {k: (r.relative_error, r.unwritten) for k, r in report.runs.items()}
     # The smallest power-of-two chunk over 4 KiB once the weights (640 bytes) are counted.
     assert report.runs["4x_cache"].chunk_tokens == 4096 // (32 * np.dtype(dtype).itemsize)
@@ -538,6 +722,27 @@ def test_one_call_run_writes_its_outputs_and_prints_the_table_last(tmp_path: Pat
     assert result["groups"][0]["correct"] is True
     assert result["calibration"]["timed"] is False
     assert not (tmp_path / "calibration.json").exists()  # untimed: no calibration file
+    assert result["barrier"] == "cg"
+    assert [(c["barrier"], c["blocks"], c["seconds_per_barrier"]) for c in result["barrier_costs"]] == [
+        ("cg", 1, None), ("atomic", 1, None)]
+    assert set(result["groups"][0]["runs"]) >= {"planned", "planned_atomic"}
+    assert result["calibration"]["method"]["barrier"] == "cg"
+
+
+@pytest.mark.skipif(not SIMULATED, reason="on a GPU the one-call run is bench/gpu_verify.py's job")
+def test_one_call_run_takes_the_atomic_barrier_and_compares_cg(tmp_path: Path, capsys) -> None:
+    assert verify.main(["--out", str(tmp_path), "--barrier", "atomic"]) == 0
+    header = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("group "))
+    assert header.split()[header.split().index("speedup") + 1] == "cg"
+    result = json.loads((tmp_path / "verification.json").read_text())
+    runs = result["groups"][0]["runs"]
+    assert runs["planned"]["geometry"]["barrier"] == "atomic" and runs["planned_cg"]["geometry"]["barrier"] == "cg"
+
+
+def test_verify_groups_rejects_an_unknown_barrier() -> None:
+    group = verify.GroupSpec("t", (affine("relu"),), 32, 64, 8)
+    with pytest.raises(ValueError, match=r"barriers must be among \('cg', 'atomic'\), got 'spin'"):
+        verify.verify_groups([group], cache_bytes=1024, compare_barriers=("spin",))
 
 
 def _small_plan(n_layers: int = 6) -> Any:
@@ -637,11 +842,22 @@ def test_gpu_calibration_finds_a_knee_near_the_l2() -> None:
 
 
 @needs_gpu
-def test_gpu_runs_are_timed_and_correct() -> None:
+@pytest.mark.parametrize("barrier", BARRIER_MODES)
+def test_gpu_runs_are_timed_and_correct(barrier: str) -> None:
     group = verify.GroupSpec("g", CHAIN, 1024, 1 << 16, 1 << 10, dtype="float16")
-    (report,) = verify.verify_groups([group], repeats=3)
+    (report,) = verify.verify_groups([group], repeats=3, barrier=barrier, compare_barriers=BARRIER_MODES)
     assert report.correct
     assert all(run.seconds is not None and run.seconds > 0 for run in report.runs.values())
+    assert report.runs["planned"].geometry.blocks > 1
+
+
+@needs_gpu
+def test_gpu_barriers_are_timed_at_each_grid_size() -> None:
+    costs = cal_mod.measure_barriers(rounds=1024, repeats=3)
+    multiprocessors = kernels.device_info().multiprocessors
+    assert [c.barrier for c in costs] == [m for m in BARRIER_MODES for _ in range(len(costs) // 2)]
+    assert {c.blocks for c in costs} >= {multiprocessors}
+    assert all(c.seconds_per_barrier is not None and c.seconds_per_barrier > 0 for c in costs)
 
 
 @needs_gpu

@@ -39,7 +39,16 @@ from typing import Any
 import numpy as np
 
 from ..hardware import CALIBRATION_SCHEMA, CALIBRATION_VERSION
-from .kernels import MAX_ELEMENTS, DeviceInfo, cuda, device_info, is_simulated, prepare_stream_passes
+from .barrier import BARRIER_MODES
+from .kernels import (
+    MAX_ELEMENTS,
+    DeviceInfo,
+    cuda,
+    device_info,
+    is_simulated,
+    prepare_barrier_rounds,
+    prepare_stream_passes,
+)
 
 KNEE_FRACTION = 0.9
 """Share of the plateau rate a size must keep to count as below the knee."""
@@ -317,6 +326,7 @@ def calibrate(
     threads_per_block: int = 256,
     knee_fraction: float = KNEE_FRACTION,
     seed: int = 0,
+    barrier: str = "cg",
 ) -> Calibration:
     """Run the bandwidth sweep on the current device (or the simulator).
 
@@ -331,9 +341,12 @@ def calibrate(
         threads_per_block: a power of two in [32, 1024].
         knee_fraction: see :func:`analyse_curve`.
         seed: seed of the buffer's initial values.
+        barrier: the grid barrier between passes (one of ``BARRIER_MODES``, see
+            :mod:`.barrier`).
 
     Raises:
-        RuntimeError: some element was not incremented exactly once per pass.
+        RuntimeError: some element was not incremented exactly once per pass, or a
+            barrier wait timed out.
     """
     info = device_info()
     l2 = info.l2_bytes if l2_bytes is None else l2_bytes
@@ -367,7 +380,7 @@ def calibrate(
     launches = []
     for size, count in zip(sizes, passes):
         launch = prepare_stream_passes(
-            device_buf[: size // _ELEMENT_BYTES], count, 1.0, _INCREMENT, threads_per_block
+            device_buf[: size // _ELEMENT_BYTES], count, 1.0, _INCREMENT, threads_per_block, barrier
         )
         launch()  # warm-up
         times = time_launches(launch, repeats)
@@ -375,13 +388,15 @@ def calibrate(
         launches.append(1 if times is None else 2 + repeats)
         if times is not None:
             rates.append(2.0 * size * count / statistics.median(times))
+        launch.check_barrier()
     _check_increments(device_buf.copy_to_host(), initial, sizes, passes, launches)
     timed = not is_simulated()
     summary = analyse_curve(sizes, rates, l2, knee_fraction) if timed else None
     method = {
         "kernel": "stream_passes_kernel",
         "element": "float32",
-        "access": "in-place read+write passes, grid-wide sync between passes, rotated blocks",
+        "access": "in-place read+write passes, grid-wide barrier between passes, rotated blocks",
+        "barrier": barrier,
         "rate_counts": "bytes read + bytes written",
         "statistic": "median",
         "repeats": repeats,
@@ -410,3 +425,76 @@ def _check_increments(
             f"calibration stream is wrong at {wrong.size} of {final.size} elements; first at "
             f"element {first}: {float(final[first])!r}, expected {float(expected[first])!r}"
         )
+
+
+@dataclass(frozen=True)
+class BarrierCost:
+    """The time one grid barrier takes, alone (see :func:`measure_barriers`).
+
+    Attributes:
+        barrier: the barrier (one of ``BARRIER_MODES``).
+        blocks: blocks in the grid.
+        threads_per_block: threads per block.
+        rounds: barriers per timed launch.
+        seconds_per_barrier: ``None`` under the simulator.
+    """
+
+    barrier: str
+    blocks: int
+    threads_per_block: int
+    rounds: int
+    seconds_per_barrier: float | None
+
+
+def default_block_counts(threads_per_block: int = 256) -> list[int]:
+    """One, two and three blocks per multiprocessor, within the resident limit of every
+    barrier's kernel (just ``[1]`` under the simulator)."""
+    limit = min(
+        prepare_barrier_rounds(0, None, threads_per_block, mode).geometry.blocks for mode in BARRIER_MODES
+    )
+    multiprocessors = device_info().multiprocessors
+    return sorted({min(limit, k * multiprocessors) for k in (1, 2, 3)})
+
+
+def measure_barriers(
+    block_counts: Sequence[int] | None = None,
+    *,
+    threads_per_block: int = 256,
+    rounds: int = 4096,
+    repeats: int = 5,
+    barriers: Sequence[str] = BARRIER_MODES,
+) -> list[BarrierCost]:
+    """Time each grid barrier alone, for each grid size.
+
+    A launch crossing ``rounds`` barriers against one crossing none (the launch itself):
+    the difference of their median times over ``rounds``.
+
+    Args:
+        block_counts: grid sizes; default :func:`default_block_counts`.
+        threads_per_block: a power of two in [32, 1024].
+        rounds: barriers per timed launch, >= 1.
+        repeats: timed launches of each kind; the median counts.
+        barriers: the barriers to time.
+
+    Raises:
+        RuntimeError: a barrier wait timed out.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    counts = default_block_counts(threads_per_block) if block_counts is None else list(block_counts)
+    costs = []
+    for barrier in barriers:
+        for blocks in counts:
+            medians = []
+            for launch_rounds in (0, rounds):
+                launch = prepare_barrier_rounds(launch_rounds, blocks, threads_per_block, barrier)
+                launch()  # warm-up (and the compile)
+                times = time_launches(launch, repeats)
+                launch.check_barrier()
+                medians.append(None if times is None else statistics.median(times))
+            empty, full = medians
+            # Not clamped: a negative figure says the difference drowned in noise.
+            seconds = None if empty is None or full is None else (full - empty) / rounds
+            costs.append(BarrierCost(barrier, blocks, threads_per_block, rounds, seconds))
+    return costs
+

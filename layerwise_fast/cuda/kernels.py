@@ -22,7 +22,8 @@ Thread mapping (shared by the chunked kernel and the control)
 Chunked group kernel (persistent, cooperative)
     One launch walks the tokens chunk by chunk (``chunk_tokens`` rows, a power of two)
     and applies every layer of the group to a chunk before it moves on, with a grid-wide
-    sync (``cuda.cg.this_grid().sync()``) between layers. Layer 0 reads ``x`` and writes
+    barrier between layers (:mod:`.barrier`: Numba's cooperative-groups sync, or an
+    inline atomic one; one compiled kernel each). Layer 0 reads ``x`` and writes
     ``y``; later layers update ``y`` in place. Virtual row ``v`` of layer ``l`` is row
     ``(v + l * rotation_step) & (chunk_tokens - 1)`` of the chunk: a bit mask, no
     runtime ``%``; with ``rotation_step`` = teams per block, each layer reads rows that
@@ -62,6 +63,7 @@ from numba import config as _numba_config
 from numba import cuda as _numba_cuda
 from numba import float32, uint32
 
+from .barrier import BARRIER_MODES, SPIN_LIMIT, barrier_function, new_barrier_word, timed_out_spins
 from .packed import PACK, pack_functions, packed_dtype
 from .reference import LayerSpec
 
@@ -379,49 +381,60 @@ def _apply_layer(  # type: ignore[no-untyped-def]
         first = uint32(first + team_count)
 
 
-@cuda.jit(**_CHUNKED_OPTIONS)
-def chunked_group_kernel(  # type: ignore[no-untyped-def]
-    x, y, tokens, hidden, codes, params, eps, chunk_log2, team_log2, rotation_step, packed
-):
-    """Persistent cooperative kernel: every layer of a group over each chunk of tokens.
+def _chunked_group_kernel(barrier: Any) -> Any:
+    """The chunked group kernel with grid barrier ``barrier`` (see :mod:`.barrier`)."""
 
-    Args (device):
-        x, y: flat activations of ``tokens * hidden`` elements; ``x`` is read by layer 0
-            only, ``y`` is written by layer 0 and updated in place by the others.
-        tokens, hidden: uint32 shape of the activations.
-        codes: int32 ``(layers,)`` layer codes; params: flat float32 weights;
-        eps: float32 ``(layers,)``.
-        chunk_log2, team_log2, rotation_step: uint32 (see the module docstring).
-        packed: uint32, nonzero to move rows in packs (see :func:`packed_rows`).
-    """
-    grid = cuda.cg.this_grid()
-    scratch = cuda.shared.array(MAX_THREADS_PER_BLOCK, float32)
-    warp_sums = cuda.shared.array(MAX_WARPS_PER_BLOCK, float32)
-    tid = uint32(cuda.threadIdx.x)
-    team = _U1 << team_log2
-    lane = tid & uint32(team - _U1)
-    teams_per_block = uint32(cuda.blockDim.x) >> team_log2
-    block_first_team = uint32(uint32(cuda.blockIdx.x) * teams_per_block)
-    team_count = uint32(uint32(cuda.gridDim.x) * teams_per_block)
-    team_in_block = tid >> team_log2
-    chunk_tokens = _U1 << chunk_log2
-    row_mask = uint32(chunk_tokens - _U1)
-    layers = uint32(codes.shape[0])
-    row0 = _U0
-    while row0 < tokens:
-        rows_here = min(chunk_tokens, uint32(tokens - row0))
-        layer = _U0
-        while layer < layers:
-            _apply_layer(
-                x if layer == _U0 else y, y, hidden, params, layer, codes[layer], eps[layer],
-                row0, rows_here, chunk_tokens, row_mask, uint32(layer * rotation_step),
-                block_first_team, team_in_block, team_count, lane, team, tid, scratch, warp_sums,
-                packed,
-            )
-            layer = uint32(layer + _U1)
-            if layer < layers:
-                grid.sync()
-        row0 = uint32(row0 + chunk_tokens)
+    @cuda.jit(**_CHUNKED_OPTIONS)
+    def chunked_group_kernel(  # type: ignore[no-untyped-def]
+        x, y, tokens, hidden, codes, params, eps, chunk_log2, team_log2, rotation_step, packed,
+        barrier_word,
+    ):
+        """Persistent cooperative kernel: every layer of a group over each chunk of tokens.
+
+        Args (device):
+            x, y: flat activations of ``tokens * hidden`` elements; ``x`` is read by layer
+                0 only, ``y`` is written by layer 0 and updated in place by the others.
+            tokens, hidden: uint32 shape of the activations.
+            codes: int32 ``(layers,)`` layer codes; params: flat float32 weights;
+            eps: float32 ``(layers,)``.
+            chunk_log2, team_log2, rotation_step: uint32 (see the module docstring).
+            packed: uint32, nonzero to move rows in packs (see :func:`packed_rows`).
+            barrier_word: uint32 ``(BARRIER_WORDS,)``, this launch's barrier state.
+        """
+        cuda.cg.this_grid()  # a cooperative launch: every block resident, as barriers need
+        scratch = cuda.shared.array(MAX_THREADS_PER_BLOCK, float32)
+        warp_sums = cuda.shared.array(MAX_WARPS_PER_BLOCK, float32)
+        tid = uint32(cuda.threadIdx.x)
+        team = _U1 << team_log2
+        lane = tid & uint32(team - _U1)
+        teams_per_block = uint32(cuda.blockDim.x) >> team_log2
+        block_first_team = uint32(uint32(cuda.blockIdx.x) * teams_per_block)
+        team_count = uint32(uint32(cuda.gridDim.x) * teams_per_block)
+        team_in_block = tid >> team_log2
+        chunk_tokens = _U1 << chunk_log2
+        row_mask = uint32(chunk_tokens - _U1)
+        layers = uint32(codes.shape[0])
+        row0 = _U0
+        while row0 < tokens:
+            rows_here = min(chunk_tokens, uint32(tokens - row0))
+            layer = _U0
+            while layer < layers:
+                _apply_layer(
+                    x if layer == _U0 else y, y, hidden, params, layer, codes[layer], eps[layer],
+                    row0, rows_here, chunk_tokens, row_mask, uint32(layer * rotation_step),
+                    block_first_team, team_in_block, team_count, lane, team, tid, scratch,
+                    warp_sums, packed,
+                )
+                layer = uint32(layer + _U1)
+                if layer < layers:
+                    barrier(barrier_word)
+            row0 = uint32(row0 + chunk_tokens)
+
+    return chunked_group_kernel
+
+
+CHUNKED_KERNELS: dict[str, Any] = {mode: _chunked_group_kernel(barrier_function(mode)) for mode in BARRIER_MODES}
+"""The chunked group kernel for each grid barrier of :data:`BARRIER_MODES`."""
 
 
 @cuda.jit
@@ -444,42 +457,69 @@ def layer_kernel(src, dst, tokens, hidden, params, layer, code, eps, team_log2, 
     )
 
 
-@cuda.jit
-def stream_passes_kernel(buf, passes, scale, shift):  # type: ignore[no-untyped-def]
-    """Calibration: ``passes`` in-place passes ``buf = buf * scale + shift`` over a float32 buffer.
+def _stream_passes_kernel(barrier: Any) -> Any:
+    """The calibration stream with grid barrier ``barrier`` (see :mod:`.barrier`)."""
 
-    Persistent and cooperative, with a grid-wide sync between passes. Pass ``p`` hands
-    block ``b``'s share to block ``(b + p) mod blocks`` (a wrap-around counter, no
-    ``%``), so a block never re-reads what it wrote itself.
-    """
-    grid = cuda.cg.this_grid()
-    n = uint32(buf.shape[0])
-    threads = uint32(cuda.blockDim.x)
-    blocks = uint32(cuda.gridDim.x)
-    stride = uint32(threads * blocks)
-    span = uint32(stride * _UNROLL_M1)
-    step = uint32(stride * _UNROLL_U)
-    vals = cuda.local.array(UNROLL, float32)
-    block = uint32(cuda.blockIdx.x)
-    done = _U0
-    while done < passes:
-        start = uint32(block * threads + uint32(cuda.threadIdx.x))
-        while start + span < n:
+    @cuda.jit
+    def stream_passes_kernel(buf, passes, scale, shift, barrier_word):  # type: ignore[no-untyped-def]
+        """Calibration: ``passes`` in-place passes ``buf = buf * scale + shift`` over float32.
+
+        Persistent and cooperative, with a grid-wide barrier between passes. Pass ``p``
+        hands block ``b``'s share to block ``(b + p) mod blocks`` (a wrap-around counter,
+        no ``%``), so a block never re-reads what it wrote itself.
+        """
+        cuda.cg.this_grid()  # a cooperative launch: every block resident, as barriers need
+        n = uint32(buf.shape[0])
+        threads = uint32(cuda.blockDim.x)
+        blocks = uint32(cuda.gridDim.x)
+        stride = uint32(threads * blocks)
+        span = uint32(stride * _UNROLL_M1)
+        step = uint32(stride * _UNROLL_U)
+        vals = cuda.local.array(UNROLL, float32)
+        block = uint32(cuda.blockIdx.x)
+        done = _U0
+        while done < passes:
+            start = uint32(block * threads + uint32(cuda.threadIdx.x))
+            while start + span < n:
+                for j in range(UNROLL):
+                    vals[j] = buf[start + uint32(j) * stride]
+                for j in range(UNROLL):
+                    buf[start + uint32(j) * stride] = vals[j] * scale + shift
+                start += step
             for j in range(UNROLL):
-                vals[j] = buf[start + uint32(j) * stride]
-            for j in range(UNROLL):
-                buf[start + uint32(j) * stride] = vals[j] * scale + shift
-            start += step
-        for j in range(UNROLL):
-            i = start + uint32(j) * stride
-            if i < n:
-                buf[i] = buf[i] * scale + shift
-        block = uint32(block + _U1)
-        if block == blocks:
-            block = _U0
-        done = uint32(done + _U1)
-        if done < passes:
-            grid.sync()
+                i = start + uint32(j) * stride
+                if i < n:
+                    buf[i] = buf[i] * scale + shift
+            block = uint32(block + _U1)
+            if block == blocks:
+                block = _U0
+            done = uint32(done + _U1)
+            if done < passes:
+                barrier(barrier_word)
+
+    return stream_passes_kernel
+
+
+STREAM_KERNELS: dict[str, Any] = {mode: _stream_passes_kernel(barrier_function(mode)) for mode in BARRIER_MODES}
+"""The calibration stream for each grid barrier of :data:`BARRIER_MODES`."""
+
+
+def _barrier_rounds_kernel(barrier: Any) -> Any:
+    """A kernel that only crosses ``rounds`` grid barriers: their cost, alone."""
+
+    @cuda.jit
+    def barrier_rounds_kernel(rounds, barrier_word):  # type: ignore[no-untyped-def]
+        cuda.cg.this_grid()  # a cooperative launch: every block resident, as barriers need
+        done = _U0
+        while done < rounds:
+            barrier(barrier_word)
+            done = uint32(done + _U1)
+
+    return barrier_rounds_kernel
+
+
+BARRIER_KERNELS: dict[str, Any] = {mode: _barrier_rounds_kernel(barrier_function(mode)) for mode in BARRIER_MODES}
+"""The barrier-only kernel for each grid barrier of :data:`BARRIER_MODES`."""
 
 
 @cuda.jit
@@ -585,12 +625,14 @@ class LaunchGeometry:
         threads_per_block: threads per block.
         team_size: threads that share one row (row kernels; 0 for the calibration stream).
         packed: whether rows moved in 16-byte packs (see :func:`packed_rows`).
+        barrier: the grid barrier of a persistent kernel (:data:`BARRIER_MODES`), else None.
     """
 
     blocks: int
     threads_per_block: int
     team_size: int
     packed: bool = False
+    barrier: str | None = None
 
 
 @dataclass
@@ -766,15 +808,38 @@ class Launch:
     Attributes:
         geometry: the launch geometry.
         steps: ``(kernel, blocks, threads_per_block, args)`` for each launch, in order.
+        barrier_word: the device state of a persistent kernel's grid barrier, else None.
     """
 
     geometry: LaunchGeometry
     steps: tuple[tuple[Any, int, int, tuple[Any, ...]], ...]
+    barrier_word: Any = None
 
     def __call__(self) -> LaunchGeometry:
         for kernel, blocks, threads, args in self.steps:
             kernel[blocks, threads](*args)
         return self.geometry
+
+    def check_barrier(self) -> None:
+        """Raise RuntimeError if a grid barrier wait gave up in any run so far (synchronises).
+
+        The output of such a run is not valid: some block went on before the others arrived.
+        """
+        if self.barrier_word is None:
+            return
+        gave_up = timed_out_spins(self.barrier_word)
+        if gave_up:
+            raise RuntimeError(
+                f"the {self.geometry.barrier} grid barrier timed out {gave_up} time(s) in a "
+                f"launch of {self.geometry.blocks} blocks: a block waited more than "
+                f"{SPIN_LIMIT} polls for the others, so the results are not valid"
+            )
+
+
+def _barrier_kernel(kernels: dict[str, Any], barrier: str) -> Any:
+    if barrier not in kernels:
+        raise ValueError(f"barrier must be one of {BARRIER_MODES}, got {barrier!r}")
+    return kernels[barrier]
 
 
 def prepare_chunked(
@@ -784,6 +849,7 @@ def prepare_chunked(
     chunk_tokens: int,
     threads_per_block: int = 256,
     team_size: int | None = None,
+    barrier: str = "cg",
 ) -> Launch:
     """Prepare the persistent chunked group kernel: ``y = group(x)``, chunk by chunk.
 
@@ -796,6 +862,8 @@ def prepare_chunked(
         threads_per_block: a power of two in [32, 1024].
         team_size: threads per row, a power of two in [32, threads_per_block]; by default
             :func:`team_size_for` picks it.
+        barrier: the grid barrier between layers, one of :data:`BARRIER_MODES`
+            (see :mod:`.barrier`).
 
     Returns:
         The launch; its grid is sized from the kernel's occupancy (all blocks resident,
@@ -803,21 +871,23 @@ def prepare_chunked(
     """
     tokens, hidden = _check_activations(x, y, group)
     _check_launch_options(threads_per_block, team_size)
+    kernel = _barrier_kernel(CHUNKED_KERNELS, barrier)
     if not (_is_power_of_two(chunk_tokens) and chunk_tokens <= 2**30):
         raise ValueError(f"chunk_tokens must be a power of two in [1, 2**30], got {chunk_tokens}")
     # A chunk past the tensor would only add idle virtual rows (see _apply_layer).
     chunk_tokens = min(chunk_tokens, _ceil_power_of_two(tokens))
     packed = packed_rows(x, y)
-    probe_args = _chunked_args(x, y, group, chunk_tokens, WARP_SIZE, 0, packed)
-    max_blocks = resident_block_limit(chunked_group_kernel, probe_args, threads_per_block)
+    word = new_barrier_word()
+    probe_args = _chunked_args(x, y, group, chunk_tokens, WARP_SIZE, 0, packed, word)
+    max_blocks = resident_block_limit(kernel, probe_args, threads_per_block)
     rows = min(chunk_tokens, tokens)
     team = _team_or_default(team_size, threads_per_block, max_blocks * threads_per_block, rows, hidden,
                             packed)
     teams_per_block = threads_per_block // team
     blocks = max(1, min(max_blocks, -(-rows // teams_per_block)))
-    args = _chunked_args(x, y, group, chunk_tokens, team, teams_per_block, packed)
-    geometry = LaunchGeometry(blocks, threads_per_block, team, packed)
-    return Launch(geometry, ((chunked_group_kernel, blocks, threads_per_block, args),))
+    args = _chunked_args(x, y, group, chunk_tokens, team, teams_per_block, packed, word)
+    geometry = LaunchGeometry(blocks, threads_per_block, team, packed, barrier)
+    return Launch(geometry, ((kernel, blocks, threads_per_block, args),), word)
 
 
 def run_chunked(
@@ -827,21 +897,25 @@ def run_chunked(
     chunk_tokens: int,
     threads_per_block: int = 256,
     team_size: int | None = None,
+    barrier: str = "cg",
 ) -> LaunchGeometry:
-    """Launch the chunked group kernel once (see :func:`prepare_chunked`); asynchronous."""
-    return prepare_chunked(x, y, group, chunk_tokens, threads_per_block, team_size)()
+    """Launch the chunked group kernel once (see :func:`prepare_chunked`); asynchronous.
+
+    (:meth:`Launch.check_barrier` of a prepared launch reports a barrier that timed out.)
+    """
+    return prepare_chunked(x, y, group, chunk_tokens, threads_per_block, team_size, barrier)()
 
 
 def _chunked_args(
     x: Any, y: Any, group: DeviceGroup, chunk_tokens: int, team: int, rotation_step: int,
-    packed: bool,
+    packed: bool, barrier_word: Any,
 ) -> tuple[Any, ...]:
     tokens, hidden = x.shape
     return (
         x.reshape(tokens * hidden), y.reshape(tokens * hidden), np.uint32(tokens),
         np.uint32(hidden), group.codes, group.params, group.eps,
         np.uint32(chunk_tokens.bit_length() - 1), np.uint32(team.bit_length() - 1),
-        np.uint32(rotation_step), np.uint32(packed),
+        np.uint32(rotation_step), np.uint32(packed), barrier_word,
     )
 
 
@@ -898,7 +972,8 @@ def run_layer_by_layer(
 
 
 def prepare_stream_passes(
-    buf: Any, passes: int, scale: float = 1.0, shift: float = 0.0, threads_per_block: int = 256
+    buf: Any, passes: int, scale: float = 1.0, shift: float = 0.0, threads_per_block: int = 256,
+    barrier: str = "cg",
 ) -> Launch:
     """Prepare the calibration stream: ``passes`` in-place passes ``buf = buf * scale + shift``.
 
@@ -907,6 +982,7 @@ def prepare_stream_passes(
         passes: passes per launch, in [1, 2**31].
         scale, shift: the float32 affine map of each pass.
         threads_per_block: a power of two in [32, 1024].
+        barrier: the grid barrier between passes, one of :data:`BARRIER_MODES`.
 
     Returns:
         The launch (all co-resident blocks, no more than the buffer needs).
@@ -918,19 +994,52 @@ def prepare_stream_passes(
     if not 1 <= passes <= 2**31:
         raise ValueError(f"passes must be in [1, 2**31], got {passes}")
     check_threads_per_block(threads_per_block)
-    args = (buf, np.uint32(passes), np.float32(scale), np.float32(shift))
-    max_blocks = resident_block_limit(stream_passes_kernel, args, threads_per_block)
+    kernel = _barrier_kernel(STREAM_KERNELS, barrier)
+    word = new_barrier_word()
+    args = (buf, np.uint32(passes), np.float32(scale), np.float32(shift), word)
+    max_blocks = resident_block_limit(kernel, args, threads_per_block)
     needed = -(-buf.shape[0] // (threads_per_block * UNROLL))
     blocks = max(1, min(max_blocks, needed))
-    geometry = LaunchGeometry(blocks, threads_per_block, 0)
-    return Launch(geometry, ((stream_passes_kernel, blocks, threads_per_block, args),))
+    geometry = LaunchGeometry(blocks, threads_per_block, 0, barrier=barrier)
+    return Launch(geometry, ((kernel, blocks, threads_per_block, args),), word)
 
 
 def run_stream_passes(
-    buf: Any, passes: int, scale: float = 1.0, shift: float = 0.0, threads_per_block: int = 256
+    buf: Any, passes: int, scale: float = 1.0, shift: float = 0.0, threads_per_block: int = 256,
+    barrier: str = "cg",
 ) -> LaunchGeometry:
     """Launch the calibration stream once (see :func:`prepare_stream_passes`); asynchronous."""
-    return prepare_stream_passes(buf, passes, scale, shift, threads_per_block)()
+    return prepare_stream_passes(buf, passes, scale, shift, threads_per_block, barrier)()
+
+
+def prepare_barrier_rounds(
+    rounds: int, blocks: int | None = None, threads_per_block: int = 256, barrier: str = "cg"
+) -> Launch:
+    """Prepare a launch that only crosses ``rounds`` grid barriers (their cost, alone).
+
+    Args:
+        rounds: barriers per launch, in [0, 2**31].
+        blocks: blocks in the grid (>= 1); default and upper limit: the most that stay
+            resident at once (a cooperative launch's limit).
+        threads_per_block: a power of two in [32, 1024].
+        barrier: one of :data:`BARRIER_MODES`.
+    """
+    if not 0 <= rounds <= 2**31:
+        raise ValueError(f"rounds must be in [0, 2**31], got {rounds}")
+    check_threads_per_block(threads_per_block)
+    kernel = _barrier_kernel(BARRIER_KERNELS, barrier)
+    word = new_barrier_word()
+    args = (np.uint32(rounds), word)
+    limit = resident_block_limit(kernel, args, threads_per_block)
+    if blocks is None:
+        blocks = limit
+    elif not 1 <= blocks <= limit:
+        raise ValueError(
+            f"blocks must be in [1, {limit}] (the most that stay resident with "
+            f"{threads_per_block} threads per block), got {blocks}"
+        )
+    geometry = LaunchGeometry(blocks, threads_per_block, 0, barrier=barrier)
+    return Launch(geometry, ((kernel, blocks, threads_per_block, args),), word)
 
 
 def poison(y: Any, value: float = math.nan) -> None:

@@ -10,7 +10,10 @@ and what the plan says about it (planned working set, predicted speedup). For ea
   least 2x and 4x the nominal L2;
 - ``layer_by_layer``: the control, one launch per layer over the whole tensor;
 - ``device_copy``: a device-to-device copy of the activation tensor (the bar the control
-  must reach).
+  must reach);
+- ``planned_<barrier>`` for each barrier in ``compare_barriers``: the planned chunk with
+  that grid barrier instead (:mod:`.barrier`), beside the main one; it is checked like
+  the others and reported, and the criteria judge the main barrier's run.
 
 Each kernel run starts from a NaN-poisoned output and is compared with the float64
 reference (:func:`~layerwise_fast.cuda.reference.reference_forward`) on a sample of
@@ -59,7 +62,8 @@ from typing import Any
 
 import numpy as np
 
-from .calibrate import Calibration, calibrate, calibration_sizes, time_launches
+from .barrier import BARRIER_MODES
+from .calibrate import BarrierCost, Calibration, calibrate, calibration_sizes, measure_barriers, time_launches
 from .kernels import (
     DeviceGroup,
     Launch,
@@ -309,6 +313,8 @@ def verify_plan(
     repeats: int = 5,
     threads_per_block: int = 256,
     seed: int = 0,
+    barrier: str = "cg",
+    compare_barriers: Sequence[str] = (),
 ) -> list[GroupReport]:
     """Verify the groups of a :class:`~layerwise_fast.Plan` on this card.
 
@@ -317,13 +323,15 @@ def verify_plan(
     the card by :func:`groups_from_plan`, and is judged against the plan's own
     predicted speedup. The stand-ins model a group's bytes, not its operators: a group
     whose plan predicts a loss (tiled weights streamed from HBM) or a gain from compute
-    will disagree with them, and the report shows it.
+    will disagree with them, and the report shows it. ``barrier`` and
+    ``compare_barriers`` as in :func:`verify_groups`.
     """
     cache = _resolve_cache(cache_bytes, calibration)
     specs, _ = plan_specs(plan, cache_bytes=cache, hidden=hidden, max_layers=max_layers,
                           max_groups=max_groups, dtype=dtype, total_bytes=total_bytes)
     return verify_groups(specs, calibration, cache_bytes=cache, repeats=repeats,
-                         threads_per_block=threads_per_block, seed=seed)
+                         threads_per_block=threads_per_block, seed=seed, barrier=barrier,
+                         compare_barriers=compare_barriers)
 
 
 def plan_specs(
@@ -374,7 +382,8 @@ class RunReport:
     """One variant of one group.
 
     Attributes:
-        variant: "planned", "2x_cache", "4x_cache", "layer_by_layer" or "device_copy".
+        variant: "planned", "2x_cache", "4x_cache", "layer_by_layer", "device_copy", or
+            "planned_<barrier>" (the planned chunk with another grid barrier).
         chunk_tokens: rows per chunk (None for the control and the copy).
         working_set_bytes: the chunk's working set (None for the control and the copy).
         bytes_moved: bytes read + written per run.
@@ -478,6 +487,8 @@ def verify_groups(
     sample_rows: int = 4096,
     threads_per_block: int = 256,
     seed: int = 0,
+    barrier: str = "cg",
+    compare_barriers: Sequence[str] = (),
 ) -> list[GroupReport]:
     """Run and check every variant of every group; see the module docstring.
 
@@ -491,15 +502,28 @@ def verify_groups(
         sample_rows: rows compared with the float64 reference (all rows when fewer).
         threads_per_block: a power of two in [32, 1024].
         seed: seed of inputs and weights (fresh per group).
+        barrier: the chunked kernel's grid barrier (one of ``BARRIER_MODES``).
+        compare_barriers: other barriers to run the planned chunk with as well.
     """
     if repeats < 1 or sample_rows < 1:
         raise ValueError(f"repeats and sample_rows must be >= 1, got {repeats} and {sample_rows}")
+    for mode in (barrier, *compare_barriers):
+        if mode not in BARRIER_MODES:
+            raise ValueError(f"barriers must be among {BARRIER_MODES}, got {mode!r}")
     cache = _resolve_cache(cache_bytes, calibration)
     rng = np.random.default_rng(seed)
-    return [
-        _verify_group(group, calibration, cache, repeats, sample_rows, threads_per_block, rng)
-        for group in groups
-    ]
+    options = _RunOptions(repeats, sample_rows, threads_per_block, barrier,
+                          tuple(mode for mode in dict.fromkeys(compare_barriers) if mode != barrier))
+    return [_verify_group(group, calibration, cache, options, rng) for group in groups]
+
+
+@dataclass(frozen=True)
+class _RunOptions:
+    repeats: int
+    sample_rows: int
+    threads_per_block: int
+    barrier: str
+    compare_barriers: tuple[str, ...]
 
 
 @dataclass
@@ -562,6 +586,7 @@ def _run_kernel_variant(
     cuda.synchronize()
     first_error, first_unwritten = _check(work)
     times = time_launches(launch, repeats)
+    launch.check_barrier()
     error, unwritten = _check(work)
     seconds = None if times is None else statistics.median(times)
     return RunReport(
@@ -592,30 +617,34 @@ def _run_copy(work: _Workspace, repeats: int) -> RunReport:
 
 
 def _verify_group(
-    group: GroupSpec, calibration: Calibration | None, cache: int, repeats: int,
-    sample_rows: int, threads_per_block: int, rng: np.random.Generator,
+    group: GroupSpec, calibration: Calibration | None, cache: int, options: _RunOptions,
+    rng: np.random.Generator,
 ) -> GroupReport:
-    work = _prepare(group, sample_rows, rng)
+    work = _prepare(group, options.sample_rows, rng)
     bytes_moved = 2 * len(group.layers) * group.tokens * group.hidden * group.itemsize
     chunks = {
-        "planned": group.chunk_tokens,
-        "2x_cache": chunk_tokens_for(2 * cache, group.layers, group.hidden, group.itemsize, True),
-        "4x_cache": chunk_tokens_for(4 * cache, group.layers, group.hidden, group.itemsize, True),
+        "planned": (group.chunk_tokens, options.barrier),
+        "2x_cache": (chunk_tokens_for(2 * cache, group.layers, group.hidden, group.itemsize, True),
+                     options.barrier),
+        "4x_cache": (chunk_tokens_for(4 * cache, group.layers, group.hidden, group.itemsize, True),
+                     options.barrier),
     }
+    chunks.update({f"planned_{mode}": (group.chunk_tokens, mode) for mode in options.compare_barriers})
     runs: dict[str, RunReport] = {}
-    for variant, chunk in chunks.items():
+    for variant, (chunk, barrier) in chunks.items():
         runs[variant] = _run_kernel_variant(
             variant,
-            prepare_chunked(work.x, work.y, work.device_group, chunk, threads_per_block),
-            work, bytes_moved, repeats, chunk,
+            prepare_chunked(work.x, work.y, work.device_group, chunk, options.threads_per_block,
+                            barrier=barrier),
+            work, bytes_moved, options.repeats, chunk,
             chunk_working_set_bytes(group.layers, group.hidden, min(chunk, group.tokens), group.itemsize),
         )
     runs["layer_by_layer"] = _run_kernel_variant(
         "layer_by_layer",
-        prepare_layer_by_layer(work.x, work.y, work.device_group, threads_per_block),
-        work, bytes_moved, repeats, None, None,
+        prepare_layer_by_layer(work.x, work.y, work.device_group, options.threads_per_block),
+        work, bytes_moved, options.repeats, None, None,
     )
-    runs["device_copy"] = _run_copy(work, repeats)
+    runs["device_copy"] = _run_copy(work, options.repeats)
     return group_report(group, calibration, work.tolerance, runs)
 
 
@@ -699,13 +728,15 @@ class RunSettings:
     cache_bytes: int | None = None  # None: the device's L2
     small_plan: bool = False
     calibration_sizes: tuple[int, ...] | None = None
+    barrier_rounds: int = 4096
 
 
 def settings_for(quick: bool, simulated: bool) -> RunSettings:
     """Full or ``--quick`` sizes on a GPU; tiny ones under the simulator (a 1 KiB "cache")."""
     if simulated:
         return RunSettings(total_bytes=4096, repeats=1, points_per_octave=1, bytes_per_launch=8192,
-                           cache_bytes=1024, small_plan=True, calibration_sizes=(1024, 2048, 4096))
+                           cache_bytes=1024, small_plan=True, calibration_sizes=(1024, 2048, 4096),
+                           barrier_rounds=4)
     if quick:
         return RunSettings(total_bytes=512 * MIB, repeats=3, points_per_octave=3, bytes_per_launch=GIB)
     return RunSettings(total_bytes=GIB, repeats=5, points_per_octave=4, bytes_per_launch=2 * GIB)
@@ -718,26 +749,39 @@ def run_gpu_verification(
     repeats: int | None = None,
     plan: Any = None,
     plan_groups_limit: int = 4,
+    barrier: str = "cg",
+    compare_barriers: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """The one-call run: environment, calibration sweep, verification of the bundled plan
-    and, given a :class:`~layerwise_fast.Plan`, of its first ``plan_groups_limit``
-    distinct groups (:func:`verify_plan`).
+    """The one-call run: environment, calibration sweep, the cost of each grid barrier
+    alone, verification of the bundled plan and, given a :class:`~layerwise_fast.Plan`,
+    of its first ``plan_groups_limit`` distinct groups (:func:`verify_plan`).
+
+    ``barrier`` is the grid barrier of the calibration stream and the chunked runs;
+    the planned chunk of each group also runs with each of ``compare_barriers``
+    (default: every other barrier).
 
     Writes ``calibration.json``, ``verification.json`` and (with matplotlib and timings)
     ``bandwidth.png`` into ``out_dir``, prints the summary table last, and returns the
     verification dictionary.
     """
+    if barrier not in BARRIER_MODES:
+        raise ValueError(f"barrier must be one of {BARRIER_MODES}, got {barrier!r}")
+    others = tuple(m for m in BARRIER_MODES if m != barrier) if compare_barriers is None else tuple(compare_barriers)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = settings_for(quick, is_simulated())
     reps = settings.repeats if repeats is None else repeats
+    threads = 32 if is_simulated() else 256
     env = environment()
     print(f"device: {_device_line(env['device'])}", flush=True)
     l2 = settings.cache_bytes if settings.cache_bytes is not None else env["device"]["l2_bytes"]
     sizes = settings.calibration_sizes or tuple(calibration_sizes(l2, points_per_octave=settings.points_per_octave))
-    print(f"calibration: {len(sizes)} sizes from {sizes[0]} to {sizes[-1]} bytes", flush=True)
+    print(f"calibration: {len(sizes)} sizes from {sizes[0]} to {sizes[-1]} bytes, {barrier} barrier", flush=True)
     cal = calibrate(sizes, l2_bytes=l2, repeats=reps, bytes_per_launch=settings.bytes_per_launch,
-                    threads_per_block=32 if is_simulated() else 256)
+                    threads_per_block=threads, barrier=barrier)
+    barrier_costs = measure_barriers(threads_per_block=threads, rounds=settings.barrier_rounds,
+                                     repeats=reps, barriers=(barrier, *others))
+    print(format_barrier_costs(barrier_costs), flush=True)
     if cal.timed:
         cal.save(out / "calibration.json")
     else:
@@ -755,16 +799,18 @@ def run_gpu_verification(
         print(f"verifying group {group.name}: {len(group.layers)} layers, hidden {group.hidden}, "
               f"{group.tokens} tokens, chunk {group.chunk_tokens} tokens", flush=True)
         reports += verify_groups([group], cal, cache_bytes=l2, repeats=reps, seed=index,
-                                 threads_per_block=32 if is_simulated() else 256)
+                                 threads_per_block=threads, barrier=barrier, compare_barriers=others)
     result = {
         "environment": env,
+        "barrier": barrier,
+        "barrier_costs": [asdict(cost) for cost in barrier_costs],
         "calibration": cal.describe(),
         "groups": [report.to_dict() for report in reports],
         "verdict": _overall_verdict(reports),
     }
     (out / "verification.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(plot_bandwidth(cal, reports, out / "bandwidth.png"))
-    print(format_table(cal, reports))
+    print(format_table(cal, reports, barrier_costs))
     return result
 
 
@@ -831,18 +877,50 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def format_table(calibration: Calibration, reports: Sequence[GroupReport]) -> str:
-    """The short summary table: the calibration, then one line per group and per criterion."""
+def format_barrier_costs(costs: Sequence[BarrierCost]) -> str:
+    """One line per barrier: microseconds per barrier at each grid size."""
+    lines = []
+    for mode in dict.fromkeys(cost.barrier for cost in costs):
+        parts = [f"{cost.blocks} blocks {_microseconds(cost.seconds_per_barrier)}"
+                 for cost in costs if cost.barrier == mode]
+        lines.append(f"barrier {mode}, us each: " + ", ".join(parts))
+    return "\n".join(lines)
+
+
+def _microseconds(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e6:.2f}"
+
+
+def _barrier_speedups(report: GroupReport) -> list[tuple[str, float | None]]:
+    """(barrier, layer-by-layer time / planned-chunk time with it) of each compared barrier."""
+    control = report.runs["layer_by_layer"].seconds
+    return [
+        (name.removeprefix("planned_"), _ratio(control, run.seconds))
+        for name, run in report.runs.items() if name.startswith("planned_")
+    ]
+
+
+def format_table(
+    calibration: Calibration, reports: Sequence[GroupReport], barrier_costs: Sequence[BarrierCost] = ()
+) -> str:
+    """The short summary table: the calibration, then one line per group and per criterion.
+
+    Columns after ``speedup`` give the speedup of the planned chunk with each compared
+    barrier (``planned_<barrier>`` runs).
+    """
     s = calibration.summary
     width = max([6] + [len(r.group.name) + 1 for r in reports])
+    compared = list(dict.fromkeys(name for r in reports for name, _ in _barrier_speedups(r)))
     lines = [
         "calibration: " + (
             f"plateau {_tbps(s.plateau_bytes_per_s)} TB/s at {s.plateau_size_bytes / MIB:.1f} MiB, "
             f"HBM {_tbps(s.hbm_bytes_per_s)} TB/s, knee {s.knee_bytes / MIB:.1f} MiB"
             if s else "untimed (simulator)"
         ),
+        *([format_barrier_costs(barrier_costs)] if barrier_costs else []),
         f"{'group':<{width}}{'layers':>7}{'ws MiB':>9}{'planned':>9}{'2x':>7}{'4x':>7}{'ctrl':>7}{'copy':>7}"
-        f"{'speedup':>9}{'pred':>7}{'rel err':>10}  verdict   (rates TB/s)",
+        f"{'speedup':>9}" + "".join(f"{name:>9}" for name in compared)
+        + f"{'pred':>7}{'rel err':>10}  verdict   (rates TB/s)",
     ]
     for r in reports:
         rate = {name: run.bandwidth_bytes_per_s for name, run in r.runs.items()}
@@ -851,8 +929,9 @@ def format_table(calibration: Calibration, reports: Sequence[GroupReport]) -> st
             f"{r.group.name:<{width}}{len(r.group.layers):>7}{r.group.working_set_bytes / MIB:>9.2f}"
             f"{_tbps(rate['planned']):>9}{_tbps(rate['2x_cache']):>7}{_tbps(rate['4x_cache']):>7}"
             f"{_tbps(rate['layer_by_layer']):>7}{_tbps(rate['device_copy']):>7}"
-            f"{_fmt(r.measured_speedup, '.2f'):>9}{_fmt(r.predicted_speedup, '.2f'):>7}"
-            f"{worst:>10.1e}  {r.verdict}"
+            f"{_fmt(r.measured_speedup, '.2f'):>9}"
+            + "".join(f"{_fmt(dict(_barrier_speedups(r)).get(name), '.2f'):>9}" for name in compared)
+            + f"{_fmt(r.predicted_speedup, '.2f'):>7}{worst:>10.1e}  {r.verdict}"
         )
     for r in reports:
         for c in r.criteria:
@@ -897,6 +976,11 @@ def build_arg_parser(prog: str = "gpu_verify") -> argparse.ArgumentParser:
     parser.add_argument("--plan-groups", type=int, default=4, metavar="N",
                         help="verify at most N distinct groups of --plan (groups alike in "
                              "layers and working set run once; default 4)")
+    parser.add_argument("--barrier", choices=BARRIER_MODES, default="cg",
+                        help="grid barrier of the persistent kernels: cg, Numba's cooperative-"
+                             "groups sync (a device-runtime call), or atomic, an inline "
+                             "counter barrier; the planned chunk also runs with the other "
+                             "one, and each barrier is timed alone (default cg)")
     return parser
 
 
@@ -926,5 +1010,5 @@ def main(argv: Sequence[str] | None = None, prog: str = "gpu_verify") -> int:
             print(f"{prog}: error: {exc}", file=sys.stderr)
             return 2
     result = run_gpu_verification(args.out, quick=args.quick, repeats=args.repeats, plan=plan,
-                                  plan_groups_limit=args.plan_groups)
+                                  plan_groups_limit=args.plan_groups, barrier=args.barrier)
     return 0 if result["verdict"] in ("pass", "unmeasured") else 1
