@@ -88,6 +88,7 @@ def _run(
     chunk_tokens: int = 16,
     team_size: int | None = None,
     barrier: str = "cg",
+    packs_in_flight: int = kernels.PACKS_IN_FLIGHT,
 ) -> tuple[np.ndarray, kernels.LaunchGeometry, Any]:
     """Run ``kind`` ("chunked" or "layer_by_layer") on a poisoned output; return it."""
     group = kernels.upload_group(layers, params)
@@ -95,11 +96,13 @@ def _run(
     y_dev = cuda.device_array_like(x_dev)
     kernels.poison(y_dev)
     if kind == "chunked":
-        launch = kernels.prepare_chunked(x_dev, y_dev, group, chunk_tokens, TPB, team_size, barrier)
+        launch = kernels.prepare_chunked(x_dev, y_dev, group, chunk_tokens, TPB, team_size, barrier,
+                                         packs_in_flight)
         geometry = launch()
         launch.check_barrier()
     else:
-        geometry = kernels.run_layer_by_layer(x_dev, y_dev, group, TPB, team_size=team_size)
+        geometry = kernels.run_layer_by_layer(x_dev, y_dev, group, TPB, team_size=team_size,
+                                              packs_in_flight=packs_in_flight)
     cuda.synchronize()
     return y_dev.copy_to_host(), geometry, x_dev
 
@@ -181,6 +184,35 @@ def test_chunked_kernel_handles_a_partial_last_chunk_and_keeps_x(barrier: str) -
     assert not np.isnan(out).any()
     np.testing.assert_array_equal(x_dev.copy_to_host(), x)
     assert geometry.barrier == barrier
+
+
+@needs_device
+@pytest.mark.parametrize("packs", kernels.PACKS_IN_FLIGHT_CHOICES)
+@pytest.mark.parametrize("kind", ["chunked", "layer_by_layer"])
+def test_packed_rows_match_the_reference_with_each_count_of_packs_in_flight(kind: str, packs: int) -> None:
+    # hidden 768 with a 32-lane team: 3 packs per lane, so a step of 2 ends with one pack
+    # and steps of 4 or 8 are partly past the row's end.
+    x, params, ref = _inputs(4, 768, np.float16)
+    out, geometry, _ = _run(kind, x, params, chunk_tokens=2, team_size=32, packs_in_flight=packs)
+    assert not np.isnan(out).any(), "some output element was never written"
+    assert relative_error(out, ref) <= verify.TOLERANCE["float16"]
+    assert (geometry.packed, geometry.packs_in_flight) == (True, packs)
+
+
+@needs_device
+def test_unpacked_rows_report_no_packs_in_flight() -> None:
+    x, params, _ = _inputs(16, 36, np.float16)  # 36 channels: no whole number of packs
+    for kind in ("chunked", "layer_by_layer"):
+        _, geometry, _ = _run(kind, x, params, chunk_tokens=8)
+        assert (geometry.packed, geometry.packs_in_flight) == (False, None)
+
+
+def test_team_size_default_gives_each_lane_a_full_step_of_packs() -> None:
+    # Few rows of 4096 halves (512 packs): lanes are capped so each gets a whole step.
+    assert kernels._team_or_default(None, 1024, 1 << 20, 4, 4096, 2) == 256
+    assert kernels._team_or_default(None, 1024, 1 << 20, 4, 4096, 8) == 64
+    assert kernels._team_or_default(None, 1024, 1 << 20, 4, 4096, None) == 512  # UNROLL elements
+    assert kernels._team_or_default(128, 1024, 1 << 20, 4, 4096, 8) == 128  # given: kept
 
 
 @needs_device
@@ -441,6 +473,12 @@ def test_launchers_reject_other_bad_arguments(small_group) -> None:
         kernels.prepare_barrier_rounds(1, barrier="spin")
     with pytest.raises(ValueError, match=r"rounds must be in \[0, 2\*\*31\], got -1"):
         kernels.prepare_barrier_rounds(-1)
+    bad_packs = r"packs_in_flight must be one of \(2, 4, 8\), got 3"
+    with pytest.raises(ValueError, match=bad_packs):
+        kernels.run_chunked(_FakeDeviceArray((16, 8)), _FakeDeviceArray((16, 8)), small_group, 4, packs_in_flight=3)
+    with pytest.raises(ValueError, match=bad_packs):
+        kernels.run_layer_by_layer(_FakeDeviceArray((16, 8)), _FakeDeviceArray((16, 8)), small_group,
+                                   packs_in_flight=3)
 
 
 @needs_device
@@ -727,22 +765,63 @@ def test_one_call_run_writes_its_outputs_and_prints_the_table_last(tmp_path: Pat
         ("cg", 1, None), ("atomic", 1, None)]
     assert set(result["groups"][0]["runs"]) >= {"planned", "planned_atomic"}
     assert result["calibration"]["method"]["barrier"] == "cg"
+    variants = result["variants"]
+    assert variants["correct"] is True and len(variants["runs"]) == 2 * len(kernels.PACKS_IN_FLIGHT_CHOICES)
+    assert result["packs_in_flight"] == kernels.PACKS_IN_FLIGHT
 
 
 @pytest.mark.skipif(not SIMULATED, reason="on a GPU the one-call run is bench/gpu_verify.py's job")
 def test_one_call_run_takes_the_atomic_barrier_and_compares_cg(tmp_path: Path, capsys) -> None:
-    assert verify.main(["--out", str(tmp_path), "--barrier", "atomic"]) == 0
+    assert verify.main(["--out", str(tmp_path), "--barrier", "atomic", "--packs-in-flight", "8"]) == 0
     header = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("group "))
     assert header.split()[header.split().index("speedup") + 1] == "cg"
     result = json.loads((tmp_path / "verification.json").read_text())
     runs = result["groups"][0]["runs"]
     assert runs["planned"]["geometry"]["barrier"] == "atomic" and runs["planned_cg"]["geometry"]["barrier"] == "cg"
+    assert runs["planned"]["geometry"]["packs_in_flight"] == runs["layer_by_layer"]["geometry"]["packs_in_flight"] == 8
 
 
 def test_verify_groups_rejects_an_unknown_barrier() -> None:
     group = verify.GroupSpec("t", (affine("relu"),), 32, 64, 8)
     with pytest.raises(ValueError, match=r"barriers must be among \('cg', 'atomic'\), got 'spin'"):
         verify.verify_groups([group], cache_bytes=1024, compare_barriers=("spin",))
+    with pytest.raises(ValueError, match=r"packs_in_flight must be one of \(2, 4, 8\), got 16"):
+        verify.verify_groups([group], cache_bytes=1024, packs_in_flight=16)
+    with pytest.raises(ValueError, match=r"packs must be among \(2, 4, 8\), got 1"):
+        verify.sweep_variants(group, packs=(2, 1))
+    with pytest.raises(ValueError, match=r"barriers must be among \('cg', 'atomic'\), got 'grid'"):
+        verify.sweep_variants(group, barriers=("grid",))
+
+
+@needs_device
+def test_sweep_runs_every_variant_on_one_set_of_inputs() -> None:
+    layers = (rmsnorm(), affine("silu"))
+    group = verify.GroupSpec("v", layers, 256, 16, 8)  # 32 packs a row: 1 per lane of a warp
+    runs = verify.sweep_variants(group, repeats=1, sample_rows=16, threads_per_block=32)
+    assert [(r.barrier, r.packs_in_flight) for r in runs] == [
+        (m, p) for p in kernels.PACKS_IN_FLIGHT_CHOICES for m in BARRIER_MODES]
+    assert all(r.correct(verify.TOLERANCE["float16"]) for r in runs)
+    assert all(r.chunked.geometry.barrier == r.barrier and r.chunked.geometry.packs_in_flight == r.packs_in_flight
+               for r in runs)
+    # One control per count of packs, shared by both barriers.
+    assert runs[0].control is runs[1].control and runs[0].control is not runs[2].control
+
+
+def test_variant_table_compares_with_the_same_packs_and_with_the_fastest_control() -> None:
+    group = verify.GroupSpec("A", (affine("relu"),), 4096, 131072, 2048)
+    moved = 16 << 30
+
+    def run(name: str, rate: float) -> verify.RunReport:
+        return verify.RunReport(name, None, None, moved, moved / (rate * 1e12), rate * 1e12, 1e-4, 0)
+
+    slow_control, fast_control = run("c2", 3.0), run("c4", 3.5)
+    runs = [verify.VariantRun("cg", 2, run("p", 3.3), slow_control),
+            verify.VariantRun("atomic", 4, run("p", 4.9), fast_control)]
+    lines = verify.format_variants(group, runs, 5e-3).splitlines()
+    assert lines[2].split() == ["cg", "2", "3.30", "3.00", "1.10", "0.94", "1.0e-04", "yes"]
+    assert lines[3].split() == ["atomic", "4", "4.90", "3.50", "1.40", "1.40", "1.0e-04", "yes"]
+    runs[1].chunked.unwritten = 3
+    assert verify.format_variants(group, runs, 5e-3).splitlines()[3].endswith("NO")
 
 
 def _small_plan(n_layers: int = 6) -> Any:
@@ -810,6 +889,7 @@ def test_bench_script_help_describes_the_run() -> None:
     )
     assert completed.returncode == 0
     assert "--out DIR" in completed.stdout and "--quick" in completed.stdout
+    assert "--barrier {cg,atomic}" in completed.stdout and "--packs-in-flight {2,4,8}" in completed.stdout
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,9 @@ Thread mapping (shared by the chunked kernel and the control)
     A *team* of ``team`` threads (a power of two, 32 <= team <= threads per block) owns
     one row at a time. Where the rows allow it (:func:`packed_rows`: float16 or float32,
     ``hidden`` a multiple of ``PACK``, aligned arrays) lane ``t`` moves the 16-byte packs
-    ``t, t + team, ...`` of ``PACK`` channels (:mod:`.packed`), two packs in flight per
-    step; otherwise it touches channels ``t, t + team, t + 2 team, ...`` and issues
+    ``t, t + team, ...`` of ``PACK`` channels (:mod:`.packed`), ``packs_in_flight``
+    (2, 4 or 8) loaded per step before the first is used; one compiled kernel per count.
+    Otherwise it touches channels ``t, t + team, t + 2 team, ...`` and issues
     ``UNROLL`` independent scalar loads before it uses the first. Either way each warp
     instruction reads consecutive elements (coalesced). An
     ``rmsnorm`` row is reduced by its own team through shared memory with two block
@@ -70,8 +71,11 @@ from .reference import LayerSpec
 UNROLL = 8
 """Elements each thread loads before it uses the first (per unrolled step)."""
 
-CHUNKED_MAX_REGISTERS = 80
-"""Register cap of the chunked group kernel (occupancy: 3 blocks of 256 threads per SM)."""
+PACKS_IN_FLIGHT_CHOICES: tuple[int, ...] = (2, 4, 8)
+"""Packs a lane may load before it uses the first (packed rows): the kernels' choices."""
+
+PACKS_IN_FLIGHT = 4
+"""The default of :data:`PACKS_IN_FLIGHT_CHOICES`."""
 
 WARP_SIZE = 32
 MAX_THREADS_PER_BLOCK = 1024
@@ -114,18 +118,18 @@ def is_simulated() -> bool:
     return bool(config.ENABLE_CUDASIM)
 
 
-# Compile options the simulator's jit does not take (it compiles nothing):
-# - device functions inlined at the NVVM level, so that constant arguments specialise
-#   each copy;
-# - the chunked kernel capped at 80 registers: uncapped it takes 98 (2 blocks of 256
-#   threads per SM); at 80 it fits 3, and ptxas (sm_90) spills 36 bytes (float16) to
-#   68 bytes (float32); at 64 it would spill over 200.
+# Device functions are inlined at the NVVM level (an option the simulator's jit does not
+# take), so that constant arguments specialise each copy. Registers per thread from
+# ptxas 13.5 for sm_90, no spills in any kernel (chunked float16 / float32, control):
+# 2 packs in flight 64-69 / 68-70, 44; 4 packs 80 / 76-80, 63; 8 packs 126-128 / 121-123,
+# 96. At 256 threads per block the chunked kernel keeps 3 blocks per SM with 2 or 4
+# packs and 2 with 8; the control keeps 5, 4 and 2.
 _SIMULATED = is_simulated()
 _INLINED_DEVICE: dict[str, Any] = {"device": True} if _SIMULATED else {"device": True, "forceinline": True}
-_CHUNKED_OPTIONS: dict[str, Any] = {} if _SIMULATED else {"max_registers": CHUNKED_MAX_REGISTERS}
 load_pack, store_pack = pack_functions(_SIMULATED)
 _PACK_U = np.uint32(PACK)
-_TWO_PACKS = 2 * PACK  # a module constant: local array shapes must be compile-time literals
+# Module constants: local array shapes must be compile-time literals.
+_TWO_PACKS = 2 * PACK
 
 
 # --------------------------------------------------------------------------- device code
@@ -214,95 +218,93 @@ def _scale_row(src, dst, params, row_off, w_off, hidden, factor, lane, team):  #
 
 
 # Packed rows: lane ``t`` owns packs ``t, t + team, ...`` of ``PACK`` consecutive
-# channels, two packs in flight per step (see packed.py).
+# channels and moves them ``packs`` at a time (``packs_in_flight``): every activation
+# load of a step is issued before the first is used (see packed.py). A step past the
+# row's end skips the missing packs (a predicate per pack), so short rows keep their
+# packs in flight too. One set of row functions per count: the count sizes their local
+# arrays, which must be compile-time constants.
 
 
 @cuda.jit(**_INLINED_DEVICE)
-def _affine_pack(x, w, at, dst, offset, code):  # type: ignore[no-untyped-def]
-    """``x[at:at+PACK] = act(x * w[:PACK] + w[PACK:])``, then store it at ``dst[offset:]``."""
+def _affine_pack(x, at, params, w_off, b_off, k, code):  # type: ignore[no-untyped-def]
+    """``x[at:at+PACK] = act(x * scale + bias)`` for channels ``k, ..., k + PACK - 1``.
+
+    The scale and bias (L1 hits) are loaded just before use, to save registers.
+    """
+    w = cuda.local.array(_TWO_PACKS, float32)
+    load_pack(params, w_off + k, w, 0)
+    load_pack(params, b_off + k, w, PACK)
     for j in range(PACK):
         x[at + j] = _activate(x[at + j] * w[j] + w[PACK + j], code)
-    store_pack(dst, offset, x, at)
 
 
 @cuda.jit(**_INLINED_DEVICE)
-def _affine_row_packed(src, dst, params, row_off, w_off, hidden, code, lane, team):  # type: ignore[no-untyped-def]
-    """:func:`_affine_row` over this lane's packs (``hidden`` a multiple of ``PACK``).
-
-    Both activation packs are loaded first (the HBM or L2 requests in flight); each
-    pack's scale and bias (L1 hits) are loaded just before use, to save registers.
-    """
-    x = cuda.local.array(_TWO_PACKS, float32)
-    w = cuda.local.array(_TWO_PACKS, float32)
-    b_off = uint32(w_off + hidden)
-    stride = uint32(team * _PACK_U)
-    c = uint32(lane * _PACK_U)
-    while c + stride < hidden:
-        load_pack(src, row_off + c, x, 0)
-        load_pack(src, row_off + c + stride, x, PACK)
-        load_pack(params, w_off + c, w, 0)
-        load_pack(params, b_off + c, w, PACK)
-        _affine_pack(x, w, 0, dst, row_off + c, code)
-        load_pack(params, w_off + c + stride, w, 0)
-        load_pack(params, b_off + c + stride, w, PACK)
-        _affine_pack(x, w, PACK, dst, row_off + c + stride, code)
-        c += stride + stride
-    if c < hidden:
-        load_pack(src, row_off + c, x, 0)
-        load_pack(params, w_off + c, w, 0)
-        load_pack(params, b_off + c, w, PACK)
-        _affine_pack(x, w, 0, dst, row_off + c, code)
+def _scale_pack(x, at, params, w_off, b_off, k, factor):  # type: ignore[no-untyped-def]
+    """``x[at:at+PACK] *= factor * weight`` for channels ``k, ..., k + PACK - 1`` (no bias)."""
+    weight = cuda.local.array(PACK, float32)
+    load_pack(params, w_off + k, weight, 0)
+    for j in range(PACK):
+        x[at + j] = x[at + j] * factor * weight[j]
 
 
-@cuda.jit(**_INLINED_DEVICE)
-def _sum_squares_row_packed(src, row_off, hidden, lane, team):  # type: ignore[no-untyped-def]
-    """:func:`_sum_squares_row` over this lane's packs."""
-    x = cuda.local.array(_TWO_PACKS, float32)
-    acc = cuda.local.array(_TWO_PACKS, float32)
-    for j in range(_TWO_PACKS):
-        acc[j] = _F0
-    stride = uint32(team * _PACK_U)
-    c = uint32(lane * _PACK_U)
-    while c + stride < hidden:
-        load_pack(src, row_off + c, x, 0)
-        load_pack(src, row_off + c + stride, x, PACK)
-        for j in range(_TWO_PACKS):
-            acc[j] += x[j] * x[j]
-        c += stride + stride
-    if c < hidden:
-        load_pack(src, row_off + c, x, 0)
-        for j in range(PACK):
-            acc[j] += x[j] * x[j]
-    total = _F0
-    for j in range(_TWO_PACKS):
-        total += acc[j]
-    return total
+def _packed_row_functions(packs: int) -> tuple[Any, Any, Any]:
+    """``(affine_row, sum_squares_row, scale_row)`` over packs, ``packs`` in flight per lane."""
+    elements = packs * PACK
+    packs_u = np.uint32(packs)
 
+    @cuda.jit(**_INLINED_DEVICE)
+    def load_packs(src, first, stride, end, x):  # type: ignore[no-untyped-def]
+        """Load packs ``first, first + stride, ...`` below ``end`` (element offsets) into ``x``."""
+        for j in range(packs):
+            at = uint32(first + uint32(j) * stride)
+            if at < end:
+                load_pack(src, at, x, j * PACK)
 
-@cuda.jit(**_INLINED_DEVICE)
-def _scale_row_packed(src, dst, params, row_off, w_off, hidden, factor, lane, team):  # type: ignore[no-untyped-def]
-    """:func:`_scale_row` over this lane's packs."""
-    x = cuda.local.array(_TWO_PACKS, float32)
-    weight = cuda.local.array(_TWO_PACKS, float32)
-    stride = uint32(team * _PACK_U)
-    c = uint32(lane * _PACK_U)
-    while c + stride < hidden:
-        load_pack(src, row_off + c, x, 0)
-        load_pack(src, row_off + c + stride, x, PACK)
-        load_pack(params, w_off + c, weight, 0)
-        load_pack(params, w_off + c + stride, weight, PACK)
-        for j in range(_TWO_PACKS):
-            x[j] = x[j] * factor * weight[j]
-        store_pack(dst, row_off + c, x, 0)
-        store_pack(dst, row_off + c + stride, x, PACK)
-        c += stride + stride
-    if c < hidden:
-        load_pack(src, row_off + c, x, 0)
-        load_pack(params, w_off + c, weight, 0)
-        for j in range(PACK):
-            x[j] = x[j] * factor * weight[j]
-        store_pack(dst, row_off + c, x, 0)
+    def row_map(apply_pack: Any) -> Any:
+        """A row pass ``dst = apply_pack(src)`` over this lane's packs, with the
+        layer's weights at ``w_off`` (bias at ``w_off + hidden``) and one argument."""
 
+        @cuda.jit(**_INLINED_DEVICE)
+        def run(src, dst, params, row_off, w_off, hidden, argument, lane, team):  # type: ignore[no-untyped-def]
+            x = cuda.local.array(elements, float32)
+            b_off = uint32(w_off + hidden)
+            stride = uint32(team * _PACK_U)
+            c = uint32(lane * _PACK_U)
+            while c < hidden:
+                load_packs(src, uint32(row_off + c), stride, uint32(row_off + hidden), x)
+                for j in range(packs):
+                    k = uint32(c + uint32(j) * stride)
+                    if k < hidden:
+                        apply_pack(x, j * PACK, params, w_off, b_off, k, argument)
+                        store_pack(dst, row_off + k, x, j * PACK)
+                c = uint32(c + stride * packs_u)
+
+        return run
+
+    @cuda.jit(**_INLINED_DEVICE)
+    def sum_squares_row(src, row_off, hidden, lane, team):  # type: ignore[no-untyped-def]
+        """:func:`_sum_squares_row` over this lane's packs."""
+        x = cuda.local.array(elements, float32)
+        acc = cuda.local.array(PACK, float32)
+        for i in range(PACK):
+            acc[i] = _F0
+        stride = uint32(team * _PACK_U)
+        c = uint32(lane * _PACK_U)
+        while c < hidden:
+            load_packs(src, uint32(row_off + c), stride, uint32(row_off + hidden), x)
+            for j in range(packs):
+                if uint32(c + uint32(j) * stride) < hidden:
+                    for i in range(PACK):
+                        acc[i] += x[j * PACK + i] * x[j * PACK + i]
+            c = uint32(c + stride * packs_u)
+        total = _F0
+        for i in range(PACK):
+            total += acc[i]
+        return total
+
+    # affine_row(..., code, ...) is :func:`_affine_row` and scale_row(..., factor, ...)
+    # :func:`_scale_row`, over this lane's packs (``hidden`` a multiple of ``PACK``).
+    return row_map(_affine_pack), sum_squares_row, row_map(_scale_pack)
 
 
 @cuda.jit(device=True)
@@ -330,62 +332,94 @@ def _team_sum(scratch, warp_sums, tid, lane, team, value):  # type: ignore[no-un
     return total
 
 
-@cuda.jit(device=True)
-def _apply_layer(  # type: ignore[no-untyped-def]
-    src, dst, hidden, params, layer, code, eps, row0, rows_here, virtual_rows, row_mask,
-    rotation, block_first_team, team_in_block, team_count, lane, team, tid, scratch, warp_sums,
-    packed,
-):
-    """Apply layer ``layer`` to rows ``row0 + ((v + rotation) & row_mask)``, ``v < virtual_rows``.
+def _apply_layer_function(packs: int) -> Any:
+    """The device function applying one layer to a range of rows, ``packs`` in flight."""
+    affine_row_packed, sum_squares_row_packed, scale_row_packed = _packed_row_functions(packs)
 
-    Rows at or past ``rows_here`` (a partial last chunk) are skipped. The loop count is
-    the same for every thread of a block, so the rmsnorm barriers line up.
-    """
-    w_off = uint32(layer * uint32(hidden + hidden))
-    first = block_first_team
-    while first < virtual_rows:
-        v = uint32(first + team_in_block)
-        r = uint32(v + rotation) & row_mask
-        active = v < virtual_rows and r < rows_here
-        row_off = uint32(uint32(row0 + r) * hidden)
-        if code == _CODE_RMSNORM:
-            partial = _F0
-            if active:
-                if packed:
-                    partial = _sum_squares_row_packed(src, row_off, hidden, lane, team)
+    @cuda.jit(device=True)
+    def apply_layer(  # type: ignore[no-untyped-def]
+        src, dst, hidden, params, layer, code, eps, row0, rows_here, virtual_rows, row_mask,
+        rotation, block_first_team, team_in_block, team_count, lane, team, tid, scratch, warp_sums,
+        packed,
+    ):
+        """Apply layer ``layer`` to rows ``row0 + ((v + rotation) & row_mask)``, ``v < virtual_rows``.
+
+        Rows at or past ``rows_here`` (a partial last chunk) are skipped. The loop count is
+        the same for every thread of a block, so the rmsnorm barriers line up.
+        """
+        w_off = uint32(layer * uint32(hidden + hidden))
+        first = block_first_team
+        while first < virtual_rows:
+            v = uint32(first + team_in_block)
+            r = uint32(v + rotation) & row_mask
+            active = v < virtual_rows and r < rows_here
+            row_off = uint32(uint32(row0 + r) * hidden)
+            if code == _CODE_RMSNORM:
+                partial = _F0
+                if active:
+                    if packed:
+                        partial = sum_squares_row_packed(src, row_off, hidden, lane, team)
+                    else:
+                        partial = _sum_squares_row(src, row_off, hidden, lane, team)
+                total = _team_sum(scratch, warp_sums, tid, lane, team, partial)
+                if active:
+                    factor = _F1 / float32(math.sqrt(total / float32(hidden) + eps))
+                    if packed:
+                        scale_row_packed(src, dst, params, row_off, w_off, hidden, factor, lane, team)
+                    else:
+                        _scale_row(src, dst, params, row_off, w_off, hidden, factor, lane, team)
+            elif active and packed:
+                # One call per activation with a constant code: each inlined copy of the
+                # row loop keeps its own activation and no per-element branch.
+                if code == _CODE_RELU:
+                    affine_row_packed(src, dst, params, row_off, w_off, hidden, _CODE_RELU, lane, team)
+                elif code == _CODE_GELU_TANH:
+                    affine_row_packed(src, dst, params, row_off, w_off, hidden, _CODE_GELU_TANH, lane, team)
                 else:
-                    partial = _sum_squares_row(src, row_off, hidden, lane, team)
-            total = _team_sum(scratch, warp_sums, tid, lane, team, partial)
-            if active:
-                factor = _F1 / float32(math.sqrt(total / float32(hidden) + eps))
-                if packed:
-                    _scale_row_packed(src, dst, params, row_off, w_off, hidden, factor, lane, team)
+                    affine_row_packed(src, dst, params, row_off, w_off, hidden, _CODE_SILU, lane, team)
+            elif active:
+                if code == _CODE_RELU:
+                    _affine_row(src, dst, params, row_off, w_off, hidden, _CODE_RELU, lane, team)
+                elif code == _CODE_GELU_TANH:
+                    _affine_row(src, dst, params, row_off, w_off, hidden, _CODE_GELU_TANH, lane, team)
                 else:
-                    _scale_row(src, dst, params, row_off, w_off, hidden, factor, lane, team)
-        elif active and packed:
-            # One call per activation with a constant code: each inlined copy of the row
-            # loop keeps its own activation and no per-element branch.
-            if code == _CODE_RELU:
-                _affine_row_packed(src, dst, params, row_off, w_off, hidden, _CODE_RELU, lane, team)
-            elif code == _CODE_GELU_TANH:
-                _affine_row_packed(src, dst, params, row_off, w_off, hidden, _CODE_GELU_TANH, lane, team)
-            else:
-                _affine_row_packed(src, dst, params, row_off, w_off, hidden, _CODE_SILU, lane, team)
-        elif active:
-            if code == _CODE_RELU:
-                _affine_row(src, dst, params, row_off, w_off, hidden, _CODE_RELU, lane, team)
-            elif code == _CODE_GELU_TANH:
-                _affine_row(src, dst, params, row_off, w_off, hidden, _CODE_GELU_TANH, lane, team)
-            else:
-                _affine_row(src, dst, params, row_off, w_off, hidden, _CODE_SILU, lane, team)
-        first = uint32(first + team_count)
+                    _affine_row(src, dst, params, row_off, w_off, hidden, _CODE_SILU, lane, team)
+            first = uint32(first + team_count)
+
+    return apply_layer
 
 
-def _chunked_group_kernel(barrier: Any) -> Any:
-    """The chunked group kernel with grid barrier ``barrier`` (see :mod:`.barrier`)."""
+def _check_packs_in_flight(packs_in_flight: int) -> None:
+    if packs_in_flight not in PACKS_IN_FLIGHT_CHOICES:
+        raise ValueError(f"packs_in_flight must be one of {PACKS_IN_FLIGHT_CHOICES}, got {packs_in_flight!r}")
 
-    @cuda.jit(**_CHUNKED_OPTIONS)
-    def chunked_group_kernel(  # type: ignore[no-untyped-def]
+
+# Dispatchers built so far, by their choices: each compiles on first use, once.
+_APPLY_LAYER: dict[int, Any] = {}
+_CHUNKED_KERNELS: dict[tuple[str, int], Any] = {}
+_LAYER_KERNELS: dict[int, Any] = {}
+
+
+def _apply_layer_for(packs_in_flight: int) -> Any:
+    if packs_in_flight not in _APPLY_LAYER:
+        _APPLY_LAYER[packs_in_flight] = _apply_layer_function(packs_in_flight)
+    return _APPLY_LAYER[packs_in_flight]
+
+
+def chunked_group_kernel(barrier: str, packs_in_flight: int = PACKS_IN_FLIGHT) -> Any:
+    """The chunked group kernel with grid barrier ``barrier`` (:data:`BARRIER_MODES`) and
+    ``packs_in_flight`` (:data:`PACKS_IN_FLIGHT_CHOICES`); one dispatcher per pair."""
+    _check_packs_in_flight(packs_in_flight)
+    key = (barrier, packs_in_flight)
+    if key not in _CHUNKED_KERNELS:
+        _CHUNKED_KERNELS[key] = _build_chunked_kernel(barrier_function(barrier), _apply_layer_for(packs_in_flight))
+    return _CHUNKED_KERNELS[key]
+
+
+def _build_chunked_kernel(sync: Any, apply_layer: Any) -> Any:
+
+    @cuda.jit
+    def kernel(  # type: ignore[no-untyped-def]
         x, y, tokens, hidden, codes, params, eps, chunk_log2, team_log2, rotation_step, packed,
         barrier_word,
     ):
@@ -419,7 +453,7 @@ def _chunked_group_kernel(barrier: Any) -> Any:
             rows_here = min(chunk_tokens, uint32(tokens - row0))
             layer = _U0
             while layer < layers:
-                _apply_layer(
+                apply_layer(
                     x if layer == _U0 else y, y, hidden, params, layer, codes[layer], eps[layer],
                     row0, rows_here, chunk_tokens, row_mask, uint32(layer * rotation_step),
                     block_first_team, team_in_block, team_count, lane, team, tid, scratch,
@@ -427,34 +461,42 @@ def _chunked_group_kernel(barrier: Any) -> Any:
                 )
                 layer = uint32(layer + _U1)
                 if layer < layers:
-                    barrier(barrier_word)
+                    sync(barrier_word)
             row0 = uint32(row0 + chunk_tokens)
 
-    return chunked_group_kernel
+    return kernel
 
 
-CHUNKED_KERNELS: dict[str, Any] = {mode: _chunked_group_kernel(barrier_function(mode)) for mode in BARRIER_MODES}
-"""The chunked group kernel for each grid barrier of :data:`BARRIER_MODES`."""
+def layer_kernel(packs_in_flight: int = PACKS_IN_FLIGHT) -> Any:
+    """The control's kernel, ``packs_in_flight`` per lane (one dispatcher per count)."""
+    _check_packs_in_flight(packs_in_flight)
+    if packs_in_flight not in _LAYER_KERNELS:
+        _LAYER_KERNELS[packs_in_flight] = _build_layer_kernel(_apply_layer_for(packs_in_flight))
+    return _LAYER_KERNELS[packs_in_flight]
 
 
-@cuda.jit
-def layer_kernel(src, dst, tokens, hidden, params, layer, code, eps, team_log2, packed):  # type: ignore[no-untyped-def]
-    """The control's kernel: layer ``layer`` over the whole tensor, ``dst = layer(src)``.
+def _build_layer_kernel(apply_layer: Any) -> Any:
 
-    Rows are grid-strided over all teams; arguments as in :func:`chunked_group_kernel`
-    (``layer``: uint32 index into ``params``, ``code``: int32, ``eps``: float32).
-    """
-    scratch = cuda.shared.array(MAX_THREADS_PER_BLOCK, float32)
-    warp_sums = cuda.shared.array(MAX_WARPS_PER_BLOCK, float32)
-    tid = uint32(cuda.threadIdx.x)
-    team = _U1 << team_log2
-    teams_per_block = uint32(cuda.blockDim.x) >> team_log2
-    _apply_layer(
-        src, dst, hidden, params, layer, code, eps, _U0, tokens, tokens, _ALL_ROWS_MASK, _U0,
-        uint32(uint32(cuda.blockIdx.x) * teams_per_block), tid >> team_log2,
-        uint32(uint32(cuda.gridDim.x) * teams_per_block), tid & uint32(team - _U1), team, tid,
-        scratch, warp_sums, packed,
-    )
+    @cuda.jit
+    def kernel(src, dst, tokens, hidden, params, layer, code, eps, team_log2, packed):  # type: ignore[no-untyped-def]
+        """Layer ``layer`` over the whole tensor, ``dst = layer(src)``.
+
+        Rows are grid-strided over all teams; arguments as in the chunked group kernel
+        (``layer``: uint32 index into ``params``, ``code``: int32, ``eps``: float32).
+        """
+        scratch = cuda.shared.array(MAX_THREADS_PER_BLOCK, float32)
+        warp_sums = cuda.shared.array(MAX_WARPS_PER_BLOCK, float32)
+        tid = uint32(cuda.threadIdx.x)
+        team = _U1 << team_log2
+        teams_per_block = uint32(cuda.blockDim.x) >> team_log2
+        apply_layer(
+            src, dst, hidden, params, layer, code, eps, _U0, tokens, tokens, _ALL_ROWS_MASK, _U0,
+            uint32(uint32(cuda.blockIdx.x) * teams_per_block), tid >> team_log2,
+            uint32(uint32(cuda.gridDim.x) * teams_per_block), tid & uint32(team - _U1), team, tid,
+            scratch, warp_sums, packed,
+        )
+
+    return kernel
 
 
 def _stream_passes_kernel(barrier: Any) -> Any:
@@ -626,6 +668,7 @@ class LaunchGeometry:
         team_size: threads that share one row (row kernels; 0 for the calibration stream).
         packed: whether rows moved in 16-byte packs (see :func:`packed_rows`).
         barrier: the grid barrier of a persistent kernel (:data:`BARRIER_MODES`), else None.
+        packs_in_flight: packs each lane loaded at a time when ``packed``, else None.
     """
 
     blocks: int
@@ -633,6 +676,7 @@ class LaunchGeometry:
     team_size: int
     packed: bool = False
     barrier: str | None = None
+    packs_in_flight: int | None = None
 
 
 @dataclass
@@ -737,11 +781,13 @@ def _check_launch_options(threads_per_block: int, team_size: int | None) -> None
 
 def _team_or_default(
     team_size: int | None, threads_per_block: int, total_threads: int, rows: int, hidden: int,
-    packed: bool,
+    packs_in_flight: int | None,
 ) -> int:
+    """``team_size``, or :func:`team_size_for` with one step per lane: ``packs_in_flight``
+    packs when rows move in packs (not None), else ``UNROLL`` elements."""
     if team_size is None:
         return team_size_for(threads_per_block, total_threads, rows, hidden,
-                             2 * PACK if packed else UNROLL)
+                             UNROLL if packs_in_flight is None else packs_in_flight * PACK)
     return team_size
 
 
@@ -850,6 +896,7 @@ def prepare_chunked(
     threads_per_block: int = 256,
     team_size: int | None = None,
     barrier: str = "cg",
+    packs_in_flight: int = PACKS_IN_FLIGHT,
 ) -> Launch:
     """Prepare the persistent chunked group kernel: ``y = group(x)``, chunk by chunk.
 
@@ -864,6 +911,8 @@ def prepare_chunked(
             :func:`team_size_for` picks it.
         barrier: the grid barrier between layers, one of :data:`BARRIER_MODES`
             (see :mod:`.barrier`).
+        packs_in_flight: packs a lane loads at a time, one of
+            :data:`PACKS_IN_FLIGHT_CHOICES` (packed rows only).
 
     Returns:
         The launch; its grid is sized from the kernel's occupancy (all blocks resident,
@@ -871,22 +920,23 @@ def prepare_chunked(
     """
     tokens, hidden = _check_activations(x, y, group)
     _check_launch_options(threads_per_block, team_size)
-    kernel = _barrier_kernel(CHUNKED_KERNELS, barrier)
+    kernel = chunked_group_kernel(barrier, packs_in_flight)
     if not (_is_power_of_two(chunk_tokens) and chunk_tokens <= 2**30):
         raise ValueError(f"chunk_tokens must be a power of two in [1, 2**30], got {chunk_tokens}")
-    # A chunk past the tensor would only add idle virtual rows (see _apply_layer).
+    # A chunk past the tensor would only add idle virtual rows (see the apply_layer device function).
     chunk_tokens = min(chunk_tokens, _ceil_power_of_two(tokens))
     packed = packed_rows(x, y)
     word = new_barrier_word()
     probe_args = _chunked_args(x, y, group, chunk_tokens, WARP_SIZE, 0, packed, word)
     max_blocks = resident_block_limit(kernel, probe_args, threads_per_block)
     rows = min(chunk_tokens, tokens)
+    in_flight = packs_in_flight if packed else None
     team = _team_or_default(team_size, threads_per_block, max_blocks * threads_per_block, rows, hidden,
-                            packed)
+                            in_flight)
     teams_per_block = threads_per_block // team
     blocks = max(1, min(max_blocks, -(-rows // teams_per_block)))
     args = _chunked_args(x, y, group, chunk_tokens, team, teams_per_block, packed, word)
-    geometry = LaunchGeometry(blocks, threads_per_block, team, packed, barrier)
+    geometry = LaunchGeometry(blocks, threads_per_block, team, packed, barrier, in_flight)
     return Launch(geometry, ((kernel, blocks, threads_per_block, args),), word)
 
 
@@ -898,12 +948,14 @@ def run_chunked(
     threads_per_block: int = 256,
     team_size: int | None = None,
     barrier: str = "cg",
+    packs_in_flight: int = PACKS_IN_FLIGHT,
 ) -> LaunchGeometry:
     """Launch the chunked group kernel once (see :func:`prepare_chunked`); asynchronous.
 
     (:meth:`Launch.check_barrier` of a prepared launch reports a barrier that timed out.)
     """
-    return prepare_chunked(x, y, group, chunk_tokens, threads_per_block, team_size, barrier)()
+    return prepare_chunked(x, y, group, chunk_tokens, threads_per_block, team_size, barrier,
+                           packs_in_flight)()
 
 
 def _chunked_args(
@@ -926,15 +978,17 @@ def prepare_layer_by_layer(
     threads_per_block: int = 256,
     blocks: int | None = None,
     team_size: int | None = None,
+    packs_in_flight: int = PACKS_IN_FLIGHT,
 ) -> Launch:
     """Prepare the control: one launch of :func:`layer_kernel` per layer over the whole tensor.
 
     Layer 0 reads ``x`` into ``y``; the others update ``y`` in place. ``blocks`` (>= 1)
     defaults to the occupancy limit (all blocks resident, rows grid-strided);
-    ``team_size`` as in :func:`prepare_chunked`.
+    ``team_size`` and ``packs_in_flight`` as in :func:`prepare_chunked`.
     """
     tokens, hidden = _check_activations(x, y, group)
     _check_launch_options(threads_per_block, team_size)
+    kernel = layer_kernel(packs_in_flight)
     if blocks is not None and blocks < 1:
         raise ValueError(f"blocks must be >= 1, got {blocks}")
     x_flat, y_flat = x.reshape(tokens * hidden), y.reshape(tokens * hidden)
@@ -948,15 +1002,16 @@ def prepare_layer_by_layer(
         )
 
     packed = packed_rows(x, y)
+    in_flight = packs_in_flight if packed else None
     if blocks is None:
-        blocks = resident_block_limit(layer_kernel, layer_args(0, 5), threads_per_block)
+        blocks = resident_block_limit(kernel, layer_args(0, 5), threads_per_block)
     team = _team_or_default(team_size, threads_per_block, blocks * threads_per_block, tokens, hidden,
-                            packed)
+                            in_flight)
     steps = tuple(
-        (layer_kernel, blocks, threads_per_block, layer_args(index, team.bit_length() - 1))
+        (kernel, blocks, threads_per_block, layer_args(index, team.bit_length() - 1))
         for index in range(len(group.layers))
     )
-    return Launch(LaunchGeometry(blocks, threads_per_block, team, packed), steps)
+    return Launch(LaunchGeometry(blocks, threads_per_block, team, packed, None, in_flight), steps)
 
 
 def run_layer_by_layer(
@@ -966,9 +1021,10 @@ def run_layer_by_layer(
     threads_per_block: int = 256,
     blocks: int | None = None,
     team_size: int | None = None,
+    packs_in_flight: int = PACKS_IN_FLIGHT,
 ) -> LaunchGeometry:
     """Launch the control once (see :func:`prepare_layer_by_layer`); asynchronous."""
-    return prepare_layer_by_layer(x, y, group, threads_per_block, blocks, team_size)()
+    return prepare_layer_by_layer(x, y, group, threads_per_block, blocks, team_size, packs_in_flight)()
 
 
 def prepare_stream_passes(

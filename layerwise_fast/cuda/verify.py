@@ -65,6 +65,8 @@ import numpy as np
 from .barrier import BARRIER_MODES
 from .calibrate import BarrierCost, Calibration, calibrate, calibration_sizes, measure_barriers, time_launches
 from .kernels import (
+    PACKS_IN_FLIGHT,
+    PACKS_IN_FLIGHT_CHOICES,
     DeviceGroup,
     Launch,
     LaunchGeometry,
@@ -315,6 +317,7 @@ def verify_plan(
     seed: int = 0,
     barrier: str = "cg",
     compare_barriers: Sequence[str] = (),
+    packs_in_flight: int = PACKS_IN_FLIGHT,
 ) -> list[GroupReport]:
     """Verify the groups of a :class:`~layerwise_fast.Plan` on this card.
 
@@ -323,15 +326,15 @@ def verify_plan(
     the card by :func:`groups_from_plan`, and is judged against the plan's own
     predicted speedup. The stand-ins model a group's bytes, not its operators: a group
     whose plan predicts a loss (tiled weights streamed from HBM) or a gain from compute
-    will disagree with them, and the report shows it. ``barrier`` and
-    ``compare_barriers`` as in :func:`verify_groups`.
+    will disagree with them, and the report shows it. ``barrier``,
+    ``compare_barriers`` and ``packs_in_flight`` as in :func:`verify_groups`.
     """
     cache = _resolve_cache(cache_bytes, calibration)
     specs, _ = plan_specs(plan, cache_bytes=cache, hidden=hidden, max_layers=max_layers,
                           max_groups=max_groups, dtype=dtype, total_bytes=total_bytes)
     return verify_groups(specs, calibration, cache_bytes=cache, repeats=repeats,
                          threads_per_block=threads_per_block, seed=seed, barrier=barrier,
-                         compare_barriers=compare_barriers)
+                         compare_barriers=compare_barriers, packs_in_flight=packs_in_flight)
 
 
 def plan_specs(
@@ -489,6 +492,7 @@ def verify_groups(
     seed: int = 0,
     barrier: str = "cg",
     compare_barriers: Sequence[str] = (),
+    packs_in_flight: int = PACKS_IN_FLIGHT,
 ) -> list[GroupReport]:
     """Run and check every variant of every group; see the module docstring.
 
@@ -504,7 +508,11 @@ def verify_groups(
         seed: seed of inputs and weights (fresh per group).
         barrier: the chunked kernel's grid barrier (one of ``BARRIER_MODES``).
         compare_barriers: other barriers to run the planned chunk with as well.
+        packs_in_flight: packs a lane loads at a time in every kernel run (one of
+            ``PACKS_IN_FLIGHT_CHOICES``; packed rows only).
     """
+    if packs_in_flight not in PACKS_IN_FLIGHT_CHOICES:
+        raise ValueError(f"packs_in_flight must be one of {PACKS_IN_FLIGHT_CHOICES}, got {packs_in_flight!r}")
     if repeats < 1 or sample_rows < 1:
         raise ValueError(f"repeats and sample_rows must be >= 1, got {repeats} and {sample_rows}")
     for mode in (barrier, *compare_barriers):
@@ -513,7 +521,8 @@ def verify_groups(
     cache = _resolve_cache(cache_bytes, calibration)
     rng = np.random.default_rng(seed)
     options = _RunOptions(repeats, sample_rows, threads_per_block, barrier,
-                          tuple(mode for mode in dict.fromkeys(compare_barriers) if mode != barrier))
+                          tuple(mode for mode in dict.fromkeys(compare_barriers) if mode != barrier),
+                          packs_in_flight)
     return [_verify_group(group, calibration, cache, options, rng) for group in groups]
 
 
@@ -524,6 +533,7 @@ class _RunOptions:
     threads_per_block: int
     barrier: str
     compare_barriers: tuple[str, ...]
+    packs_in_flight: int
 
 
 @dataclass
@@ -635,17 +645,110 @@ def _verify_group(
         runs[variant] = _run_kernel_variant(
             variant,
             prepare_chunked(work.x, work.y, work.device_group, chunk, options.threads_per_block,
-                            barrier=barrier),
+                            barrier=barrier, packs_in_flight=options.packs_in_flight),
             work, bytes_moved, options.repeats, chunk,
             chunk_working_set_bytes(group.layers, group.hidden, min(chunk, group.tokens), group.itemsize),
         )
     runs["layer_by_layer"] = _run_kernel_variant(
         "layer_by_layer",
-        prepare_layer_by_layer(work.x, work.y, work.device_group, options.threads_per_block),
+        prepare_layer_by_layer(work.x, work.y, work.device_group, options.threads_per_block,
+                               packs_in_flight=options.packs_in_flight),
         work, bytes_moved, options.repeats, None, None,
     )
     runs["device_copy"] = _run_copy(work, options.repeats)
     return group_report(group, calibration, work.tolerance, runs)
+
+
+@dataclass(frozen=True)
+class VariantRun:
+    """One kernel variant of one group (see :func:`sweep_variants`).
+
+    Attributes:
+        barrier, packs_in_flight: the variant.
+        chunked: the planned chunk with this variant.
+        control: layer by layer with the same ``packs_in_flight``.
+    """
+
+    barrier: str
+    packs_in_flight: int
+    chunked: RunReport
+    control: RunReport
+
+    @property
+    def speedup(self) -> float | None:
+        """Layer-by-layer time over chunked time, both with this variant's packs."""
+        return _ratio(self.control.seconds, self.chunked.seconds)
+
+    def correct(self, tolerance: float) -> bool:
+        """Both runs matched the reference within ``tolerance`` and wrote every element."""
+        return all(
+            run.relative_error is not None and run.relative_error <= tolerance and run.unwritten == 0
+            for run in (self.chunked, self.control)
+        )
+
+
+def sweep_variants(
+    group: GroupSpec,
+    *,
+    barriers: Sequence[str] = BARRIER_MODES,
+    packs: Sequence[int] = PACKS_IN_FLIGHT_CHOICES,
+    repeats: int = 5,
+    sample_rows: int = 4096,
+    threads_per_block: int = 256,
+    seed: int = 0,
+) -> list[VariantRun]:
+    """Run ``group``'s planned chunk with every barrier and packs-in-flight pair, and its
+    control with every packs-in-flight count, on one set of inputs; every run is
+    checked against the reference like :func:`verify_groups`' runs.
+    """
+    for mode in barriers:
+        if mode not in BARRIER_MODES:
+            raise ValueError(f"barriers must be among {BARRIER_MODES}, got {mode!r}")
+    for count in packs:
+        if count not in PACKS_IN_FLIGHT_CHOICES:
+            raise ValueError(f"packs must be among {PACKS_IN_FLIGHT_CHOICES}, got {count!r}")
+    if repeats < 1 or sample_rows < 1:
+        raise ValueError(f"repeats and sample_rows must be >= 1, got {repeats} and {sample_rows}")
+    work = _prepare(group, sample_rows, np.random.default_rng(seed))
+    bytes_moved = 2 * len(group.layers) * group.tokens * group.hidden * group.itemsize
+    working_set = chunk_working_set_bytes(group.layers, group.hidden, min(group.chunk_tokens, group.tokens),
+                                          group.itemsize)
+    runs = []
+    for count in dict.fromkeys(packs):
+        control = _run_kernel_variant(
+            f"layer_by_layer_packs{count}",
+            prepare_layer_by_layer(work.x, work.y, work.device_group, threads_per_block, packs_in_flight=count),
+            work, bytes_moved, repeats, None, None,
+        )
+        for mode in dict.fromkeys(barriers):
+            chunked = _run_kernel_variant(
+                f"planned_{mode}_packs{count}",
+                prepare_chunked(work.x, work.y, work.device_group, group.chunk_tokens, threads_per_block,
+                                barrier=mode, packs_in_flight=count),
+                work, bytes_moved, repeats, group.chunk_tokens, working_set,
+            )
+            runs.append(VariantRun(mode, count, chunked, control))
+    return runs
+
+
+def format_variants(group: GroupSpec, runs: Sequence[VariantRun], tolerance: float) -> str:
+    """The variant table: rates (TB/s), speedup, and speedup over the fastest control."""
+    controls = [run.control.seconds for run in runs if run.control.seconds is not None]
+    fastest = min(controls) if controls else None
+    lines = [
+        f"kernel variants, group {group.name} at its planned chunk (speedup: layer by layer with "
+        "the same packs; vs best: the fastest layer by layer)",
+        f"{'barrier':<9}{'packs':>6}{'chunked':>9}{'ctrl':>7}{'speedup':>9}{'vs best':>9}{'rel err':>10}  ok",
+    ]
+    for run in runs:
+        worst = max(run.chunked.relative_error or 0.0, run.control.relative_error or 0.0)
+        ok = run.correct(tolerance)
+        lines.append(
+            f"{run.barrier:<9}{run.packs_in_flight:>6}{_tbps(run.chunked.bandwidth_bytes_per_s):>9}"
+            f"{_tbps(run.control.bandwidth_bytes_per_s):>7}{_fmt(run.speedup, '.2f'):>9}"
+            f"{_fmt(_ratio(fastest, run.chunked.seconds), '.2f'):>9}{worst:>10.1e}  {'yes' if ok else 'NO'}"
+        )
+    return "\n".join(lines)
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -751,14 +854,16 @@ def run_gpu_verification(
     plan_groups_limit: int = 4,
     barrier: str = "cg",
     compare_barriers: Sequence[str] | None = None,
+    packs_in_flight: int = PACKS_IN_FLIGHT,
 ) -> dict[str, Any]:
     """The one-call run: environment, calibration sweep, the cost of each grid barrier
-    alone, verification of the bundled plan and, given a :class:`~layerwise_fast.Plan`,
-    of its first ``plan_groups_limit`` distinct groups (:func:`verify_plan`).
+    alone, every kernel variant of the bundled plan's first group (:func:`sweep_variants`),
+    verification of the bundled plan and, given a :class:`~layerwise_fast.Plan`, of its
+    first ``plan_groups_limit`` distinct groups (:func:`verify_plan`).
 
-    ``barrier`` is the grid barrier of the calibration stream and the chunked runs;
-    the planned chunk of each group also runs with each of ``compare_barriers``
-    (default: every other barrier).
+    ``barrier`` and ``packs_in_flight`` select the kernels of the calibration stream and
+    the group runs; the planned chunk of each group also runs with each of
+    ``compare_barriers`` (default: every other barrier).
 
     Writes ``calibration.json``, ``verification.json`` and (with matplotlib and timings)
     ``bandwidth.png`` into ``out_dir``, prints the summary table last, and returns the
@@ -788,6 +893,10 @@ def run_gpu_verification(
         print("calibration untimed (simulator): calibration.json not written", flush=True)
     groups = groups_from_plan(bundled_plan(settings.small_plan), cache_bytes=l2,
                               total_bytes=settings.total_bytes)
+    print(f"kernel variants of group {groups[0].name}: every barrier and packs in flight", flush=True)
+    variants = sweep_variants(groups[0], repeats=reps, threads_per_block=threads)
+    variants_correct = all(run.correct(TOLERANCE[groups[0].dtype]) for run in variants)
+    variant_table = format_variants(groups[0], variants, TOLERANCE[groups[0].dtype])
     if plan is not None:
         specs, left = plan_specs(plan, cache_bytes=l2, hidden=32 if settings.small_plan else 4096,
                                  max_groups=plan_groups_limit, total_bytes=settings.total_bytes)
@@ -799,23 +908,31 @@ def run_gpu_verification(
         print(f"verifying group {group.name}: {len(group.layers)} layers, hidden {group.hidden}, "
               f"{group.tokens} tokens, chunk {group.chunk_tokens} tokens", flush=True)
         reports += verify_groups([group], cal, cache_bytes=l2, repeats=reps, seed=index,
-                                 threads_per_block=threads, barrier=barrier, compare_barriers=others)
+                                 threads_per_block=threads, barrier=barrier, compare_barriers=others,
+                                 packs_in_flight=packs_in_flight)
     result = {
         "environment": env,
         "barrier": barrier,
+        "packs_in_flight": packs_in_flight,
         "barrier_costs": [asdict(cost) for cost in barrier_costs],
+        "variants": {
+            "group": groups[0].name,
+            "runs": [{**asdict(run), "speedup": run.speedup} for run in variants],
+            "correct": variants_correct,
+        },
         "calibration": cal.describe(),
         "groups": [report.to_dict() for report in reports],
-        "verdict": _overall_verdict(reports),
+        "verdict": _overall_verdict(reports, variants_correct),
     }
     (out / "verification.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(plot_bandwidth(cal, reports, out / "bandwidth.png"))
-    print(format_table(cal, reports, barrier_costs))
+    print(variant_table)
+    print(format_table(cal, reports, barrier_costs, variants_correct))
     return result
 
 
-def _overall_verdict(reports: Sequence[GroupReport]) -> str:
-    verdicts = {report.verdict for report in reports}
+def _overall_verdict(reports: Sequence[GroupReport], variants_correct: bool = True) -> str:
+    verdicts = {report.verdict for report in reports} | (set() if variants_correct else {"wrong"})
     for verdict in ("wrong", "fail", "unmeasured"):
         if verdict in verdicts:
             return verdict
@@ -901,12 +1018,14 @@ def _barrier_speedups(report: GroupReport) -> list[tuple[str, float | None]]:
 
 
 def format_table(
-    calibration: Calibration, reports: Sequence[GroupReport], barrier_costs: Sequence[BarrierCost] = ()
+    calibration: Calibration, reports: Sequence[GroupReport], barrier_costs: Sequence[BarrierCost] = (),
+    variants_correct: bool = True,
 ) -> str:
     """The short summary table: the calibration, then one line per group and per criterion.
 
     Columns after ``speedup`` give the speedup of the planned chunk with each compared
-    barrier (``planned_<barrier>`` runs).
+    barrier (``planned_<barrier>`` runs). The overall verdict is ``wrong`` when
+    ``variants_correct`` is false (a :func:`sweep_variants` run missed the reference).
     """
     s = calibration.summary
     width = max([6] + [len(r.group.name) + 1 for r in reports])
@@ -938,7 +1057,7 @@ def format_table(
             state = {True: "pass", False: "FAIL", None: "unmeasured"}[c.passed]
             bound = f"{'<=' if c.at_most else '>='} {c.limit:g}"
             lines.append(f"  {r.group.name} {c.name:<20} {_fmt(c.measured, '.3f'):>7} {bound:<8} {state}")
-    lines.append(f"overall: {_overall_verdict(reports)}")
+    lines.append(f"overall: {_overall_verdict(reports, variants_correct)}")
     return "\n".join(lines)
 
 
@@ -981,6 +1100,10 @@ def build_arg_parser(prog: str = "gpu_verify") -> argparse.ArgumentParser:
                              "groups sync (a device-runtime call), or atomic, an inline "
                              "counter barrier; the planned chunk also runs with the other "
                              "one, and each barrier is timed alone (default cg)")
+    parser.add_argument("--packs-in-flight", type=int, choices=PACKS_IN_FLIGHT_CHOICES, default=PACKS_IN_FLIGHT,
+                        help="16-byte packs each thread loads before it uses the first, in the "
+                             f"group runs (default {PACKS_IN_FLIGHT}); the first bundled group "
+                             "runs with every choice and barrier as well")
     return parser
 
 
@@ -1010,5 +1133,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "gpu_verify") -> int:
             print(f"{prog}: error: {exc}", file=sys.stderr)
             return 2
     result = run_gpu_verification(args.out, quick=args.quick, repeats=args.repeats, plan=plan,
-                                  plan_groups_limit=args.plan_groups, barrier=args.barrier)
+                                  plan_groups_limit=args.plan_groups, barrier=args.barrier,
+                                  packs_in_flight=args.packs_in_flight)
     return 0 if result["verdict"] in ("pass", "unmeasured") else 1
