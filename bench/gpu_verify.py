@@ -3,7 +3,9 @@
     python bench/gpu_verify.py --out DIR [--quick] [--repeats N]
 
 Writes calibration.json, verification.json and bandwidth.png into DIR and prints a short
-table last; it is sized to finish within 5 minutes on one H100 or H200. With
+table last; it was sized to finish within 5 minutes on one H100 or H200 before the
+barrier comparison and the variant sweep were added (their cost on a GPU is not
+measured yet; --quick halves the rest). With
 NUMBA_ENABLE_CUDASIM=1 it runs at tiny sizes on the CPU (checked, untimed). The logic
 lives in :mod:`layerwise_fast.cuda.verify`; ``layerwise-fast verify`` runs the same.
 """

@@ -377,9 +377,9 @@ def test_barriers_compile_to_the_intended_instructions() -> None:
     atomic = ptx["atomic"]
     assert "cudaCGSynchronize" not in atomic
     fence, arrive = atomic.find("membar.gl"), atomic.find("atom.global.inc.u32")
-    poll = atomic.find("ld.acquire.gpu.global.u32", arrive)
+    poll = atomic.find("ld.acquire.gpu.u32", arrive)
     assert 0 <= fence < arrive < poll
-    loop_label = atomic.rfind("$L__BB", 0, atomic.find("ld.acquire.gpu.global.u32", poll + 1))
+    loop_label = atomic.rfind("$L__BB", 0, atomic.find("ld.acquire.gpu.u32", poll + 1))
     assert loop_label > arrive, "the acquire load must be repeated in the spin loop"
 
 
@@ -779,6 +779,42 @@ def test_one_call_run_takes_the_atomic_barrier_and_compares_cg(tmp_path: Path, c
     runs = result["groups"][0]["runs"]
     assert runs["planned"]["geometry"]["barrier"] == "atomic" and runs["planned_cg"]["geometry"]["barrier"] == "cg"
     assert runs["planned"]["geometry"]["packs_in_flight"] == runs["layer_by_layer"]["geometry"]["packs_in_flight"] == 8
+
+
+@pytest.mark.skipif(not SIMULATED, reason="on a GPU the one-call run is bench/gpu_verify.py's job")
+def test_one_call_run_is_wrong_when_a_variant_run_is(tmp_path: Path, capsys, monkeypatch) -> None:
+    real_sweep = verify.sweep_variants
+
+    def sweep_with_a_wrong_run(*args: Any, **kwargs: Any) -> list[verify.VariantRun]:
+        runs = real_sweep(*args, **kwargs)
+        runs[-1].chunked.unwritten = 7
+        return runs
+
+    monkeypatch.setattr(verify, "sweep_variants", sweep_with_a_wrong_run)
+    assert verify.main(["--out", str(tmp_path)]) == 1
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1] == "overall: wrong"
+    result = json.loads((tmp_path / "verification.json").read_text())
+    assert result["verdict"] == "wrong" and result["variants"]["correct"] is False
+
+
+def test_one_call_run_checks_its_choices_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"packs_in_flight must be one of \(2, 4, 8\), got 3"):
+        verify.run_gpu_verification(tmp_path / "out", packs_in_flight=3)
+    with pytest.raises(ValueError, match=r"barriers must be among \('cg', 'atomic'\), got 'spin'"):
+        verify.run_gpu_verification(tmp_path / "out", compare_barriers=("spin",))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_timed_out_barrier_makes_a_run_wrong_and_shows_in_the_costs() -> None:
+    cal = _synthetic_calibration()
+    group = verify.GroupSpec("A", (affine("relu"),), 4096, 131072, 2048)
+    runs = _timed_runs(4.3, 3.1, 2.9, 3.0)
+    runs["planned_atomic"] = verify.RunReport("planned_atomic", 2048, None, 1, 1.0, 1.0, 1e-4, 0,
+                                              barrier_timeouts=2)
+    assert verify.group_report(group, cal, 5e-3, runs).verdict == "wrong"
+    costs = [cal_mod.BarrierCost("atomic", 132, 256, 4096, None, timeouts=3)]
+    assert verify.format_barrier_costs(costs) == "barrier atomic, us each: 132 blocks TIMED OUT 3x"
 
 
 def test_verify_groups_rejects_an_unknown_barrier() -> None:

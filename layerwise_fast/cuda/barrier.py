@@ -4,14 +4,13 @@ Two barriers with one calling convention, ``barrier(word)``, where ``word`` is a
 ``uint32`` array of :data:`BARRIER_WORDS` elements owned by one launch:
 
 ``cg``
-    Numba's ``cuda.cg.this_grid().sync()``. It is a call into the CUDA device runtime
-    (``cudaCGSynchronize``, linked from ``libcudadevrt``): an out-of-line call inside the
-    layer loop, so ptxas keeps the loop's live values in registers that survive a call
-    (the chunked kernel needs 98 registers with it, and spills at its cap of 80).
+    Numba's ``cuda.cg.this_grid().sync()``: an out-of-line call into the CUDA device
+    runtime (``cudaCGSynchronize``, linked from ``libcudadevrt``) at every barrier.
 
 ``atomic``
     Inline: thread 0 of each block counts its block in with one ``atom.inc`` on
-    ``word[0]`` and spins on an acquire load of it; no call, no device runtime.
+    ``word[0]`` and spins on an acquire load of it; no call at the barrier (the kernel
+    still calls the device runtime once, at entry, for its grid group: see below).
 
 The atomic barrier counts arrivals modulo ``2 * blocks`` (``atom.inc`` wraps by itself):
 a barrier moves the count from one multiple of ``blocks`` to the next, so the count is
@@ -26,6 +25,7 @@ word, so ``blocks`` never changes under it.
 Ordering follows the usual pattern: a block barrier, then thread 0 fences before it
 arrives (its block's writes become visible first) and reads the count with
 ``ld.acquire.gpu`` (nothing after the barrier moves before it), then a block barrier.
+The load takes the generic address Numba holds, so it is written without ``.global``.
 
 A spin that outlasts :data:`SPIN_LIMIT` polls (seconds) adds one to ``word[1]`` and
 gives up, so a broken barrier ends as a reported error, not a hung device; the
@@ -95,7 +95,7 @@ def _compiled_load_acquire() -> Any:  # pragma: no cover - needs NVVM, checked b
             # Side effects and a memory clobber: the load is issued on every poll and
             # nothing is moved across it.
             load = ir.InlineAsm(ir.FunctionType(word, [pointer.type]),
-                                "ld.acquire.gpu.global.u32 $0, [$1];", "=r,l,~{memory}",
+                                "ld.acquire.gpu.u32 $0, [$1];", "=r,l,~{memory}",
                                 side_effect=True)
             return builder.call(load, [pointer])
 

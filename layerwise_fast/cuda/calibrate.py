@@ -436,7 +436,8 @@ class BarrierCost:
         blocks: blocks in the grid.
         threads_per_block: threads per block.
         rounds: barriers per timed launch.
-        seconds_per_barrier: ``None`` under the simulator.
+        seconds_per_barrier: ``None`` under the simulator or after a timed-out wait.
+        timeouts: barrier waits that gave up (0 for a working barrier).
     """
 
     barrier: str
@@ -444,6 +445,7 @@ class BarrierCost:
     threads_per_block: int
     rounds: int
     seconds_per_barrier: float | None
+    timeouts: int = 0
 
 
 def default_block_counts(threads_per_block: int = 256) -> list[int]:
@@ -476,8 +478,7 @@ def measure_barriers(
         repeats: timed launches of each kind; the median counts.
         barriers: the barriers to time.
 
-    Raises:
-        RuntimeError: a barrier wait timed out.
+    A barrier whose waits time out is reported with its count of timeouts and no time.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
@@ -486,15 +487,18 @@ def measure_barriers(
     for barrier in barriers:
         for blocks in counts:
             medians = []
+            timeouts = 0
             for launch_rounds in (0, rounds):
                 launch = prepare_barrier_rounds(launch_rounds, blocks, threads_per_block, barrier)
                 launch()  # warm-up (and the compile)
                 times = time_launches(launch, repeats)
-                launch.check_barrier()
+                timeouts += launch.barrier_timeouts()
                 medians.append(None if times is None else statistics.median(times))
             empty, full = medians
-            # Not clamped: a negative figure says the difference drowned in noise.
-            seconds = None if empty is None or full is None else (full - empty) / rounds
-            costs.append(BarrierCost(barrier, blocks, threads_per_block, rounds, seconds))
+            seconds = None
+            if empty is not None and full is not None and not timeouts:
+                # Not clamped: a negative figure says the difference drowned in noise.
+                seconds = (full - empty) / rounds
+            costs.append(BarrierCost(barrier, blocks, threads_per_block, rounds, seconds, timeouts))
     return costs
 

@@ -8,7 +8,7 @@ Data layout
 
 Thread mapping (shared by the chunked kernel and the control)
     A *team* of ``team`` threads (a power of two, 32 <= team <= threads per block) owns
-    one row at a time. Where the rows allow it (:func:`packed_rows`: float16 or float32,
+    one row at a time. Where the rows allow it (:func:`packed_rows`: float16,
     ``hidden`` a multiple of ``PACK``, aligned arrays) lane ``t`` moves the 16-byte packs
     ``t, t + team, ...`` of ``PACK`` channels (:mod:`.packed`), ``packs_in_flight``
     (2, 4 or 8) loaded per step before the first is used; one compiled kernel per count.
@@ -760,7 +760,7 @@ def team_size_for(
 
     A power of two in ``[32, threads_per_block]``: at most ``total_threads / rows``
     (so every team gets a row) and at most ``hidden / per_lane`` rounded up (so every
-    lane gets a full step of the row: ``UNROLL`` elements, or two packs of ``PACK``),
+    lane gets a full step of the row: ``UNROLL`` elements, or ``packs_in_flight`` packs),
     but never below one warp.
     """
     by_rows = _floor_power_of_two(total_threads // max(1, rows))
@@ -797,8 +797,9 @@ def _data_address(array: Any) -> int:
 
 
 def packed_rows(x: Any, y: Any) -> bool:
-    """Whether the row kernels move ``x`` and ``y`` in packs (:mod:`.packed`): float16
-    or float32 storage, rows a whole number of packs, both arrays 16-byte aligned."""
+    """Whether the row kernels move ``x`` and ``y`` in packs (:mod:`.packed`): a dtype
+    that :func:`~.packed.packed_dtype` accepts (float16), rows a whole number of packs,
+    both arrays 16-byte aligned."""
     hidden = int(x.shape[x.ndim - 1])  # device shapes refuse negative indices
     return (
         packed_dtype(np.dtype(x.dtype).name)
@@ -866,14 +867,14 @@ class Launch:
             kernel[blocks, threads](*args)
         return self.geometry
 
-    def check_barrier(self) -> None:
-        """Raise RuntimeError if a grid barrier wait gave up in any run so far (synchronises).
+    def barrier_timeouts(self) -> int:
+        """Grid barrier waits that gave up in the runs so far (synchronises; 0 without a
+        barrier). The output of such a run is not valid: a block went on early."""
+        return 0 if self.barrier_word is None else timed_out_spins(self.barrier_word)
 
-        The output of such a run is not valid: some block went on before the others arrived.
-        """
-        if self.barrier_word is None:
-            return
-        gave_up = timed_out_spins(self.barrier_word)
+    def check_barrier(self) -> None:
+        """Raise RuntimeError if a grid barrier wait gave up in any run so far (synchronises)."""
+        gave_up = self.barrier_timeouts()
         if gave_up:
             raise RuntimeError(
                 f"the {self.geometry.barrier} grid barrier timed out {gave_up} time(s) in a "
@@ -950,12 +951,16 @@ def run_chunked(
     barrier: str = "cg",
     packs_in_flight: int = PACKS_IN_FLIGHT,
 ) -> LaunchGeometry:
-    """Launch the chunked group kernel once (see :func:`prepare_chunked`); asynchronous.
+    """Run the chunked group kernel once (see :func:`prepare_chunked`) and wait for it.
 
-    (:meth:`Launch.check_barrier` of a prepared launch reports a barrier that timed out.)
+    Raises:
+        RuntimeError: a grid barrier wait timed out (the output is not valid).
     """
-    return prepare_chunked(x, y, group, chunk_tokens, threads_per_block, team_size, barrier,
-                           packs_in_flight)()
+    launch = prepare_chunked(x, y, group, chunk_tokens, threads_per_block, team_size, barrier,
+                             packs_in_flight)
+    geometry = launch()
+    launch.check_barrier()
+    return geometry
 
 
 def _chunked_args(
@@ -1064,8 +1069,15 @@ def run_stream_passes(
     buf: Any, passes: int, scale: float = 1.0, shift: float = 0.0, threads_per_block: int = 256,
     barrier: str = "cg",
 ) -> LaunchGeometry:
-    """Launch the calibration stream once (see :func:`prepare_stream_passes`); asynchronous."""
-    return prepare_stream_passes(buf, passes, scale, shift, threads_per_block, barrier)()
+    """Run the calibration stream once (see :func:`prepare_stream_passes`) and wait for it.
+
+    Raises:
+        RuntimeError: a grid barrier wait timed out (the buffer is not valid).
+    """
+    launch = prepare_stream_passes(buf, passes, scale, shift, threads_per_block, barrier)
+    geometry = launch()
+    launch.check_barrier()
+    return geometry
 
 
 def prepare_barrier_rounds(

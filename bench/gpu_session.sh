@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Everything one GPU session measures, in one command run from the repository root on a
+# machine with one H100 or H200, within one 10-minute device command (the tests stop
+# after 150 s, the verification after 360 s; run it with timeout_s=600):
+#   1. the environment (nvidia-smi, Python and package versions) into OUT/env.txt;
+#   2. the native extension, built in place;
+#   3. GPT-2's plan for the card (sublayers, sequence 1024, oversized layers tiled);
+#   4. the GPU tests of tests/test_cuda_sim.py (timings, both barriers, every packs count);
+#   5. bench/gpu_verify.py on the bundled groups and the plan's first 3 distinct groups:
+#      calibration, barrier costs, the kernel-variant sweep, the verification table.
+# Wheels under .whl/ (numpy < 2.5 for numba-cuda's kernel compile) are installed into
+# /tmp/site first, where present.
+#
+# Usage: bash bench/gpu_session.sh OUT_DIR [h100|h200] [gpu_verify options...]
+set -uo pipefail
+
+out=${1:?usage: bash bench/gpu_session.sh OUT_DIR [h100|h200] [gpu_verify options...]}
+card=${2:-h200}
+shift $(( $# >= 2 ? 2 : 1 ))
+case "$card" in h100|h200) ;; *) echo "card must be h100 or h200, got '$card'" >&2; exit 2 ;; esac
+mkdir -p "$out"
+
+if compgen -G ".whl/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl || { echo "cannot install the carried wheels" >&2; exit 1; }
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.current.sm,clocks.current.memory,temperature.gpu,power.draw \
+  --format=csv > "$out/env.txt"
+python3 -c "import platform, numpy, numba, numba_cuda
+print(platform.python_version(), 'numpy', numpy.__version__, 'numba', numba.__version__,
+      'numba-cuda', numba_cuda.__version__)" >> "$out/env.txt"
+cat "$out/env.txt"
+
+echo "== build"
+python3 setup.py -q build_ext --inplace > "$out/build.log" 2>&1 || { tail -20 "$out/build.log"; exit 1; }
+
+echo "== plan"
+python3 -m layerwise_fast plan layerwise_fast/examples/configs/gpt2.json --hardware "$card" \
+  --sequence 1024 --on-oversize tile --layers sublayer --format json > "$out/plan.json" || exit 1
+
+echo "== GPU tests"
+NUMBA_ENABLE_CUDASIM=0 timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_sim.py \
+  > "$out/gpu_tests.log" 2>&1
+tests_status=$?
+echo "pytest exit status $tests_status (124: stopped by its time limit)"
+tail -4 "$out/gpu_tests.log"
+
+echo "== verification"
+timeout 360 python3 bench/gpu_verify.py --out "$out" --plan "$out/plan.json" --plan-groups 3 "$@" \
+  2>&1 | tee "$out/verify.log" | tail -70
+verify_status=${PIPESTATUS[0]}
+echo "gpu_verify exit status $verify_status (124: stopped by its time limit)"
+# The tests must pass; the verification's own status (1: a criterion failed) is reported.
+[ "$tests_status" -eq 0 ] || exit 3
+exit "$verify_status"
