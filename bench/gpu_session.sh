@@ -8,8 +8,12 @@
 #   4. the GPU tests of tests/test_cuda_sim.py (timings, both barriers, every packs count);
 #   5. bench/gpu_verify.py on the bundled groups and the plan's first 3 distinct groups:
 #      calibration, barrier costs, the kernel-variant sweep, the verification table.
-# Wheels under .whl/ (numpy < 2.5 for numba-cuda's kernel compile) are installed into
-# /tmp/site first, where present.
+# Wheels under .whl/ are installed into /tmp/site first, where present: numba-cuda
+# 0.30 compiles no kernel under numpy 2.5, so on an image with numpy 2.5 carry numpy
+# 2.4.6 for the image's Python, fetched on a machine with network access:
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+#     --platform manylinux2014_x86_64 -d .whl numpy==2.4.6
 #
 # Usage: bash bench/gpu_session.sh OUT_DIR [h100|h200] [gpu_verify options...]
 set -uo pipefail

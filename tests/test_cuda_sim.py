@@ -815,6 +815,8 @@ def test_a_timed_out_barrier_makes_a_run_wrong_and_shows_in_the_costs() -> None:
     assert verify.group_report(group, cal, 5e-3, runs).verdict == "wrong"
     costs = [cal_mod.BarrierCost("atomic", 132, 256, 4096, None, timeouts=3)]
     assert verify.format_barrier_costs(costs) == "barrier atomic, us each: 132 blocks TIMED OUT 3x"
+    with pytest.raises(ValueError, match="rounds must be >= 1, got 0"):
+        cal_mod.measure_barriers([1], rounds=0)
 
 
 def test_verify_groups_rejects_an_unknown_barrier() -> None:
