@@ -314,7 +314,7 @@ _PACK_PTX_PROBE = """
 import sys
 from numba import cuda, float32, uint32
 from layerwise_fast.cuda.packed import pack_functions
-load_pack, store_pack = pack_functions(False)
+load_pack, store_pack, load_words, widen_words = pack_functions(False)
 
 def kernel(a, b):
     buf = cuda.local.array(16, float32)
@@ -324,10 +324,20 @@ def kernel(a, b):
         buf[8 + j] = buf[8 + j] * float32(2)
     store_pack(b, i, buf, 8)
 
+def raw(a, b):  # two packs loaded unwidened, the second widened and stored
+    words = cuda.local.array(16, float32)
+    buf = cuda.local.array(8, float32)
+    i = uint32(cuda.grid(1)) * uint32(16)
+    load_words(a, i, words, 0)
+    load_words(a, i + uint32(8), words, 8)
+    widen_words(a, words, 8, buf, 0)
+    store_pack(b, i, buf, 0)
+
 try:
-    for dtype in ("float16", "float32"):
-        ptx, _ = cuda.compile_ptx(kernel, f"{dtype}[::1], {dtype}[::1]", cc=(9, 0))
-        print(dtype, ptx.count("ld.global.v4"), ptx.count("st.global.v4"), ptx.count(".local"))
+    for name, function in (("pack", kernel), ("raw", raw)):
+        for dtype in ("float16", "float32"):
+            ptx, _ = cuda.compile_ptx(function, f"{dtype}[::1], {dtype}[::1]", cc=(9, 0))
+            print(name, dtype, ptx.count("ld.global.v4"), ptx.count("st.global.v4"), ptx.count(".local"))
 except Exception as exc:  # no NVVM on this machine
     print("NO-NVVM", type(exc).__name__, exc)
 """
@@ -383,12 +393,89 @@ def test_barriers_compile_to_the_intended_instructions() -> None:
     assert loop_label > arrive, "the acquire load must be repeated in the spin loop"
 
 
+_MACHINE_CODE_PROBE = """
+import json, re, subprocess, sys, tempfile
+from pathlib import Path
+import numba.cuda.dispatcher as dispatcher
+from numba import cuda
+
+class Hopper:  # device functions compile for the current device's cc; there is none here
+    compute_capability = (9, 0)
+
+dispatcher.get_current_device = lambda: Hopper()
+from layerwise_fast.cuda import kernels
+
+try:
+    from cuda.pathfinder import find_nvidia_binary_utility
+    tools = {name: find_nvidia_binary_utility(name) for name in ("ptxas", "nvdisasm")}
+except Exception as exc:
+    tools = {"error": repr(exc)}
+if None in tools.values() or "error" in tools:
+    print("NO-TOOLS", tools)
+    sys.exit(0)
+rows = "float16[::1], float16[::1], uint32, uint32"
+chunked = rows + ", int32[::1], float32[::1], float32[::1], uint32, uint32, uint32, uint32, uint32[::1]"
+control = rows + ", float32[::1], uint32, int32, float32, uint32, uint32"
+cases = {f"chunked {b} {p}": (kernels.chunked_group_kernel(b, p), chunked)
+         for b in kernels.BARRIER_MODES for p in (4, 8)}
+cases.update({f"control {p}": (kernels.layer_kernel(p), control) for p in (2, 4, 8)})
+report = {}
+work = Path(tempfile.mkdtemp())
+for name, (kernel, signature) in cases.items():
+    try:
+        ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=(9, 0))
+    except Exception as exc:  # no NVVM on this machine
+        print("NO-NVVM", type(exc).__name__, exc)
+        sys.exit(0)
+    source, cubin = work / "k.ptx", work / "k.cubin"
+    source.write_text(ptx)
+    done = subprocess.run([tools["ptxas"], "-c", "-arch=sm_90", "-v", str(source), "-o", str(cubin)],
+                          capture_output=True, text=True)
+    if done.returncode:
+        print("NO-TOOLS", done.stderr[-300:])
+        sys.exit(0)
+    sass = subprocess.run([tools["nvdisasm"], str(cubin)], capture_output=True, text=True, check=True).stdout
+    # The longest run of predicated 16-byte loads with no other memory access or use of
+    # loaded data in between: the activation packs of one step (weights load unpredicated).
+    longest = run = 0
+    for line in sass.splitlines():
+        if re.search(r"@!?P\\d LDG\\.E\\.128", line):
+            run += 1
+            longest = max(longest, run)
+        elif re.search(r"\\b(LDG|STG|LDS|STS|HADD2|F2F|FMUL|FFMA|FADD|MUFU)", line):
+            run = 0
+    spills = re.findall(r"(\\d+) bytes spill stores, (\\d+) bytes spill loads", done.stderr)
+    report[name] = {
+        "registers": int(re.search(r"Used (\\d+) registers", done.stderr).group(1)),
+        "spill_bytes": sum(int(a) + int(b) for a, b in spills),
+        "loads_in_a_row": longest,
+    }
+print(json.dumps(report))
+"""
+
+
+def test_kernels_assemble_without_spills_and_keep_each_steps_loads_in_flight() -> None:
+    output = _run_ptx_probe(_MACHINE_CODE_PROBE)
+    if output.startswith("NO-TOOLS"):
+        pytest.skip(f"ptxas or nvdisasm cannot assemble here: {output.strip()[:300]}")
+    report = json.loads(output)
+    assert all(kernel["spill_bytes"] == 0 for kernel in report.values()), report
+    # Blocks of 256 threads per SM: 4 with 4 packs (at most 64 registers), 3 with 8 (80).
+    assert max(report[f"chunked {b} 4"]["registers"] for b in BARRIER_MODES) <= 64, report
+    assert max(report[f"chunked {b} 8"]["registers"] for b in BARRIER_MODES) <= 80, report
+    # Every activation load of a step is issued before the first is used.
+    for packs in (2, 4, 8):
+        assert report[f"control {packs}"]["loads_in_a_row"] == packs, report
+    assert report["chunked cg 8"]["loads_in_a_row"] == 8, report
+
+
 def test_packs_compile_to_16_byte_vector_loads_and_stores() -> None:
     output = _run_ptx_probe(_PACK_PTX_PROBE)
-    counts = dict(line.split(" ", 1) for line in output.strip().splitlines())
-    # float16: one v4.b32 load and store of 8 halves; float32: two v4.f32 of each;
-    # the pack buffer lives in registers (no local memory).
-    assert counts == {"float16": "1 1 0", "float32": "2 2 0"}
+    counts = {tuple(line.split()[:2]): line.split(" ", 2)[2] for line in output.strip().splitlines()}
+    # float16: one v4.b32 load and store of 8 halves; float32: two v4 of each; the pack
+    # buffers live in registers (no local memory). Unwidened packs load the same way.
+    assert counts == {("pack", "float16"): "1 1 0", ("pack", "float32"): "2 2 0",
+                      ("raw", "float16"): "2 1 0", ("raw", "float32"): "4 2 0"}
 
 
 @needs_device

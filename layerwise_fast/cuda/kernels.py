@@ -120,13 +120,13 @@ def is_simulated() -> bool:
 
 # Device functions are inlined at the NVVM level (an option the simulator's jit does not
 # take), so that constant arguments specialise each copy. Registers per thread from
-# ptxas 13.5 for sm_90, no spills in any kernel (chunked float16 / float32, control):
-# 2 packs in flight 64-69 / 68-70, 44; 4 packs 80 / 76-80, 63; 8 packs 126-128 / 121-123,
-# 96. At 256 threads per block the chunked kernel keeps 3 blocks per SM with 2 or 4
-# packs and 2 with 8; the control keeps 5, 4 and 2.
+# ptxas 13.5 for sm_90, with no spills in any kernel, float16 (the packed path):
+# chunked kernel 63-64 with 2 or 4 packs in flight, 75-80 with 8; control 40, 46, 64.
+# At 256 threads per block that keeps 4, 4 and 3 chunked blocks per SM. The float32
+# kernels, which never take the packed path but still compile it, take 67-122.
 _SIMULATED = is_simulated()
 _INLINED_DEVICE: dict[str, Any] = {"device": True} if _SIMULATED else {"device": True, "forceinline": True}
-load_pack, store_pack = pack_functions(_SIMULATED)
+load_pack, store_pack, load_words, widen_words = pack_functions(_SIMULATED)
 _PACK_U = np.uint32(PACK)
 # Module constants: local array shapes must be compile-time literals.
 _TWO_PACKS = 2 * PACK
@@ -253,12 +253,13 @@ def _packed_row_functions(packs: int) -> tuple[Any, Any, Any]:
     packs_u = np.uint32(packs)
 
     @cuda.jit(**_INLINED_DEVICE)
-    def load_packs(src, first, stride, end, x):  # type: ignore[no-untyped-def]
-        """Load packs ``first, first + stride, ...`` below ``end`` (element offsets) into ``x``."""
+    def load_packs(src, first, stride, end, words):  # type: ignore[no-untyped-def]
+        """Load packs ``first, first + stride, ...`` below ``end`` (element offsets) into
+        ``words``, unwidened (see packed.py)."""
         for j in range(packs):
             at = uint32(first + uint32(j) * stride)
             if at < end:
-                load_pack(src, at, x, j * PACK)
+                load_words(src, at, words, j * PACK)
 
     def row_map(apply_pack: Any) -> Any:
         """A row pass ``dst = apply_pack(src)`` over this lane's packs, with the
@@ -266,17 +267,19 @@ def _packed_row_functions(packs: int) -> tuple[Any, Any, Any]:
 
         @cuda.jit(**_INLINED_DEVICE)
         def run(src, dst, params, row_off, w_off, hidden, argument, lane, team):  # type: ignore[no-untyped-def]
-            x = cuda.local.array(elements, float32)
+            words = cuda.local.array(elements, float32)
+            x = cuda.local.array(PACK, float32)
             b_off = uint32(w_off + hidden)
             stride = uint32(team * _PACK_U)
             c = uint32(lane * _PACK_U)
             while c < hidden:
-                load_packs(src, uint32(row_off + c), stride, uint32(row_off + hidden), x)
+                load_packs(src, uint32(row_off + c), stride, uint32(row_off + hidden), words)
                 for j in range(packs):
                     k = uint32(c + uint32(j) * stride)
                     if k < hidden:
-                        apply_pack(x, j * PACK, params, w_off, b_off, k, argument)
-                        store_pack(dst, row_off + k, x, j * PACK)
+                        widen_words(src, words, j * PACK, x, 0)
+                        apply_pack(x, 0, params, w_off, b_off, k, argument)
+                        store_pack(dst, row_off + k, x, 0)
                 c = uint32(c + stride * packs_u)
 
         return run
@@ -284,18 +287,20 @@ def _packed_row_functions(packs: int) -> tuple[Any, Any, Any]:
     @cuda.jit(**_INLINED_DEVICE)
     def sum_squares_row(src, row_off, hidden, lane, team):  # type: ignore[no-untyped-def]
         """:func:`_sum_squares_row` over this lane's packs."""
-        x = cuda.local.array(elements, float32)
+        words = cuda.local.array(elements, float32)
+        x = cuda.local.array(PACK, float32)
         acc = cuda.local.array(PACK, float32)
         for i in range(PACK):
             acc[i] = _F0
         stride = uint32(team * _PACK_U)
         c = uint32(lane * _PACK_U)
         while c < hidden:
-            load_packs(src, uint32(row_off + c), stride, uint32(row_off + hidden), x)
+            load_packs(src, uint32(row_off + c), stride, uint32(row_off + hidden), words)
             for j in range(packs):
                 if uint32(c + uint32(j) * stride) < hidden:
+                    widen_words(src, words, j * PACK, x, 0)
                     for i in range(PACK):
-                        acc[i] += x[j * PACK + i] * x[j * PACK + i]
+                        acc[i] += x[i] * x[i]
             c = uint32(c + stride * packs_u)
         total = _F0
         for i in range(PACK):

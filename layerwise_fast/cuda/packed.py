@@ -17,6 +17,15 @@ layer-by-layer control reached 1.6 TB/s of a 4.3 TB/s copy). A float16 pack asks
 The loads and stores are inline PTX marked as having side effects (the stores also
 clobber memory), so the compiler neither drops nor moves them across each other or a
 barrier. Under the simulator the same names are plain Python loops.
+
+Several packs in flight: ``load_words(array, offset, words, at)`` loads a pack without
+widening it, its raw 32-bit words kept in float32 slots ``words[at:at + PACK]`` (4 used
+for 2-byte dtypes, all 8 for float32), and ``widen_words(array, words, at, buf,
+buf_at)`` widens them into ``buf[buf_at:buf_at + PACK]`` when the pack is used. A pack
+widened at once (``load_pack``) takes 8 registers where its words take 4, and ptxas
+then issues no more than about 4 such loads before it widens the first (seen in the
+machine code of 8 packs: 4 loads, the widening of the first, the next 4). Under the
+simulator ``load_words`` widens at once and ``widen_words`` copies.
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ def packed_dtype(dtype_name: str) -> bool:
     return dtype_name in _PACKED_DTYPES
 
 
-def _simulated_functions() -> tuple[Any, Any]:
+def _simulated_functions() -> tuple[Any, Any, Any, Any]:
     from numba import cuda, float32
 
     @cuda.jit(device=True)
@@ -54,10 +63,20 @@ def _simulated_functions() -> tuple[Any, Any]:
         for j in range(PACK):
             array[offset + j] = buf[at + j]
 
-    return load_pack, store_pack
+    @cuda.jit(device=True)
+    def load_words(array, offset, words, at):  # type: ignore[no-untyped-def]
+        for j in range(PACK):
+            words[at + j] = float32(array[offset + j])
+
+    @cuda.jit(device=True)
+    def widen_words(array, words, at, buf, buf_at):  # type: ignore[no-untyped-def]
+        for j in range(PACK):
+            buf[buf_at + j] = words[at + j]
+
+    return load_pack, store_pack, load_words, widen_words
 
 
-def _compiled_functions() -> tuple[Any, Any]:  # pragma: no cover - needs NVVM, checked by PTX tests
+def _compiled_functions() -> tuple[Any, Any, Any, Any]:  # pragma: no cover - needs NVVM, checked by PTX tests
     from llvmlite import ir  # type: ignore[import-untyped, unused-ignore]
     from numba import types
     from numba.cuda import cgutils  # type: ignore[attr-defined, unused-ignore]
@@ -94,15 +113,30 @@ def _compiled_functions() -> tuple[Any, Any]:  # pragma: no cover - needs NVVM, 
         asm(builder, ir.VoidType(), [pointer, *words],
             f"st.global.v4.{kind} [$0], {{$1, $2, $3, $4}};", f"l,{reg},{reg},{reg},{reg},~{{memory}}")
 
+    def buffer_slots(context: Any, builder: Any, buf_type: Any, buf: Any, at: Any, at_type: Any) -> list[Any]:
+        """Pointers to the PACK slots ``buf[at:at + PACK]``."""
+        start = as_intp(context, builder, at, at_type)
+        return [element_pointer(context, builder, buf_type, buf, builder.add(start, ir.Constant(start.type, j)))
+                for j in range(PACK)]
+
     def pack_pointers(context: Any, builder: Any, sig: Any, args: Any) -> tuple[Any, Any, list[Any]]:
         """(array type, pointer to the pack's first element, pointers to the PACK buffer slots)."""
         array_type, offset_type, buf_type, at_type = sig.args
-        offset, at = as_intp(context, builder, args[1], offset_type), as_intp(context, builder, args[3], at_type)
-        slots = [
-            element_pointer(context, builder, buf_type, args[2], builder.add(at, ir.Constant(at.type, j)))
-            for j in range(PACK)
-        ]
+        offset = as_intp(context, builder, args[1], offset_type)
+        slots = buffer_slots(context, builder, buf_type, args[2], args[3], at_type)
         return array_type, element_pointer(context, builder, array_type, args[0], offset), slots
+
+    def load_float32_pack(builder: Any, pointer: Any, kind: str, reg: str, elem: Any) -> list[Any]:
+        """The 8 float32 of a pack at ``pointer``: two 16-byte loads."""
+        second = builder.gep(pointer, [ir.Constant(ir.IntType(64), 4)])
+        return load_words(builder, pointer, kind, reg, elem) + load_words(builder, second, kind, reg, elem)
+
+    def widen_halves(builder: Any, word: Any, half: str, reg: str) -> list[Any]:
+        """The two 16-bit floats (``half``: f16 or bf16) of a 32-bit word, as float32."""
+        pair = asm(builder, ir.LiteralStructType([f32, f32]), [word],
+                   "{.reg .b16 lo, hi; mov.b32 {lo, hi}, $2; "
+                   f"cvt.f32.{half} $0, lo; cvt.f32.{half} $1, hi;}}", f"=f,=f,{reg}")
+        return fields(builder, pair, 2)
 
     @intrinsic
     def load_pack(typingctx, array, offset, buf, at):  # type: ignore[no-untyped-def]
@@ -111,16 +145,10 @@ def _compiled_functions() -> tuple[Any, Any]:  # pragma: no cover - needs NVVM, 
         def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
             array_type, source, slots = pack_pointers(context, builder, sig, args)
             if array_type.dtype == types.float16:
-                values = []
-                for word in load_words(builder, source, "b32", "r", i32):
-                    pair = asm(builder, ir.LiteralStructType([f32, f32]), [word],
-                               "{.reg .b16 lo, hi; mov.b32 {lo, hi}, $2; "
-                               "cvt.f32.f16 $0, lo; cvt.f32.f16 $1, hi;}", "=f,=f,r")
-                    values += fields(builder, pair, 2)
+                values = [v for word in load_words(builder, source, "b32", "r", i32)
+                          for v in widen_halves(builder, word, "f16", "r")]
             elif array_type.dtype == types.float32:
-                second = builder.gep(source, [ir.Constant(ir.IntType(64), 4)])
-                values = (load_words(builder, source, "f32", "f", f32)
-                          + load_words(builder, second, "f32", "f", f32))
+                values = load_float32_pack(builder, source, "f32", "f", f32)
             else:  # other dtypes (bfloat16): element by element, as the scalar path does
                 values = [
                     context.cast(builder, builder.load(builder.gep(source, [ir.Constant(ir.IntType(64), j)])),
@@ -160,9 +188,49 @@ def _compiled_functions() -> tuple[Any, Any]:  # pragma: no cover - needs NVVM, 
 
         return types.void(array, offset, buf, at), codegen
 
-    return load_pack, store_pack
+    @intrinsic
+    def load_raw_words(typingctx, array, offset, words, at):  # type: ignore[no-untyped-def]
+        check(array, words)
+
+        def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+            array_type, source, slots = pack_pointers(context, builder, sig, args)
+            # Raw bits in float32 registers: nothing converts them until widen_raw_words.
+            if array_type.dtype == types.float32:
+                values = load_float32_pack(builder, source, "b32", "f", f32)
+            elif array_type.dtype.bitwidth == 16:  # float16, bfloat16: 8 halves in 4 words
+                values = load_words(builder, source, "b32", "f", f32)
+            else:
+                raise TypeError(f"load_raw_words needs a 2- or 4-byte float array, got {array_type}")
+            for value, slot in zip(values, slots):
+                builder.store(value, slot)
+            return context.get_dummy_value()
+
+        return types.void(array, offset, words, at), codegen
+
+    @intrinsic
+    def widen_raw_words(typingctx, array, words, at, buf, buf_at):  # type: ignore[no-untyped-def]
+        check(array, words)
+        check(array, buf)
+
+        def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+            array_type, words_type, at_type, buf_type, buf_at_type = sig.args
+            sources = buffer_slots(context, builder, words_type, args[1], args[2], at_type)
+            targets = buffer_slots(context, builder, buf_type, args[3], args[4], buf_at_type)
+            if array_type.dtype == types.float32:
+                values = [builder.load(source) for source in sources]
+            else:
+                half = "f16" if array_type.dtype == types.float16 else "bf16"
+                values = [v for source in sources[:4] for v in widen_halves(builder, builder.load(source), half, "f")]
+            for value, target in zip(values, targets):
+                builder.store(value, target)
+            return context.get_dummy_value()
+
+        return types.void(array, words, at, buf, buf_at), codegen
+
+    return load_pack, store_pack, load_raw_words, widen_raw_words
 
 
-def pack_functions(simulated: bool) -> tuple[Any, Any]:
-    """``(load_pack, store_pack)`` for the simulator or for compiled kernels."""
+def pack_functions(simulated: bool) -> tuple[Any, Any, Any, Any]:
+    """``(load_pack, store_pack, load_words, widen_words)`` for the simulator or for
+    compiled kernels."""
     return _simulated_functions() if simulated else _compiled_functions()
