@@ -22,10 +22,10 @@ Several packs in flight: ``load_words(array, offset, words, at)`` loads a pack w
 widening it, its raw 32-bit words kept in float32 slots ``words[at:at + PACK]`` (4 used
 for 2-byte dtypes, all 8 for float32), and ``widen_words(array, words, at, buf,
 buf_at)`` widens them into ``buf[buf_at:buf_at + PACK]`` when the pack is used. A pack
-widened at once (``load_pack``) takes 8 registers where its words take 4, and ptxas
-then issues no more than about 4 such loads before it widens the first (seen in the
-machine code of 8 packs: 4 loads, the widening of the first, the next 4). Under the
-simulator ``load_words`` widens at once and ``widen_words`` copies.
+widened at once (``load_pack``) takes 8 registers where its words take 4, and with 8
+packs so loaded ptxas widened the first after 4 loads (the control) or 7 (the chunked
+kernel), so they were not all in flight. Under the simulator ``load_words`` widens at
+once and ``widen_words`` copies.
 """
 
 from __future__ import annotations
