@@ -394,7 +394,8 @@ def _apply_layer_function(packs: int) -> Any:
     return apply_layer
 
 
-def _check_packs_in_flight(packs_in_flight: int) -> None:
+def check_packs_in_flight(packs_in_flight: int) -> None:
+    """Raise ValueError unless ``packs_in_flight`` is one of :data:`PACKS_IN_FLIGHT_CHOICES`."""
     if packs_in_flight not in PACKS_IN_FLIGHT_CHOICES:
         raise ValueError(f"packs_in_flight must be one of {PACKS_IN_FLIGHT_CHOICES}, got {packs_in_flight!r}")
 
@@ -414,7 +415,7 @@ def _apply_layer_for(packs_in_flight: int) -> Any:
 def chunked_group_kernel(barrier: str, packs_in_flight: int = PACKS_IN_FLIGHT) -> Any:
     """The chunked group kernel with grid barrier ``barrier`` (:data:`BARRIER_MODES`) and
     ``packs_in_flight`` (:data:`PACKS_IN_FLIGHT_CHOICES`); one dispatcher per pair."""
-    _check_packs_in_flight(packs_in_flight)
+    check_packs_in_flight(packs_in_flight)
     key = (barrier, packs_in_flight)
     if key not in _CHUNKED_KERNELS:
         _CHUNKED_KERNELS[key] = _build_chunked_kernel(barrier_function(barrier), _apply_layer_for(packs_in_flight))
@@ -474,7 +475,7 @@ def _build_chunked_kernel(sync: Any, apply_layer: Any) -> Any:
 
 def layer_kernel(packs_in_flight: int = PACKS_IN_FLIGHT) -> Any:
     """The control's kernel, ``packs_in_flight`` per lane (one dispatcher per count)."""
-    _check_packs_in_flight(packs_in_flight)
+    check_packs_in_flight(packs_in_flight)
     if packs_in_flight not in _LAYER_KERNELS:
         _LAYER_KERNELS[packs_in_flight] = _build_layer_kernel(_apply_layer_for(packs_in_flight))
     return _LAYER_KERNELS[packs_in_flight]

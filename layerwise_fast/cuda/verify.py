@@ -70,6 +70,7 @@ from .kernels import (
     DeviceGroup,
     Launch,
     LaunchGeometry,
+    check_packs_in_flight,
     cuda,
     device_info,
     is_simulated,
@@ -150,6 +151,11 @@ class GroupSpec:
     def itemsize(self) -> int:
         """Bytes per activation element."""
         return ITEMSIZE[self.dtype]
+
+    @property
+    def bytes_per_run(self) -> int:
+        """Bytes read + written by one run over all tokens (weights not counted)."""
+        return 2 * len(self.layers) * self.tokens * self.hidden * self.itemsize
 
     @property
     def working_set_bytes(self) -> int:
@@ -508,19 +514,22 @@ def verify_groups(
         packs_in_flight: packs a lane loads at a time in every kernel run (one of
             ``PACKS_IN_FLIGHT_CHOICES``; packed rows only).
     """
-    if packs_in_flight not in PACKS_IN_FLIGHT_CHOICES:
-        raise ValueError(f"packs_in_flight must be one of {PACKS_IN_FLIGHT_CHOICES}, got {packs_in_flight!r}")
+    check_packs_in_flight(packs_in_flight)
     if repeats < 1 or sample_rows < 1:
         raise ValueError(f"repeats and sample_rows must be >= 1, got {repeats} and {sample_rows}")
-    for mode in (barrier, *compare_barriers):
-        if mode not in BARRIER_MODES:
-            raise ValueError(f"barriers must be among {BARRIER_MODES}, got {mode!r}")
+    _check_barriers((barrier, *compare_barriers))
     cache = _resolve_cache(cache_bytes, calibration)
     rng = np.random.default_rng(seed)
     options = _RunOptions(repeats, sample_rows, threads_per_block, barrier,
                           tuple(mode for mode in dict.fromkeys(compare_barriers) if mode != barrier),
                           packs_in_flight)
     return [_verify_group(group, calibration, cache, options, rng) for group in groups]
+
+
+def _check_barriers(modes: Sequence[str]) -> None:
+    for mode in modes:
+        if mode not in BARRIER_MODES:
+            raise ValueError(f"barriers must be among {BARRIER_MODES}, got {mode!r}")
 
 
 @dataclass(frozen=True)
@@ -628,7 +637,7 @@ def _verify_group(
     rng: np.random.Generator,
 ) -> GroupReport:
     work = _prepare(group, options.sample_rows, rng)
-    bytes_moved = 2 * len(group.layers) * group.tokens * group.hidden * group.itemsize
+    bytes_moved = group.bytes_per_run
     chunks = {
         "planned": (group.chunk_tokens, options.barrier),
         "2x_cache": (chunk_tokens_for(2 * cache, group.layers, group.hidden, group.itemsize, True),
@@ -696,16 +705,14 @@ def sweep_variants(
     control with every packs-in-flight count, on one set of inputs; every run is
     checked against the reference like :func:`verify_groups`' runs.
     """
-    for mode in barriers:
-        if mode not in BARRIER_MODES:
-            raise ValueError(f"barriers must be among {BARRIER_MODES}, got {mode!r}")
+    _check_barriers(barriers)
     for count in packs:
         if count not in PACKS_IN_FLIGHT_CHOICES:
             raise ValueError(f"packs must be among {PACKS_IN_FLIGHT_CHOICES}, got {count!r}")
     if repeats < 1 or sample_rows < 1:
         raise ValueError(f"repeats and sample_rows must be >= 1, got {repeats} and {sample_rows}")
     work = _prepare(group, sample_rows, np.random.default_rng(seed))
-    bytes_moved = 2 * len(group.layers) * group.tokens * group.hidden * group.itemsize
+    bytes_moved = group.bytes_per_run
     working_set = chunk_working_set_bytes(group.layers, group.hidden, min(group.chunk_tokens, group.tokens),
                                           group.itemsize)
     runs = []
@@ -874,11 +881,8 @@ def run_gpu_verification(
     verification dictionary.
     """
     others = tuple(m for m in BARRIER_MODES if m != barrier) if compare_barriers is None else tuple(compare_barriers)
-    for mode in (barrier, *others):  # checked before minutes of GPU time are spent
-        if mode not in BARRIER_MODES:
-            raise ValueError(f"barriers must be among {BARRIER_MODES}, got {mode!r}")
-    if packs_in_flight not in PACKS_IN_FLIGHT_CHOICES:
-        raise ValueError(f"packs_in_flight must be one of {PACKS_IN_FLIGHT_CHOICES}, got {packs_in_flight!r}")
+    _check_barriers((barrier, *others))  # checked before minutes of GPU time are spent
+    check_packs_in_flight(packs_in_flight)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = settings_for(quick, is_simulated())
