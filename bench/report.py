@@ -61,6 +61,10 @@ def time_of(name: Key) -> Callable[[dict[Key, float]], float]:
 
 
 N7, N6 = 10**7, 10**6
+# A bound set here, not by an issue: dp slides two windows over the layers, so it must
+# stay within a constant number of passes (scanning every start of a 100-layer group,
+# as it once did, took about 200 passes).
+DP_PASSES_LIMIT = 200.0
 TARGETS = [
     Target("greedy, n=10^7 uniform int64, vs one numpy.add.reduce pass",
            ratio(key("greedy", N7), key(BASELINE, N7)), 2.0, True, "x"),
@@ -74,6 +78,8 @@ TARGETS = [
            time_of(key("greedy", 100)), 5e-6, True, "s"),
     Target("dp, n=10^5, about 1000 layers per group, median",
            time_of(key("dp", 10**5)), 1.0, True, "s"),
+    Target("dp, n=10^7 uniform at 50 MB, vs one numpy.add.reduce pass",
+           ratio(key("dp", N7), key(BASELINE, N7)), DP_PASSES_LIMIT, True, "x"),
 ]
 
 
@@ -205,7 +211,7 @@ def group_tables(runs: list[Run]) -> list[str]:
 def memory_rows(figures: Iterable[dict]) -> list[str]:
     mib = 2**20
     rows = [
-        "| algorithm | n | input | RSS after input | peak increase | bound 8(n+1) B + 64 MiB | time | result |",
+        "| algorithm | n | input | RSS after input | peak increase | bound: arrays × 8(n+1) B + 64 MiB | time | result |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for f in figures:

@@ -3,8 +3,9 @@
 Every problem (n layers of one size distribution) is one benchmark group holding:
 one ``numpy.add.reduce`` pass over the array (the baseline: a memory-bound streaming
 pass), ``greedy`` at the 50 MB capacity, ``balanced`` for each k, and for n <= 10^6 the
-seed's pure-Python greedy on a list and on the array. Separate groups time one greedy
-call on 100 layers and ``dp`` at 10^5 layers with about 1000 layers per group.
+seed's pure-Python greedy on a list and on the array, and for 10^6 and 10^7 layers ``dp``
+at the 50 MB capacity. Separate groups time one greedy call on 100 layers, and ``dp`` at
+10^5 layers with about 1000 layers per group and with one group holding every layer.
 
 Plain ``pytest`` runs with ``--benchmark-disable``: every function runs once and its
 result is checked, which makes this suite a test of the large inputs too.
@@ -41,6 +42,7 @@ PROBLEMS = [
     _problem(10**8, "uniform", pytest.mark.slow),
 ]
 SEED_PROBLEMS = [p for p in PROBLEMS if p.values[0][0] <= SEED_MAX_N]
+DP_PROBLEMS = [p for p in PROBLEMS if p.values[0][0] in (10**6, 10**7)]
 BALANCED_CASES = [
     pytest.param(p.values[0], k, marks=p.marks, id=f"{p.id}-k={k}")
     for p in PROBLEMS
@@ -109,6 +111,16 @@ def test_balanced(benchmark, workload, k: int) -> None:
     check_balanced(p, workload.sizes, k)
 
 
+@pytest.mark.parametrize("workload", DP_PROBLEMS, indirect=True)
+def test_dp_at_capacity(benchmark, workload) -> None:
+    """dp at the 50 MB capacity: greedy's groups, balanced's bottleneck."""
+    _label(benchmark, workload.group, "dp", workload.n, distribution=workload.distribution)
+    p = benchmark(lf.dp, workload.sizes, CAPACITY)
+    _check_costs(p, workload.sizes)
+    best = lf.balanced(workload.sizes, capacity=CAPACITY)
+    assert (p.k, p.bottleneck) == (best.k, best.bottleneck)
+
+
 @pytest.mark.parametrize("workload", SEED_PROBLEMS, indirect=True)
 @pytest.mark.parametrize("seed_input", ["list", "ndarray"])
 def test_seed_greedy(benchmark, workload, seed_input: str) -> None:
@@ -149,6 +161,17 @@ def test_dp(benchmark, dp_sizes: np.ndarray) -> None:
     _check_costs(p, sizes)
     best = lf.balanced(sizes, capacity=DP_CAPACITY)
     assert (p.k, p.bottleneck) == (fewest.k, best.bottleneck) == (best.k, best.bottleneck)
+
+
+def test_dp_one_group(benchmark, dp_sizes: np.ndarray) -> None:
+    """dp at 10^5 layers with a capacity that holds them all: one group, every start fits."""
+    sizes = dp_sizes
+    total = int(sizes.sum())
+    _label(benchmark, f"dp, n={exponent_label(DP_N)}, one group holds every layer", "dp", DP_N,
+           distribution="uniform", k=1, capacity=total)
+    p = benchmark(lf.dp, sizes, total)
+    np.testing.assert_array_equal(p.boundaries, [0, DP_N])
+    assert p.bottleneck == total
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ __all__ = [
     "cut_sets",
     "exhaustive",
     "minmax_dp",
+    "latest_start_dp",
     "exhaustive_batch",
     "same_json_value",
 ]
@@ -116,6 +117,34 @@ def minmax_dp(sizes: Model, k: int, cost: str = "sum") -> int:
         best = candidates.min(axis=0)
         best[0] = inf  # every group is non-empty
     return int(best[n])
+
+
+def latest_start_dp(sizes: Model, capacity: int, cost: str = "sum") -> list[int]:
+    """The cuts of ``dp``: the O(n^2) lexicographic DP, written out plainly.
+
+    For each prefix of i layers, over every start j of a last group that fits
+    `capacity`: the fewest groups, then the smallest bottleneck max(best[j], cost(j, i)),
+    ties to the latest j. Returns the boundaries 0, ..., n read back from the starts.
+    Every layer must fit `capacity` alone.
+    """
+    n = len(sizes) if cost == "sum" else len(sizes[0])
+    groups, bottleneck, last_start = [0] * (n + 1), [0] * (n + 1), [0] * (n + 1)
+    for i in range(1, n + 1):
+        best: tuple[int, int] | None = None
+        for j in range(i - 1, -1, -1):
+            group = group_cost(sizes, j, i, cost)
+            if group > capacity:
+                break
+            candidate = (groups[j] + 1, max(bottleneck[j], group))
+            if best is None or candidate < best:  # strictly better: ties keep the later j
+                best, last_start[i] = candidate, j
+        if best is None:
+            raise ValueError(f"layer {i - 1} alone exceeds the capacity {capacity}")
+        groups[i], bottleneck[i] = best
+    cuts = [n]
+    while cuts[-1] > 0:
+        cuts.append(last_start[cuts[-1]])
+    return cuts[::-1]
 
 
 def _interval_costs(sizes: Model, cost: str) -> np.ndarray:

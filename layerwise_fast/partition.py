@@ -248,15 +248,19 @@ def dp(
 
     The dynamic programme over prefixes, with reconstruction of the cuts. Gives the
     same (k, bottleneck) as ``balanced(sizes, capacity=capacity)``; it is the reference
-    engine for objectives that bisection cannot handle. O(n * w) time where w is the
-    most layers one group can hold; three arrays of n + 1 entries.
+    engine for objectives that bisection cannot handle. In bytes it slides two windows
+    over the layers: O(n) time (plus a binary search per layer where the best start is
+    ambiguous) and two int64 arrays of n + 1 entries, however many layers a group holds.
+    Ties go to the latest start of the last group (the shortest last group).
 
     With ``layer_time`` and ``cut_time`` (seconds, one float per layer, finite and
     >= 0), the bottleneck minimised among the fewest-group partitions is the largest
     *stage time* instead of bytes: a group of layers a..b costs ``sum(layer_time[a:b+1])
     + cut_time[b]``, where ``cut_time[b]`` is the time to send layer b's output to the
     next stage. The result's ``stage_times`` hold each group's time; its byte costs
-    and byte bottleneck are reported as usual.
+    and byte bottleneck are reported as usual. Stage times are not monotone in the
+    group (the cut moves with its end), so this DP scans every start of the last group
+    that fits: O(n * w) time, w the most layers one group can hold.
     """
     cap = _as_capacity(capacity)
     first, live = _model(sizes, cost)

@@ -7,9 +7,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import layerwise_fast as lf
 
@@ -37,9 +39,22 @@ def test_eight_threads_agree_with_serial_results() -> None:
     assert all(r == serial for r in results)
 
 
-def test_long_call_releases_the_gil() -> None:
+def _long_bytes_dp() -> Callable[[], object]:
+    """dp on 10^7 layers: the bytes DP slides over them in a few hundred milliseconds."""
+    sizes = np.random.default_rng(0).integers(0, 10**6, 10**7)
+    return lambda: lf.dp(sizes, 5 * 10**7)
+
+
+def _long_stage_time_dp() -> Callable[[], object]:
+    """The stage-time DP with about 1000 layers per group: it scans every start of each."""
     sizes = np.random.default_rng(0).integers(0, 10**6, 10**5)
-    capacity = int(sizes.mean() * 1000)  # about 1000 layers per group: a long dp
+    layer_time, cut_time = np.ones(10**5), np.zeros(10**5)
+    return lambda: lf.dp(sizes, 5 * 10**8, layer_time=layer_time, cut_time=cut_time)
+
+
+@pytest.mark.parametrize("prepare", [_long_bytes_dp, _long_stage_time_dp], ids=["dp", "dp stage time"])
+def test_long_call_releases_the_gil(prepare: Callable[[], Callable[[], object]]) -> None:
+    call = prepare()
     ticks = [0]
     stop = threading.Event()
 
@@ -52,7 +67,7 @@ def test_long_call_releases_the_gil() -> None:
     try:
         time.sleep(0.05)
         before = ticks[0]
-        lf.dp(sizes, capacity)
+        call()
         during = ticks[0] - before
     finally:
         stop.set()

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import layerwise_fast as lf
-from layerwise_fast._reference import exhaustive, group_cost, minmax_dp, seed_greedy
+from layerwise_fast._reference import exhaustive, group_cost, latest_start_dp, minmax_dp, seed_greedy
 
 small_sizes = st.lists(st.integers(0, 10**12), min_size=1, max_size=12)
 tiny_sizes = st.lists(st.integers(0, 50), min_size=1, max_size=12)
@@ -132,6 +132,20 @@ def test_dp_and_balanced_agree_beyond_brute_force(sizes: list[int], data) -> Non
     check_structure(b, sizes, "sum")
 
 
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=60), st.integers(0, 12))
+def test_dp_cuts_are_the_latest_starts(sizes: list[int], extra: int) -> None:
+    """Small sizes make many ties: dp must break each as documented."""
+    capacity = max(1, max(sizes) + extra)
+    assert lf.dp(sizes, capacity).boundaries.tolist() == latest_start_dp(sizes, capacity)
+
+
+@given(peak_models(max_value=8), st.integers(0, 20))
+def test_peak_dp_cuts_are_the_latest_starts(model: tuple[list[int], list[int]], extra: int) -> None:
+    capacity = max(1, max(w + x for w, x in zip(*model)) + extra)
+    got = lf.dp(peak_input(*model), capacity, cost="peak").boundaries.tolist()
+    assert got == latest_start_dp(model, capacity, cost="peak")
+
+
 def families(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     alternating = np.where(np.arange(n) % 2 == 0, 10**9, 3).astype(np.int64)
     giant = rng.integers(1, 1000, n)
@@ -155,6 +169,16 @@ def test_balanced_matches_minmax_dp(n: int, ks: tuple[int, ...], family: str) ->
         assert p.k == k and np.all(np.diff(p.boundaries) > 0)
         assert p.bottleneck == minmax_dp(sizes, k), (family, k)
         assert p.group_costs.tolist() == np.add.reduceat(sizes, p.boundaries[:-1]).tolist()
+
+
+@pytest.mark.parametrize("family", ["uniform", "heavy_tailed", "all_equal", "zeros", "one_giant", "alternating"])
+@pytest.mark.parametrize("width", [1, 3, 40, None])
+def test_dp_cuts_match_the_reference_on_families(family: str, width: int | None) -> None:
+    """n = 300, groups of a few layers up to one group for all (width None)."""
+    sizes = families(300, np.random.default_rng(3))[family]
+    largest = max(1, int(sizes.max()))
+    capacity = max(largest, int(sizes.sum())) if width is None else largest * width
+    assert lf.dp(sizes, capacity).boundaries.tolist() == latest_start_dp(sizes, capacity)
 
 
 @pytest.mark.parametrize("n, k", [(60, 1), (60, 7), (300, 12)])

@@ -3,7 +3,7 @@
 //   greedy(cost, capacity)           fewest contiguous groups under the capacity, O(n)
 //   balanced(cost, k[, capacity])    minimum bottleneck over exactly k groups, exact
 //   balanced_fewest(cost, capacity)  greedy's k, then the minimum bottleneck
-//   dp(cost, capacity)               (fewest groups, smallest bottleneck), O(n * w)
+//   dp(cost, capacity)               (fewest groups, smallest bottleneck), O(n) amortised
 //
 // cost is SumCost or PeakCost (cost.hpp). All sizes are int64 bytes; every sum is
 // checked and overflow throws std::overflow_error. Bad arguments throw

@@ -188,6 +188,70 @@ static void test_large_random_against_dp() {
   }
 }
 
+// The error a call throws, as "type: message", or "" when it returns.
+static std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const lf::layer_too_large& e) {
+    return std::string("layer_too_large: ") + e.what();
+  } catch (const std::overflow_error& e) {
+    return std::string("overflow_error: ") + e.what();
+  } catch (const std::invalid_argument& e) {
+    return std::string("invalid_argument: ") + e.what();
+  }
+  return "";
+}
+
+template <class Cost>
+static void check_sliding_against_scan(const Cost& cost, int64_t capacity) {
+  lf::Partition sliding, scanned;
+  const std::string sliding_error = error_of([&] { sliding = lf::dp(cost, capacity); });
+  const std::string scanned_error = error_of([&] { scanned = lf::detail::dp_scan(cost, capacity, lf::BytesObjective{}); });
+  CHECK(sliding_error == scanned_error);
+  if (!sliding_error.empty()) return;
+  check_shape(cost, sliding);
+  CHECK(sliding.boundaries == scanned.boundaries);
+  CHECK(sliding.group_costs == scanned.group_costs);
+  CHECK(sliding.bottleneck == scanned.bottleneck && sliding.bottleneck_group == scanned.bottleneck_group);
+}
+
+// The sliding bytes DP against the scan of every start: the same cuts (the same tie
+// rule) and the same errors, on inputs with long plateaus of equal bottlenecks, groups
+// as wide as the input, sizes at the int64 edge, and bad layers.
+static void test_sliding_dp_against_scan() {
+  std::mt19937_64 rng(31);
+  for (int trial = 0; trial < 6000; ++trial) {
+    const int64_t n = 1 + static_cast<int64_t>(rng() % (trial % 7 == 0 ? 600 : 60));
+    Sizes w(static_cast<size_t>(n)), live(static_cast<size_t>(n));
+    int64_t largest_sum = 0, largest_peak = 0;
+    for (size_t i = 0; i < w.size(); ++i) {
+      switch (trial % 5) {
+        case 0: w[i] = static_cast<int64_t>(rng() % 1000); break;
+        case 1: w[i] = static_cast<int64_t>(rng() % 3); break;
+        case 2: w[i] = static_cast<int64_t>(1) << (rng() % 40); break;
+        case 3: w[i] = rng() % 8 == 0 ? static_cast<int64_t>(rng() % 50) : 0; break;
+        default: w[i] = lf::kInt64Max / 4 + static_cast<int64_t>(rng() % 3); break;
+      }
+      live[i] = trial % 5 == 4 ? static_cast<int64_t>(rng() % 3) : static_cast<int64_t>(rng() % 2000);
+      largest_sum = std::max(largest_sum, w[i]);
+      largest_peak = std::max(largest_peak, w[i] + live[i]);
+    }
+    if (trial % 97 == 0) w[rng() % w.size()] = -1;  // an error both must report alike
+    int64_t sum_capacity = std::max<int64_t>(1, largest_sum), peak_capacity = std::max<int64_t>(1, largest_peak);
+    switch (trial % 4) {
+      case 0: break;  // the largest layer exactly
+      case 1:
+        sum_capacity = lf::saturating_add(sum_capacity, sum_capacity * static_cast<int64_t>(rng() % 4) / 2);
+        peak_capacity = lf::saturating_add(peak_capacity, peak_capacity * static_cast<int64_t>(rng() % 4) / 2);
+        break;
+      case 2: sum_capacity = peak_capacity = lf::kInt64Max; break;  // one group may hold everything
+      default: sum_capacity = std::max<int64_t>(1, sum_capacity - 1); break;  // the largest layer does not fit
+    }
+    check_sliding_against_scan(lf::SumCost(w.data(), n), sum_capacity);
+    check_sliding_against_scan(lf::PeakCost(w.data(), live.data(), n), peak_capacity);
+  }
+}
+
 // Medium sizes, where the `sum` probe keeps cut brackets (k <= n / 9) and greedy's
 // block fast path is taken.
 static void test_medium_random_against_bisection() {
@@ -374,6 +438,7 @@ int main() {
   test_errors();
   test_dp_does_not_degenerate();
   test_large_random_against_dp();
+  test_sliding_dp_against_scan();
   test_medium_random_against_bisection();
   test_stage_time_dp_against_exhaustive();
   test_sum_greedy_blocks_against_next_fit();
