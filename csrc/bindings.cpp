@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -177,6 +178,25 @@ class PythonJsonBuilder {
   }
   bool boolean(bool value) { return add(py::bool_(value)); }
   bool null() { return add(py::none()); }
+  // A value built elsewhere, placed where the next value goes.
+  bool value(py::object built) { return add(std::move(built)); }
+
+  // The Python str of a JSON string's raw text, or a null object where it has none.
+  py::object decode(std::string_view text, bool escaped) {
+    if (escaped) {
+      if (!lf::json_unescape(text, scratch_)) return py::object();
+      text = scratch_;
+    }
+    PyObject* value = PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "strict");
+    return checked(value) ? py::reinterpret_steal<py::object>(value) : py::object();
+  }
+
+  // For a value that failed to convert: clears Python's error and returns false.
+  static bool checked(PyObject* value) {
+    if (value) return true;
+    PyErr_Clear();
+    return false;
+  }
 
  private:
   struct Frame {
@@ -186,21 +206,6 @@ class PythonJsonBuilder {
     std::vector<int64_t> ints;  // those values
     py::object key;             // an object's pending key
   };
-
-  static bool checked(PyObject* value) {
-    if (value) return true;
-    PyErr_Clear();
-    return false;
-  }
-
-  py::object decode(std::string_view text, bool escaped) {
-    if (escaped) {
-      if (!lf::json_unescape(text, scratch_)) return py::object();
-      text = scratch_;
-    }
-    PyObject* value = PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "strict");
-    return checked(value) ? py::reinterpret_steal<py::object>(value) : py::object();
-  }
 
   bool close() {
     py::object done = std::move(stack_.back().container);
@@ -238,6 +243,193 @@ class PythonJsonBuilder {
 };
 
 constexpr int kJsonMaxDepth = 500;
+
+// One field of a row array, gathered across the rows: an int64 array while every value
+// is an int that fits, else a list.
+class ColumnBuilder {
+ public:
+  bool integer(int64_t v) {
+    if (list_) return append_long(v);
+    ints_.push_back(v);
+    return true;
+  }
+  bool string(PythonJsonBuilder& strings, std::string_view text, bool escaped) {
+    if (escaped) {
+      const py::object value = strings.decode(text, true);
+      return value && other(value);
+    }
+    if (!last_string_ || text != last_text_) {
+      py::object value = strings.decode(text, false);
+      if (!value) return false;
+      last_text_ = text;
+      last_string_ = std::move(value);
+    }
+    return other(last_string_);
+  }
+  bool other(const py::object& value) {
+    if (!list_) {
+      list_ = py::list();
+      for (const int64_t v : ints_) {
+        if (!append_long(v)) return false;
+      }
+      ints_ = {};
+    }
+    return PyList_Append(list_.ptr(), value.ptr()) == 0 || PythonJsonBuilder::checked(nullptr);
+  }
+  py::object take() { return list_ ? std::move(list_) : py::object(to_numpy(std::move(ints_))); }
+
+ private:
+  bool append_long(int64_t v) {
+    PyObject* item = PyLong_FromLongLong(v);
+    if (!PythonJsonBuilder::checked(item)) return false;
+    return other(py::reinterpret_steal<py::object>(item));
+  }
+
+  std::vector<int64_t> ints_;
+  py::object list_;  // null while every value is an int64
+  std::string_view last_text_;
+  py::object last_string_;  // the last plain string, reused for equal text
+};
+
+// PythonJsonBuilder, except for one member of the top-level object: an array of row
+// objects, all with the same keys and only scalar values, becomes a dict of columns
+// (field -> int64 array or list, in the first row's key order) instead of a list of
+// dicts, so that 10^6 rows never become 10^6 Python dicts. Declines (returns false) on
+// any other shape of that member: the caller then reads the text as json.loads would.
+class RowColumnsBuilder {
+ public:
+  explicit RowColumnsBuilder(std::string_view rows_key) : rows_key_(rows_key) {}
+
+  py::object result() { return document_.result(); }
+  int64_t rows() const noexcept { return rows_; }
+
+  bool begin_object() {
+    ++depth_;
+    if (state_ == State::kRows) return depth_ == 3 && begin_row();
+    return document_.begin_object();
+  }
+  bool key(std::string_view text, bool escaped) {
+    if (state_ == State::kRows) return row_key(text, escaped);
+    const bool is_rows_key = depth_ == 1 && !escaped && text == rows_key_;
+    if (is_rows_key && state_ == State::kAfter) return false;  // a second one would replace the columns
+    pending_ = is_rows_key;
+    return document_.key(text, escaped);
+  }
+  bool end_object() {
+    --depth_;
+    if (state_ == State::kRows) return fields_in_row_ == columns_.size();
+    return document_.end_object();
+  }
+  bool begin_array() {
+    ++depth_;
+    if (state_ == State::kRows) return false;  // a nested value in a row
+    if (depth_ == 2 && pending_ && state_ == State::kBefore) {
+      state_ = State::kRows;
+      return true;
+    }
+    return document_.begin_array();
+  }
+  bool end_array() {
+    --depth_;
+    if (state_ != State::kRows) return document_.end_array();
+    state_ = State::kAfter;
+    if (rows_ == 0) return document_.value(py::list());
+    py::dict columns;
+    for (size_t c = 0; c < columns_.size(); ++c) {
+      if (PyDict_SetItem(columns.ptr(), names_[c].ptr(), columns_[c].take().ptr()) != 0) {
+        return PythonJsonBuilder::checked(nullptr);
+      }
+    }
+    return document_.value(std::move(columns));
+  }
+
+  bool string(std::string_view text, bool escaped) {
+    if (state_ != State::kRows) return document_.string(text, escaped);
+    return in_row() && columns_[field_].string(document_, text, escaped);
+  }
+  bool integer(int64_t v) {
+    if (state_ != State::kRows) return document_.integer(v);
+    return in_row() && columns_[field_].integer(v);
+  }
+  bool number(std::string_view text, bool is_integer) {
+    if (state_ != State::kRows) return document_.number(text, is_integer);
+    return false;  // an integer beyond int64 or a fraction: rare, and checked in full
+  }
+  bool boolean(bool v) {
+    if (state_ != State::kRows) return document_.boolean(v);
+    return in_row() && columns_[field_].other(py::bool_(v));
+  }
+  bool null() {
+    if (state_ != State::kRows) return document_.null();
+    return in_row() && columns_[field_].other(py::none());
+  }
+
+ private:
+  enum class State { kBefore, kRows, kAfter };
+
+  bool begin_row() {
+    ++rows_;
+    fields_in_row_ = 0;
+    return true;
+  }
+
+  // A key of the current row: a new column in the first row, a known one after it,
+  // never twice in one row. Keys compare unescaped.
+  bool row_key(std::string_view text, bool escaped) {
+    if (escaped) {
+      if (!lf::json_unescape(text, key_scratch_)) return false;
+      text = key_scratch_;
+    }
+    if (!find_field(text)) {
+      if (rows_ != 1) return false;
+      if (escaped) text = unescaped_keys_.emplace_back(text);  // the map's key must outlive the scratch
+      py::object name = document_.decode(text, false);
+      if (!name) return false;
+      field_ = columns_.size();
+      index_.emplace(text, field_);
+      key_text_.push_back(text);
+      names_.push_back(std::move(name));
+      columns_.emplace_back();
+      seen_in_row_.push_back(0);
+    } else if (seen_in_row_[field_] == rows_) {
+      return false;
+    }
+    seen_in_row_[field_] = rows_;
+    ++fields_in_row_;
+    return true;
+  }
+
+  // Sets field_ to the column of key `text`, if there is one. Rows mostly list their
+  // keys in the first row's order, so that column is tried before the hash map.
+  bool find_field(std::string_view text) {
+    if (fields_in_row_ < key_text_.size() && key_text_[fields_in_row_] == text) {
+      field_ = fields_in_row_;
+      return true;
+    }
+    const auto found = index_.find(text);
+    if (found == index_.end()) return false;
+    field_ = found->second;
+    return true;
+  }
+
+  // A scalar is a row's value only inside a row object (depth 3), never an array item.
+  bool in_row() const noexcept { return depth_ == 3; }
+
+  PythonJsonBuilder document_;
+  std::string_view rows_key_;
+  State state_ = State::kBefore;
+  bool pending_ = false;  // the last top-level key was rows_key
+  int depth_ = 0;
+  int64_t rows_ = 0;
+  size_t field_ = 0, fields_in_row_ = 0;
+  std::unordered_map<std::string_view, size_t> index_;  // by unescaped text
+  std::string key_scratch_;
+  std::deque<std::string> unescaped_keys_;  // stable storage for the escaped keys in index_
+  std::vector<std::string_view> key_text_;  // [column]: its key, unescaped
+  std::vector<py::object> names_;
+  std::vector<ColumnBuilder> columns_;
+  std::vector<int64_t> seen_in_row_;  // the last row (1-based) that held each field
+};
 
 }  // namespace
 
@@ -314,6 +506,16 @@ PYBIND11_MODULE(_core, m) {
     if (!reader.read()) throw py::value_error("the fast JSON reader declined this text");
     return builder.result();
   }, py::arg("data"));
+
+  m.def("json_loads_row_columns", [](const py::bytes& data, const std::string& rows_key) {
+    char* text;
+    Py_ssize_t size;
+    if (PyBytes_AsStringAndSize(data.ptr(), &text, &size) != 0) throw py::error_already_set();
+    RowColumnsBuilder builder(rows_key);
+    lf::JsonReader<RowColumnsBuilder> reader(std::string_view(text, static_cast<size_t>(size)), builder, kJsonMaxDepth);
+    if (!reader.read()) throw py::value_error("the fast JSON reader declined this text");
+    return py::make_tuple(builder.result(), builder.rows());
+  }, py::arg("data"), py::arg("rows_key"));
 
   m.attr("UNBOUNDED") = lf::kUnbounded;
 }

@@ -324,7 +324,8 @@ class LayerTable:
         """
         label = f"layers file {os.fspath(path)!r}"
         return _load_json_checked(path, what="layers file", error=LayerTableError,
-                                  check=lambda document: _table_from_document(document, label))
+                                  check=lambda document: _table_from_document(document, label),
+                                  row_columns=("layers", _table_from_row_columns))
 
     # -- model configs -------------------------------------------------------------
 
@@ -766,6 +767,24 @@ def _table_from_document(document: object, label: str) -> LayerTable:
     if body == "columns":
         return _table_from_columns(document["columns"], label)
     return _table_from_rows(document["layers"], label)
+
+
+def _table_from_row_columns(document: object, rows: int) -> LayerTable | None:
+    """The table of a version 1 file whose rows were read as columns (field -> int64
+    array or list of ``rows`` values), when every field passes every check; else
+    ``None``, and the caller reads the rows one by one to word the error."""
+    if not isinstance(document, dict):
+        return None
+    try:
+        body = _check_document_keys(document, "")
+    except LayerTableError:
+        return None
+    columns = document[body]
+    if body != "layers" or not isinstance(columns, dict) or not set(columns) <= set(COLUMNS):
+        return None
+    # A field no row holds reads as null: its default, or a refusal where it is required.
+    checked = _checked_columns({field: columns.get(field, [None] * rows) for field in COLUMNS})
+    return None if checked is None else LayerTable._from_checked(checked)
 
 
 def _table_from_columns(columns: object, label: str) -> LayerTable:

@@ -338,6 +338,7 @@ def _read_json_document(
 def _load_json_checked(
     path: str | os.PathLike[str], *, what: str, error: type[ValueError],
     check: Callable[[object], _Checked],
+    row_columns: tuple[str, Callable[[object, int], _Checked | None]] | None = None,
 ) -> _Checked:
     """``check`` applied to the JSON value of a large file, read by the native reader.
 
@@ -346,9 +347,26 @@ def _load_json_checked(
     it declines is read as :func:`_read_json_document` reads it. When ``check`` rejects
     the value (raising ``error``), the file is read again by the json module and checked
     again, so that messages quote JSON values as lists, never as arrays.
+
+    With ``row_columns = (key, check_columns)``, a file whose top-level ``key`` holds
+    rows (objects with the same keys and scalar values) is first read with those rows
+    as columns (field -> int64 array or list), never as one dict per row, and given to
+    ``check_columns(document, rows)``; where that returns ``None`` (anything it does not
+    accept as it stands), or the rows have another shape, the file is read and checked
+    as above, which words the error.
     """
     label = f"{what} {os.fspath(path)!r}"
     raw = read_input_file(path, what=what, error=error)
+    if row_columns is not None:
+        key, check_columns = row_columns
+        try:
+            document, rows = _core.json_loads_row_columns(raw, key)
+        except ValueError:  # declined: another shape, or something to report
+            pass
+        else:
+            checked = check_columns(document, rows) if rows else None
+            if checked is not None:
+                return checked
     try:
         fast = _core.json_loads(raw)
     except ValueError:  # declined: the json module reads it, or says what is wrong

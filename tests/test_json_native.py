@@ -156,3 +156,115 @@ def test_columnar_tables_read_natively_equal_the_json_module_reading(tmp_path) -
     table.to_json(path, columnar=True)
     reference = _table_from_document(json.loads(path.read_text("utf-8")), "reference")
     assert lf.LayerTable.from_json(path) == reference == table
+
+
+# -- rows read as columns (_core.json_loads_row_columns) ---------------------------------
+
+ROW_SCALARS = st.one_of(st.none(), st.booleans(), INT64, TEXT)
+FIELDS = st.lists(TEXT, min_size=1, max_size=5, unique=True)
+
+
+def rows_as_columns(value: object, key: str) -> tuple[object, int] | None:
+    """What the row-columns reader must give for json.loads's ``value``, or ``None``
+    where it must decline: the top-level ``key``'s rows as columns when they are
+    objects with the first row's keys and scalar values only (no floats, no integers
+    beyond int64), in the first row's key order."""
+    if not isinstance(value, dict) or not isinstance(value.get(key), list) or not value[key]:
+        return value, 0
+    rows = value[key]
+    if not all(isinstance(row, dict) and set(row) == set(rows[0]) for row in rows):
+        return None
+    scalar = (type(None), bool, int, str)
+    cells = [cell for row in rows for cell in row.values()]
+    if not all(isinstance(c, scalar) and not (type(c) is int and not -(2**63) <= c < 2**63) for c in cells):
+        return None
+    columns = {field: [row[field] for row in rows] for field in rows[0]}
+    return {**value, key: columns}, len(rows)
+
+
+def same_columns(fast: object, expected: dict[str, list]) -> bool:
+    """Columns alike, with an int64 array exactly where a column holds only ints."""
+    if not isinstance(fast, dict) or list(fast) != list(expected):
+        return False
+    for field, values in expected.items():
+        all_ints = all(type(v) is int for v in values)
+        got = fast[field]
+        if all_ints != isinstance(got, np.ndarray):
+            return False
+        got_values = got.tolist() if all_ints else got
+        if [(type(v), v) for v in got_values] != [(type(v), v) for v in values]:
+            return False
+    return True
+
+
+@st.composite
+def row_documents(draw) -> dict:
+    fields = draw(FIELDS)
+    rows = draw(st.lists(st.fixed_dictionaries({f: ROW_SCALARS for f in fields}), max_size=8))
+    rows = [dict(draw(st.permutations(list(row.items())))) for row in rows]  # any key order
+    return {"schema": draw(TEXT), "layers": rows, "after": draw(VALUES)}
+
+
+@given(row_documents(), STYLES)
+def test_rows_become_columns(document: dict, style: dict) -> None:
+    text = json.dumps(document, **style)
+    value, rows = _core.json_loads_row_columns(text.encode("utf-8"), "layers")
+    expected, expected_rows = rows_as_columns(json.loads(text), "layers")
+    assert rows == expected_rows == len(document["layers"])
+    assert list(value) == list(expected)
+    if rows:
+        assert same_columns(value["layers"], expected["layers"])
+    assert all(same_json_value(value[k], expected[k]) for k in value if k != "layers" or not rows)
+
+
+@given(VALUES, st.lists(st.dictionaries(st.sampled_from("abc"), VALUES, max_size=3), max_size=5), STYLES)
+def test_row_columns_or_declined(other: object, rows: list, style: dict) -> None:
+    """Rows of any shape: the columns where they qualify, declined where they do not."""
+    text = json.dumps({"x": other, "layers": rows}, **style)
+    expected = rows_as_columns(json.loads(text), "layers")
+    try:
+        value, count = _core.json_loads_row_columns(text.encode("utf-8"), "layers")
+    except ValueError:
+        assert expected is None
+        return
+    assert expected is not None and count == expected[1]
+    assert same_json_value(value["x"], expected[0]["x"])
+    if count:
+        assert same_columns(value["layers"], expected[0]["layers"])
+    else:
+        assert value["layers"] == []
+
+
+@pytest.mark.parametrize("text", [
+    b'{"layers": [{"a": 1, "a": 2}]}',                  # a key twice in a row
+    b'{"layers": [{"a": 1, "b": 2}, {"a": 3}]}',        # a key missing
+    b'{"layers": [{"a": 1}, {"a": 3, "b": 4}]}',        # a key added
+    b'{"layers": [{"a": [1]}]}', b'{"layers": [{"a": {}}]}',  # nested values
+    b'{"layers": [{"a": 1}, 2]}', b'{"layers": [[1]]}',  # rows that are not objects
+    b'{"layers": [{"a": 1.5}]}', b'{"layers": [{"a": 9223372036854775808}]}',
+    b'{"layers": [{"a": 1}], "layers": [{"a": 2}]}',    # the rows twice
+])
+def test_row_columns_decline(text: bytes) -> None:
+    with pytest.raises(ValueError, match="declined"):
+        _core.json_loads_row_columns(text, "layers")
+
+
+def test_rows_elsewhere_stay_rows() -> None:
+    text = b'{"x": {"layers": [{"a": 1}]}, "layers": 5, "y": [{"layers": [{"a": 2}]}]}'
+    value, rows = _core.json_loads_row_columns(text, "layers")
+    assert rows == 0 and same_json_value(value, json.loads(text))
+    value, rows = _core.json_loads_row_columns(b'[{"layers": [{"a": 1}]}]', "layers")
+    assert rows == 0 and value == [{"layers": [{"a": 1}]}]
+
+
+def test_row_columns_compare_keys_unescaped() -> None:
+    text = '{"layers": [{"\\u0061": 1, "b\\n": 2}, {"a": 3, "b\\u000a": 4}]}'
+    value, rows = _core.json_loads_row_columns(text.encode(), "layers")
+    assert rows == 2 and list(value["layers"]) == ["a", "b\n"]
+    assert value["layers"]["a"].tolist() == [1, 3] and value["layers"]["b\n"].tolist() == [2, 4]
+
+
+def test_row_columns_reuse_repeated_text_and_keep_escapes() -> None:
+    text = '{"layers": [{"k": "linear"}, {"k": "linear"}, {"k": "\\u0041"}, {"k": ""}, {"k": "linear"}]}'
+    value, rows = _core.json_loads_row_columns(text.encode(), "layers")
+    assert rows == 5 and value["layers"]["k"] == ["linear", "linear", "A", "", "linear"]

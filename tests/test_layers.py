@@ -20,6 +20,7 @@ from layerwise_fast.layers import (
     WEIGHT_DTYPES,
     LayerTable,
     LayerTableError,
+    _table_from_document,
 )
 
 CONFIGS = Path(__file__).resolve().parents[1] / "layerwise_fast" / "examples" / "configs"
@@ -383,6 +384,54 @@ def test_truncated_json_is_reported(records: list[dict[str, Any]], data: st.Data
         with pytest.raises(LayerTableError, match=r"^layers file '.*layers\.json' "
                                                   r"ends early \(truncated\?\)"):
             LayerTable.from_json(path)
+
+
+_EDITS = st.sampled_from(["none", "delete", "add", "null", "text", "float", "bool", "huge", "negative", "nested"])
+
+
+def _edited_row(row: dict[str, Any], edit: str, field: str) -> dict[str, Any]:
+    """``row`` with one edit to ``field``: most make the file invalid."""
+    row = dict(row)
+    replacements = {"null": None, "text": "7", "float": 1.5, "bool": True, "huge": 2**63,
+                    "negative": -1, "nested": [1]}
+    if edit == "delete":
+        row.pop(field, None)
+    elif edit == "add":
+        row["extra_" + field] = 1
+    elif edit in replacements:
+        row[field] = replacements[edit]
+    return dict(reversed(row.items())) if field == "kind" else row  # key order must not matter
+
+
+def _read_by_json_module(path: Path) -> LayerTable | str:
+    label = f"layers file {str(path)!r}"
+    try:
+        return _table_from_document(json.loads(path.read_text(encoding="utf-8")), label)
+    except LayerTableError as error:
+        return str(error)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_record(), min_size=1, max_size=6), st.data())
+def test_rows_read_as_columns_agree_with_the_json_module(records: list[dict[str, Any]],
+                                                         data: st.DataObject) -> None:
+    """Row files, valid or edited (each row alike, or each its own way): the table, or
+    the message, that reading every row object with the json module gives."""
+    fields = st.sampled_from(COLUMNS)
+    if data.draw(st.booleans()):  # the same edit in every row: the rows stay columns
+        edit, field = data.draw(_EDITS), data.draw(fields)
+        rows = [_edited_row(r, edit, field) for r in records]
+    else:
+        rows = [_edited_row(r, data.draw(_EDITS), data.draw(fields)) for r in records]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "layers.json"
+        path.write_text(json.dumps({"schema": LAYERS_SCHEMA, "version": 1, "layers": rows}), encoding="utf-8")
+        expected = _read_by_json_module(path)
+        try:
+            got: LayerTable | str = LayerTable.from_json(path)
+        except LayerTableError as error:
+            got = str(error)
+    assert got == expected
 
 
 def test_records_defaults_and_equality() -> None:

@@ -1,8 +1,10 @@
 """Fuzz the Python entry points that read untrusted input (atheris).
 
 Targets, chosen by the first byte of each input:
-  0  LayerTable.from_json on arbitrary bytes written to a file; the same bytes through
-     the native JSON reader, which must give json.loads's value or decline
+  0  LayerTable.from_json on arbitrary bytes written to a file, which must give the table
+     or the message that reading them with the json module gives; the same bytes
+     through the native JSON reader, which must give json.loads's value or decline, and
+     through its rows-as-columns form, which must decline whatever json.loads rejects
   1  LayerTable.from_transformer_config on arbitrary JSON
   2  parse_bytes on arbitrary text
   3  the command line's argument handling and input files (layerwise-fast partition)
@@ -31,6 +33,7 @@ with atheris.instrument_imports():
     import layerwise_fast as lf
     from layerwise_fast import _core, cli
     from layerwise_fast._reference import same_json_value
+    from layerwise_fast.layers import _table_from_document
 
 EXPECTED = (ValueError, TypeError, OverflowError)
 WORKDIR = tempfile.mkdtemp(prefix="layerwise_fast_fuzz_")
@@ -47,10 +50,33 @@ def write(data: bytes, suffix: str = "") -> str:
 def layer_table_file(fdp: atheris.FuzzedDataProvider) -> None:
     data = fdp.ConsumeBytes(fdp.remaining_bytes())
     native_json_reader(data)
-    lf.LayerTable.from_json(write(data))
+    path = write(data)
+    try:
+        table: object = lf.LayerTable.from_json(path)
+    except lf.LayerTableError as error:
+        table = str(error)
+    try:
+        reference = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return  # the messages for unreadable files come from the json module itself
+    try:
+        expected: object = _table_from_document(reference, f"layers file {path!r}")
+    except lf.LayerTableError as error:
+        expected = str(error)
+    if table != expected:
+        raise RuntimeError(f"from_json read {data!r} as {table!r}, the json module's rows as {expected!r}")
 
 
 def native_json_reader(data: bytes) -> None:
+    try:
+        _core.json_loads_row_columns(data, "layers")
+    except ValueError:
+        pass
+    else:
+        try:
+            json.loads(data.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:
+            raise RuntimeError(f"the rows-as-columns reader accepted what json.loads rejects: {data!r}") from exc
     try:
         fast = _core.json_loads(data)
     except ValueError:
