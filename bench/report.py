@@ -62,8 +62,8 @@ def time_of(name: Key) -> Callable[[dict[Key, float]], float]:
 
 N7, N6 = 10**7, 10**6
 # A bound set here, not by an issue: dp slides two windows over the layers, so it must
-# stay within a constant number of passes (scanning every start of a 100-layer group,
-# as it once did, took about 200 passes).
+# stay within a constant number of passes (scanning every start of a 100-layer group
+# instead took about 700; bench/README.md has the figures).
 DP_PASSES_LIMIT = 200.0
 TARGETS = [
     Target("greedy, n=10^7 uniform int64, vs one numpy.add.reduce pass",

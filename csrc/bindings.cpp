@@ -310,7 +310,7 @@ class RowColumnsBuilder {
   }
   bool key(std::string_view text, bool escaped) {
     if (state_ == State::kRows) return row_key(text, escaped);
-    const bool is_rows_key = depth_ == 1 && !escaped && text == rows_key_;
+    const bool is_rows_key = depth_ == 1 && unescaped_equals(text, escaped, rows_key_);
     if (is_rows_key && state_ == State::kAfter) return false;  // a second one would replace the columns
     pending_ = is_rows_key;
     return document_.key(text, escaped);
@@ -397,6 +397,12 @@ class RowColumnsBuilder {
     seen_in_row_[field_] = rows_;
     ++fields_in_row_;
     return true;
+  }
+
+  // Whether a key's raw text, unescaped, is `expected` (false where it cannot be read).
+  bool unescaped_equals(std::string_view text, bool escaped, std::string_view expected) {
+    if (!escaped) return text == expected;
+    return lf::json_unescape(text, key_scratch_) && key_scratch_ == expected;
   }
 
   // Sets field_ to the column of key `text`, if there is one. Rows mostly list their

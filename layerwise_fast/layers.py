@@ -782,6 +782,8 @@ def _table_from_row_columns(document: object, rows: int) -> LayerTable | None:
     columns = document[body]
     if body != "layers" or not isinstance(columns, dict) or not set(columns) <= set(COLUMNS):
         return None
+    if any(len(values) != rows for values in columns.values()):  # not the reader's columns
+        return None
     # A field no row holds reads as null: its default, or a refusal where it is required.
     checked = _checked_columns({field: columns.get(field, [None] * rows) for field in COLUMNS})
     return None if checked is None else LayerTable._from_checked(checked)

@@ -250,7 +250,10 @@ def dp(
     same (k, bottleneck) as ``balanced(sizes, capacity=capacity)``; it is the reference
     engine for objectives that bisection cannot handle. In bytes it slides two windows
     over the layers: O(n) time (plus a binary search per layer where the best start is
-    ambiguous) and two int64 arrays of n + 1 entries, however many layers a group holds.
+    ambiguous) and two int64 arrays of n + 1 entries, however many layers a group holds,
+    beside queues no longer than a window (w, the most layers one group can hold):
+    the steps of the group count in it, and for ``cost="peak"`` the layers that may
+    hold its largest live bytes (8 bytes a layer, two windows).
     Ties go to the latest start of the last group (the shortest last group).
 
     With ``layer_time`` and ``cut_time`` (seconds, one float per layer, finite and

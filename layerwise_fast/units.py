@@ -345,15 +345,17 @@ def _load_json_checked(
     The native reader gives the json module's value, except that a non-empty array of
     integers that all fit int64 is an int64 numpy array, several times faster. Whatever
     it declines is read as :func:`_read_json_document` reads it. When ``check`` rejects
-    the value (raising ``error``), the file is read again by the json module and checked
-    again, so that messages quote JSON values as lists, never as arrays.
+    the value (raising ``error``, or any ValueError or TypeError, as comparing an array
+    where a string belongs does), the file is read again by the json module and checked
+    again: that reading decides, and its messages quote JSON values as lists, never as
+    arrays.
 
     With ``row_columns = (key, check_columns)``, a file whose top-level ``key`` holds
     rows (objects with the same keys and scalar values) is first read with those rows
     as columns (field -> int64 array or list), never as one dict per row, and given to
-    ``check_columns(document, rows)``; where that returns ``None`` (anything it does not
-    accept as it stands), or the rows have another shape, the file is read and checked
-    as above, which words the error.
+    ``check_columns(document, rows)``; where that returns ``None`` or raises (anything
+    it does not accept as it stands), or the rows have another shape, the file is read
+    and checked as above, which words the error.
     """
     label = f"{what} {os.fspath(path)!r}"
     raw = read_input_file(path, what=what, error=error)
@@ -361,19 +363,18 @@ def _load_json_checked(
         key, check_columns = row_columns
         try:
             document, rows = _core.json_loads_row_columns(raw, key)
-        except ValueError:  # declined: another shape, or something to report
-            pass
-        else:
             checked = check_columns(document, rows) if rows else None
-            if checked is not None:
-                return checked
+        except (ValueError, TypeError):  # declined, or refused: the full reading words it
+            checked = None
+        if checked is not None:
+            return checked
     try:
         fast = _core.json_loads(raw)
     except ValueError:  # declined: the json module reads it, or says what is wrong
         return check(_decode_json(raw, label, error))
     try:
         return check(fast)
-    except error:
+    except (ValueError, TypeError):  # `error`, or an array where the check expects a list
         return check(_decode_json(raw, label, error))
 
 

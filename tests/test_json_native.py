@@ -243,10 +243,16 @@ def test_row_columns_or_declined(other: object, rows: list, style: dict) -> None
     b'{"layers": [{"a": 1}, 2]}', b'{"layers": [[1]]}',  # rows that are not objects
     b'{"layers": [{"a": 1.5}]}', b'{"layers": [{"a": 9223372036854775808}]}',
     b'{"layers": [{"a": 1}], "layers": [{"a": 2}]}',    # the rows twice
+    b'{"layers": [{"a": 1}], "lay\\u0065rs": {"a": [2, 3]}}',  # twice, the second escaped
 ])
 def test_row_columns_decline(text: bytes) -> None:
     with pytest.raises(ValueError, match="declined"):
         _core.json_loads_row_columns(text, "layers")
+
+
+def test_an_escaped_rows_key_is_the_rows_key() -> None:
+    value, rows = _core.json_loads_row_columns(b'{"x": 1, "lay\\u0065rs": [{"a": 1}, {"a": 2}]}', "layers")
+    assert rows == 2 and value["x"] == 1 and value["layers"]["a"].tolist() == [1, 2]
 
 
 def test_rows_elsewhere_stay_rows() -> None:

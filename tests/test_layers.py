@@ -434,6 +434,28 @@ def test_rows_read_as_columns_agree_with_the_json_module(records: list[dict[str,
     assert got == expected
 
 
+_ROW = {"name": "a", "kind": "mlp", "params": 1, "weight_dtype": "bf16", "act_elems_per_token": 1}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    # The rows, then an escaped second "layers" holding columns of other lengths: the
+    # json module keeps the second, which is not a list of rows.
+    ('{"schema": "layerwise_fast.layers", "version": 1, "layers": [ROW], "lay\\u0065rs": '
+     '{"name": ["x", "y", "z"], "kind": ["k"], "params": [5, 6, 7], "weight_dtype": ["fp16"], '
+     '"act_elems_per_token": [1, 2]}}', r"the layers must be a list of row objects, got object$"),
+    # An array where a string belongs: compared as the json module's list.
+    ('{"schema": [1, 2], "version": 1, "layers": [ROW]}',
+     r"field 'schema' must be 'layerwise_fast\.layers', got \[1, 2\]$"),
+    ('{"schema": [1, 2], "version": 1, "layers": []}',
+     r"field 'schema' must be 'layerwise_fast\.layers', got \[1, 2\]$"),
+])
+def test_row_files_that_only_the_json_module_reads_right(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "layers.json"
+    path.write_text(text.replace("ROW", json.dumps(_ROW)), encoding="utf-8")
+    with pytest.raises(LayerTableError, match=r"^layers file '.*layers\.json': " + message):
+        LayerTable.from_json(path)
+
+
 def test_records_defaults_and_equality() -> None:
     table = LayerTable.from_records([{"name": "x", "kind": "mlp", "params": 4,
                                       "weight_dtype": "fp16", "act_elems_per_token": 8}])

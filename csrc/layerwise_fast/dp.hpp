@@ -13,7 +13,9 @@
 //   amortised plus a binary search per prefix; see dp_sliding below for why it is exact.
 // - any other objective or cost: every start of the last group that fits is scanned,
 //   O(n * w) where w is the most layers one group can hold.
-// The sliding one keeps two arrays of n + 1 entries, the scan three.
+// The sliding one keeps two arrays of n + 1 entries and queues no longer than a group
+// (the steps of the group count in its window; for `peak`, the layers that may hold a
+// window's largest live bytes); the scan keeps three arrays.
 #pragma once
 
 #include <algorithm>
@@ -181,14 +183,14 @@ class Window<PeakCost> {
   void push(int64_t i) {
     const PeakCost::Group layer = cost_.start(i);
     weights_ += layer.weights;
-    // Candidates for the largest live bytes: decreasing from front to back.
-    while (!by_live_.empty() && by_live_.back().live <= layer.live) by_live_.pop_back();
-    by_live_.push_back({i, layer.live});
+    // The layers that may yet hold the largest live bytes: decreasing from the front.
+    while (!by_live_.empty() && live_of(by_live_.back()) <= layer.live) by_live_.pop_back();
+    by_live_.push_back(i);
   }
 
   void pop(int64_t first) noexcept {
     weights_ -= cost_.start(first).weights;
-    if (!by_live_.empty() && by_live_.front().layer == first) by_live_.pop_front();
+    if (!by_live_.empty() && by_live_.front() == first) by_live_.pop_front();
   }
 
   int64_t cost() const noexcept { return weights_ + live(); }
@@ -199,14 +201,12 @@ class Window<PeakCost> {
   }
 
  private:
-  struct Live {
-    int64_t layer, live;
-  };
-  int64_t live() const noexcept { return by_live_.empty() ? 0 : by_live_.front().live; }
+  int64_t live_of(int64_t layer) const noexcept { return cost_.start(layer).live; }
+  int64_t live() const noexcept { return by_live_.empty() ? 0 : live_of(by_live_.front()); }
 
   const PeakCost& cost_;
   int64_t weights_ = 0;
-  std::deque<Live> by_live_;
+  std::deque<int64_t> by_live_;  // layer indices, at most one per layer of the window
 };
 
 template <class Cost>
@@ -233,9 +233,11 @@ Partition dp_sliding(const Cost& cost, int64_t capacity) {
   const std::unique_ptr<int64_t[]> best(new int64_t[static_cast<size_t>(n) + 1]);
   const std::unique_ptr<int64_t[]> last_start(new int64_t[static_cast<size_t>(n) + 1]);
   best[0] = last_start[0] = 0;
-  std::vector<int64_t> first_prefix{0};  // [g]: the shortest prefix that needs g groups
-  size_t block = 0;                      // G[fit_start]
-  Window<Cost> fit(cost), tail(cost);    // layers [fit_start, i) and [tail_start, i)
+  // first_prefix[g - oldest]: the shortest prefix that needs g groups, for g from
+  // oldest = G[fit_start] on (earlier ones are dropped: fit_start never moves back).
+  std::deque<int64_t> first_prefix{0};
+  int64_t oldest = 0, groups = 0;     // groups: G[i - 1]
+  Window<Cost> fit(cost), tail(cost);  // layers [fit_start, i) and [tail_start, i)
   int64_t fit_start = 0, tail_start = 0;
   for (int64_t i = 1; i <= n; ++i) {
     cost.single(i - 1, capacity);
@@ -244,8 +246,11 @@ Partition dp_sliding(const Cost& cost, int64_t capacity) {
     while (tail_start < fit_start) tail.pop(tail_start++);
     tail.push(i - 1);
 
-    while (block + 1 < first_prefix.size() && first_prefix[block + 1] <= fit_start) ++block;
-    const int64_t last = block + 1 < first_prefix.size() ? first_prefix[block + 1] - 1 : i - 1;
+    while (first_prefix.size() > 1 && first_prefix[1] <= fit_start) {
+      first_prefix.pop_front();
+      ++oldest;
+    }
+    const int64_t last = first_prefix.size() > 1 ? first_prefix[1] - 1 : i - 1;
     while (tail_start <= last && tail.cost() > best[tail_start]) tail.pop(tail_start++);
 
     int64_t start, bottleneck;
@@ -262,9 +267,12 @@ Partition dp_sliding(const Cost& cost, int64_t capacity) {
     }
     best[i] = bottleneck;
     last_start[i] = start;
-    if (block + 1 == first_prefix.size()) first_prefix.push_back(i);  // G[i] = block + 1
+    if (oldest + 1 > groups) {  // G[i] = G[fit_start] + 1: a new group count
+      groups = oldest + 1;
+      first_prefix.push_back(i);
+    }
   }
-  return reconstruct(cost, capacity, static_cast<int64_t>(first_prefix.size()) - 1, last_start.get());
+  return reconstruct(cost, capacity, groups, last_start.get());
 }
 
 }  // namespace detail

@@ -215,6 +215,22 @@ static void check_sliding_against_scan(const Cost& cost, int64_t capacity) {
   CHECK(sliding.bottleneck == scanned.bottleneck && sliding.bottleneck_group == scanned.bottleneck_group);
 }
 
+// Long windows whose live bytes only fall (every layer a candidate for the largest),
+// and groups of one layer each (a new group count at every prefix).
+static void test_sliding_dp_long_windows() {
+  const int64_t n = 5000;
+  Sizes w(static_cast<size_t>(n), 3), live(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) live[static_cast<size_t>(i)] = n - i;
+  const lf::PeakCost peak(w.data(), live.data(), n);
+  for (int64_t capacity : {int64_t{3} * n + n, int64_t{3} * n / 2 + n, int64_t{3} + n}) {
+    check_sliding_against_scan(peak, capacity);
+  }
+  const lf::SumCost sum(w.data(), n);
+  const lf::Partition one_each = lf::dp(sum, 3);
+  CHECK(one_each.k() == n && one_each.bottleneck == 3);
+  check_sliding_against_scan(sum, 5);
+}
+
 // The sliding bytes DP against the scan of every start: the same cuts (the same tie
 // rule) and the same errors, on inputs with long plateaus of equal bottlenecks, groups
 // as wide as the input, sizes at the int64 edge, and bad layers.
@@ -232,7 +248,9 @@ static void test_sliding_dp_against_scan() {
         case 3: w[i] = rng() % 8 == 0 ? static_cast<int64_t>(rng() % 50) : 0; break;
         default: w[i] = lf::kInt64Max / 4 + static_cast<int64_t>(rng() % 3); break;
       }
-      live[i] = trial % 5 == 4 ? static_cast<int64_t>(rng() % 3) : static_cast<int64_t>(rng() % 2000);
+      // At the int64 edge, live bytes of a quarter of the range make peak costs near half of it.
+      const int64_t edge_live = rng() % 2 ? lf::kInt64Max / 4 - static_cast<int64_t>(rng() % 3) : static_cast<int64_t>(rng() % 3);
+      live[i] = trial % 5 == 4 ? edge_live : static_cast<int64_t>(rng() % 2000);
       largest_sum = std::max(largest_sum, w[i]);
       largest_peak = std::max(largest_peak, w[i] + live[i]);
     }
@@ -241,8 +259,8 @@ static void test_sliding_dp_against_scan() {
     switch (trial % 4) {
       case 0: break;  // the largest layer exactly
       case 1:
-        sum_capacity = lf::saturating_add(sum_capacity, sum_capacity * static_cast<int64_t>(rng() % 4) / 2);
-        peak_capacity = lf::saturating_add(peak_capacity, peak_capacity * static_cast<int64_t>(rng() % 4) / 2);
+        sum_capacity = lf::saturating_add(sum_capacity, sum_capacity / 2 * static_cast<int64_t>(rng() % 4));
+        peak_capacity = lf::saturating_add(peak_capacity, peak_capacity / 2 * static_cast<int64_t>(rng() % 4));
         break;
       case 2: sum_capacity = peak_capacity = lf::kInt64Max; break;  // one group may hold everything
       default: sum_capacity = std::max<int64_t>(1, sum_capacity - 1); break;  // the largest layer does not fit
@@ -439,6 +457,7 @@ int main() {
   test_dp_does_not_degenerate();
   test_large_random_against_dp();
   test_sliding_dp_against_scan();
+  test_sliding_dp_long_windows();
   test_medium_random_against_bisection();
   test_stage_time_dp_against_exhaustive();
   test_sum_greedy_blocks_against_next_fit();
