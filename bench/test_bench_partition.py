@@ -23,7 +23,7 @@ import pytest
 
 import layerwise_fast as lf
 from layerwise_fast._reference import seed_greedy
-from workloads import CAPACITY, DISTRIBUTIONS, MAX_SIZE, exponent_label, layer_sizes
+from workloads import CAPACITY, DISTRIBUTIONS, MAX_SIZE, SEED, exponent_label, layer_sizes
 
 BALANCED_K = (8, 1024, 65536)
 SEED_MAX_N = 10**6
@@ -161,6 +161,38 @@ def test_dp(benchmark, dp_sizes: np.ndarray) -> None:
     _check_costs(p, sizes)
     best = lf.balanced(sizes, capacity=DP_CAPACITY)
     assert (p.k, p.bottleneck) == (fewest.k, best.bottleneck) == (best.k, best.bottleneck)
+
+
+PEAK_N = 10**7
+PEAK_GROUP = f"peak model, n={exponent_label(PEAK_N)} uniform"
+
+
+@pytest.fixture(scope="module")
+def peak_model() -> dict[str, np.ndarray]:
+    """Weights and activations, each uniform in 0..10^6 (independent draws)."""
+    return {"weights": layer_sizes(PEAK_N), "activations": layer_sizes(PEAK_N, seed=SEED + 1)}
+
+
+def test_peak_reduce_baseline(benchmark, peak_model: dict[str, np.ndarray]) -> None:
+    _label(benchmark, PEAK_GROUP, "numpy.add.reduce", PEAK_N, distribution="peak")
+    benchmark(np.add.reduce, peak_model["weights"])
+
+
+@pytest.mark.parametrize("k", [8, 1024, 65536])
+def test_balanced_peak(benchmark, peak_model: dict[str, np.ndarray], k: int) -> None:
+    """balanced on the peak model (weights resident, activations live one layer at a time)."""
+    _label(benchmark, PEAK_GROUP, "balanced", PEAK_N, distribution="peak", k=k)
+    p = benchmark(lf.balanced, peak_model, k, cost="peak")
+    assert p.k == k
+    largest = int((peak_model["weights"] + peak_model["activations"]).max())
+    if p.bottleneck > largest:  # minimal: greedy needs more than k groups below it
+        assert lf.greedy(peak_model, p.bottleneck - 1, cost="peak").k > k
+
+
+def test_greedy_peak(benchmark, peak_model: dict[str, np.ndarray]) -> None:
+    _label(benchmark, PEAK_GROUP, "greedy", PEAK_N, distribution="peak")
+    p = benchmark(lf.greedy, peak_model, CAPACITY, cost="peak")
+    assert p.bottleneck <= CAPACITY and p.k == lf.balanced(peak_model, capacity=CAPACITY, cost="peak").k
 
 
 def test_dp_one_group(benchmark, dp_sizes: np.ndarray) -> None:

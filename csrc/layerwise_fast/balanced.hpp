@@ -367,8 +367,20 @@ Partition balanced_unchecked_capacity(const Cost& cost, int64_t k, int64_t capac
       return walk_group(cost, start, bound, max_stop);
     });
   } else {
-    const int64_t best =
-        min_bottleneck(lo, summary.total, [&](int64_t bound) { return linear_probe(cost, k, bound); });
+    // B = lo + largest + M fits, M the largest live bytes: a group closed under B lacked
+    // room for its next layer (at most largest + M more), so its weights exceed lo, and
+    // k such groups would hold more than all the weights.
+    const int64_t max_live = summary.total - summary.lower;
+    const int64_t hi = std::min(summary.total, saturating_add(saturating_add(lo, summary.largest), max_live));
+    // Estimates as for sums, counted in weights: what the k groups left over, or spare.
+    const int64_t best = min_bottleneck(lo, hi, [&](int64_t bound) {
+      int64_t covered = 0, closed = 0;
+      const ProbeResult r = linear_probe(cost, k, bound, [&](int64_t g, int64_t, const PeakCost::Group& group) {
+        covered += group.weights;
+        closed = g;
+      });
+      return with_sum_estimate(r, bound, k, summary.lower, r.feasible ? closed + 1 : k, covered);
+    });
     return clamped_greedy(n, k, best, [&](int64_t start, int64_t bound, int64_t max_stop) {
       return walk_group(cost, start, bound, max_stop);
     });
