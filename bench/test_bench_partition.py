@@ -192,7 +192,12 @@ def test_balanced_peak(benchmark, peak_model: dict[str, np.ndarray], k: int) -> 
 def test_greedy_peak(benchmark, peak_model: dict[str, np.ndarray]) -> None:
     _label(benchmark, PEAK_GROUP, "greedy", PEAK_N, distribution="peak")
     p = benchmark(lf.greedy, peak_model, CAPACITY, cost="peak")
-    assert p.bottleneck <= CAPACITY and p.k == lf.balanced(peak_model, capacity=CAPACITY, cost="peak").k
+    weights, live = peak_model["weights"], peak_model["activations"]
+    starts, nexts = p.boundaries[:-1], p.boundaries[1:-1]
+    group_weights, group_live = np.add.reduceat(weights, starts), np.maximum.reduceat(live, starts)
+    np.testing.assert_array_equal(p.group_costs, group_weights + group_live)
+    assert p.bottleneck <= CAPACITY  # next-fit: no group could take its next layer
+    assert np.all(group_weights[:-1] + weights[nexts] + np.maximum(group_live[:-1], live[nexts]) > CAPACITY)
 
 
 def test_dp_one_group(benchmark, dp_sizes: np.ndarray) -> None:

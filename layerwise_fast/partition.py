@@ -212,16 +212,18 @@ def balanced(sizes: Any, k: Any = None, *, capacity: Any = None, cost: Literal["
     * ``capacity`` alone: the fewest groups that fit (greedy's k), balanced.
     * both: exactly ``k`` groups that must also fit the capacity.
 
-    Exact on integers: prefix sums and bisection on the bottleneck, each probe a
-    greedy pass that binary-searches the prefix array (``sum``) or scans it (``peak``).
-    Uses one extra int64 array of n + 1 entries for ``sum``.
+    Exact on integers: one validating pass, then a search on the bottleneck whose
+    probes are greedy passes, steered by estimates of the optimum from what each probe
+    left over or spare; for ``sum`` the probes remember earlier cuts and, once those
+    bracket each cut, read only the layers between them. No array of n entries is kept
+    (arrays of k + 1 cuts for ``sum`` where k <= n / 9).
 
     Raises:
         LayerTooLargeError: with a capacity, a layer alone exceeds it.
         ValueError: neither k nor capacity given; k out of range; no k-group
             partition fits the capacity (the message names the best bottleneck for
             that k and the fewest groups that fit).
-        OverflowError: the total of all sizes exceeds int64 (prefix sums need it).
+        OverflowError: the total of all sizes exceeds int64 (the search needs it).
     """
     if k is None and capacity is None:
         raise ValueError("balanced needs k, capacity or both")

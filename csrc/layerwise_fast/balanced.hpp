@@ -7,9 +7,9 @@
 //   feasible at B   -> hi = the largest group cost the probe produced (<= B);
 //   infeasible at B -> lo = the smallest cost any of its k groups would have had with
 //                      one more layer (> B): below that the probe repeats itself.
-// The `sum` probe also estimates where the optimum lies from how much was left over
-// (or spare), which usually lands within a few probes; bisection takes over whenever
-// the estimates stop halving the bracket. The `sum` probe remembers the cuts of earlier
+// The probes also estimate where the optimum lies from how much was left over (or
+// spare): bytes for `sum`, weights for `peak`. That usually lands within a few probes;
+// bisection takes over whenever the estimates stop halving the bracket. The `sum` probe remembers the cuts of earlier
 // probes and, once they bracket each cut tightly, finds the cuts from those brackets
 // instead of streaming over all layers. No O(n) memory beyond the input.
 #pragma once
