@@ -107,6 +107,47 @@ void translate_infeasible(std::exception_ptr error) {
   }
 }
 
+// For a value that failed to convert (null): clears Python's error and returns false.
+bool converted(PyObject* value) {
+  if (value) return true;
+  PyErr_Clear();
+  return false;
+}
+
+// The values of one JSON array as they arrive: an int64 array while every value is an
+// int that fits, a list from the first other value on, [] when there are none.
+class ArrayBuilder {
+ public:
+  bool integer(int64_t v) {
+    if (list_) return append_long(v);
+    ints_.push_back(v);
+    return true;
+  }
+  bool other(const py::object& value) {
+    if (!list_) {  // the first value that is not an int: the ints become a list
+      list_ = py::list();
+      for (const int64_t v : ints_) {
+        if (!append_long(v)) return false;
+      }
+      ints_ = {};
+    }
+    return PyList_Append(list_.ptr(), value.ptr()) == 0 || converted(nullptr);
+  }
+  py::object take() {
+    if (list_) return std::move(list_);
+    return ints_.empty() ? py::object(py::list()) : py::object(to_numpy(std::move(ints_)));
+  }
+
+ private:
+  bool append_long(int64_t v) {
+    PyObject* item = PyLong_FromLongLong(v);
+    return converted(item) && other(py::reinterpret_steal<py::object>(item));
+  }
+
+  std::vector<int64_t> ints_;
+  py::object list_;  // null while every value is an int64
+};
+
 // Builds the Python value of a JSON text for JsonReader, as json.loads would, except
 // that an array of integers that all fit int64 becomes a numpy int64 array (the ints
 // never become Python objects). Declines (returns false) where json.loads would give
@@ -117,7 +158,8 @@ class PythonJsonBuilder {
   py::object result() { return std::move(root_); }
 
   bool begin_object() {
-    stack_.push_back(Frame{py::dict(), false, false});
+    stack_.emplace_back();
+    stack_.back().container = py::dict();
     return true;
   }
   bool key(std::string_view text, bool escaped) {
@@ -137,14 +179,12 @@ class PythonJsonBuilder {
   bool end_object() { return close(); }
 
   bool begin_array() {
-    stack_.push_back(Frame{py::object(), true, true});
+    stack_.emplace_back();
+    stack_.back().is_array = true;
     return true;
   }
   bool end_array() {
-    Frame& top = stack_.back();
-    if (top.ints_only) {
-      top.container = top.ints.empty() ? py::object(py::list()) : py::object(to_numpy(std::move(top.ints)));
-    }
+    stack_.back().container = stack_.back().items.take();
     return close();
   }
 
@@ -159,21 +199,18 @@ class PythonJsonBuilder {
     return add(std::move(value));
   }
   bool integer(int64_t value) {
-    if (!stack_.empty() && stack_.back().ints_only) {
-      stack_.back().ints.push_back(value);
-      return true;
-    }
+    if (!stack_.empty() && stack_.back().is_array) return stack_.back().items.integer(value);
     PyObject* item = PyLong_FromLongLong(value);
-    return checked(item) && add(py::reinterpret_steal<py::object>(item));
+    return converted(item) && add(py::reinterpret_steal<py::object>(item));
   }
   bool number(std::string_view text, bool is_integer) {
     const std::string digits(text);
     if (is_integer) {  // beyond int64; fails past Python's digit limit
       PyObject* value = PyLong_FromString(digits.c_str(), nullptr, 10);
-      return checked(value) && add(py::reinterpret_steal<py::object>(value));
+      return converted(value) && add(py::reinterpret_steal<py::object>(value));
     }
     const double value = PyOS_string_to_double(digits.c_str(), nullptr, nullptr);  // float()'s parser
-    if (value == -1.0 && PyErr_Occurred()) return checked(nullptr);
+    if (value == -1.0 && PyErr_Occurred()) return converted(nullptr);
     return add(py::float_(value));
   }
   bool boolean(bool value) { return add(py::bool_(value)); }
@@ -188,23 +225,15 @@ class PythonJsonBuilder {
       text = scratch_;
     }
     PyObject* value = PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "strict");
-    return checked(value) ? py::reinterpret_steal<py::object>(value) : py::object();
-  }
-
-  // For a value that failed to convert: clears Python's error and returns false.
-  static bool checked(PyObject* value) {
-    if (value) return true;
-    PyErr_Clear();
-    return false;
+    return converted(value) ? py::reinterpret_steal<py::object>(value) : py::object();
   }
 
  private:
   struct Frame {
-    py::object container;  // dict, or list once an array holds a value other than an int
-    bool is_array;
-    bool ints_only;             // an array whose values so far are all ints
-    std::vector<int64_t> ints;  // those values
-    py::object key;             // an object's pending key
+    py::object container;   // an object's dict; an array's value once it ends
+    bool is_array = false;
+    ArrayBuilder items;     // an array's values
+    py::object key;         // an object's pending key
   };
 
   bool close() {
@@ -219,19 +248,8 @@ class PythonJsonBuilder {
       return true;
     }
     Frame& top = stack_.back();
-    if (!top.is_array) return PyDict_SetItem(top.container.ptr(), top.key.ptr(), value.ptr()) == 0 || checked(nullptr);
-    if (top.ints_only) {  // the first value that is not an int: the ints become a list
-      py::list list;
-      for (const int64_t v : top.ints) {
-        PyObject* item = PyLong_FromLongLong(v);
-        if (!checked(item)) return false;
-        list.append(py::reinterpret_steal<py::object>(item));
-      }
-      top.container = std::move(list);
-      top.ints_only = false;
-      top.ints = {};
-    }
-    return PyList_Append(top.container.ptr(), value.ptr()) == 0 || checked(nullptr);
+    if (top.is_array) return top.items.other(value);
+    return PyDict_SetItem(top.container.ptr(), top.key.ptr(), value.ptr()) == 0 || converted(nullptr);
   }
 
   std::vector<Frame> stack_;
@@ -243,53 +261,6 @@ class PythonJsonBuilder {
 };
 
 constexpr int kJsonMaxDepth = 500;
-
-// One field of a row array, gathered across the rows: an int64 array while every value
-// is an int that fits, else a list.
-class ColumnBuilder {
- public:
-  bool integer(int64_t v) {
-    if (list_) return append_long(v);
-    ints_.push_back(v);
-    return true;
-  }
-  bool string(PythonJsonBuilder& strings, std::string_view text, bool escaped) {
-    if (escaped) {
-      const py::object value = strings.decode(text, true);
-      return value && other(value);
-    }
-    if (!last_string_ || text != last_text_) {
-      py::object value = strings.decode(text, false);
-      if (!value) return false;
-      last_text_ = text;
-      last_string_ = std::move(value);
-    }
-    return other(last_string_);
-  }
-  bool other(const py::object& value) {
-    if (!list_) {
-      list_ = py::list();
-      for (const int64_t v : ints_) {
-        if (!append_long(v)) return false;
-      }
-      ints_ = {};
-    }
-    return PyList_Append(list_.ptr(), value.ptr()) == 0 || PythonJsonBuilder::checked(nullptr);
-  }
-  py::object take() { return list_ ? std::move(list_) : py::object(to_numpy(std::move(ints_))); }
-
- private:
-  bool append_long(int64_t v) {
-    PyObject* item = PyLong_FromLongLong(v);
-    if (!PythonJsonBuilder::checked(item)) return false;
-    return other(py::reinterpret_steal<py::object>(item));
-  }
-
-  std::vector<int64_t> ints_;
-  py::object list_;  // null while every value is an int64
-  std::string_view last_text_;
-  py::object last_string_;  // the last plain string, reused for equal text
-};
 
 // PythonJsonBuilder, except for one member of the top-level object: an array of row
 // objects, all with the same keys and only scalar values, becomes a dict of columns
@@ -336,8 +307,8 @@ class RowColumnsBuilder {
     if (rows_ == 0) return document_.value(py::list());
     py::dict columns;
     for (size_t c = 0; c < columns_.size(); ++c) {
-      if (PyDict_SetItem(columns.ptr(), names_[c].ptr(), columns_[c].take().ptr()) != 0) {
-        return PythonJsonBuilder::checked(nullptr);
+      if (PyDict_SetItem(columns.ptr(), names_[c].ptr(), columns_[c].values.take().ptr()) != 0) {
+        return converted(nullptr);
       }
     }
     return document_.value(std::move(columns));
@@ -345,11 +316,11 @@ class RowColumnsBuilder {
 
   bool string(std::string_view text, bool escaped) {
     if (state_ != State::kRows) return document_.string(text, escaped);
-    return in_row() && columns_[field_].string(document_, text, escaped);
+    return in_row() && column_string(columns_[field_], text, escaped);
   }
   bool integer(int64_t v) {
     if (state_ != State::kRows) return document_.integer(v);
-    return in_row() && columns_[field_].integer(v);
+    return in_row() && columns_[field_].values.integer(v);
   }
   bool number(std::string_view text, bool is_integer) {
     if (state_ != State::kRows) return document_.number(text, is_integer);
@@ -357,15 +328,37 @@ class RowColumnsBuilder {
   }
   bool boolean(bool v) {
     if (state_ != State::kRows) return document_.boolean(v);
-    return in_row() && columns_[field_].other(py::bool_(v));
+    return in_row() && columns_[field_].values.other(py::bool_(v));
   }
   bool null() {
     if (state_ != State::kRows) return document_.null();
-    return in_row() && columns_[field_].other(py::none());
+    return in_row() && columns_[field_].values.other(py::none());
   }
 
  private:
   enum class State { kBefore, kRows, kAfter };
+
+  // One field's values across the rows, and the last plain string read for it, reused
+  // for equal text (the same kind or dtype in row after row).
+  struct Column {
+    ArrayBuilder values;
+    std::string_view last_text;
+    py::object last_string;
+  };
+
+  bool column_string(Column& column, std::string_view text, bool escaped) {
+    if (escaped) {
+      const py::object value = document_.decode(text, true);
+      return value && column.values.other(value);
+    }
+    if (!column.last_string || text != column.last_text) {
+      py::object value = document_.decode(text, false);
+      if (!value) return false;
+      column.last_text = text;
+      column.last_string = std::move(value);
+    }
+    return column.values.other(column.last_string);
+  }
 
   bool begin_row() {
     ++rows_;
@@ -433,7 +426,7 @@ class RowColumnsBuilder {
   std::deque<std::string> unescaped_keys_;  // stable storage for the escaped keys in index_
   std::vector<std::string_view> key_text_;  // [column]: its key, unescaped
   std::vector<py::object> names_;
-  std::vector<ColumnBuilder> columns_;
+  std::vector<Column> columns_;
   std::vector<int64_t> seen_in_row_;  // the last row (1-based) that held each field
 };
 

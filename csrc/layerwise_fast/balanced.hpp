@@ -277,7 +277,7 @@ class SumProbe {
 
 struct ModelSummary {
   int64_t largest;  // largest single-layer cost
-  int64_t lower;    // k times a lower bound on the bottleneck, besides `largest`
+  int64_t lower;    // the total of the summed part (bytes, or weights): k times a lower bound
   int64_t total;    // cost of all layers as one group
 };
 
@@ -338,6 +338,10 @@ std::pair<int64_t, int64_t> walk_group(const Cost& cost, int64_t start, int64_t 
   return {stop, Cost::cost(group)};
 }
 
+// The part of a group's cost that adds up over its layers: what `lower` totals.
+inline int64_t summed_part(const SumCost::Group& group) { return group.cost; }
+inline int64_t summed_part(const PeakCost::Group& group) { return group.weights; }
+
 // The largest k for which the sum probe keeps its cut brackets: three arrays of k + 1
 // cuts stay within the size of the input itself.
 inline bool brackets_fit(int64_t k, int64_t n) { return k <= n / 9; }
@@ -347,44 +351,30 @@ Partition balanced_unchecked_capacity(const Cost& cost, int64_t k, int64_t capac
   const int64_t n = cost.size();
   const ModelSummary summary = summarize(cost, capacity);
   const int64_t lo = std::max(summary.largest, ceil_div(summary.lower, k));
+  // B = lo + largest + M always fits, M the largest live bytes (0 for sums): a group
+  // closed under B lacked room for its next layer (at most largest + M more), so what it
+  // sums (bytes, or weights) exceeds lo, and k such groups would sum to more than all.
+  const int64_t max_live = summary.total - summary.lower;
+  const int64_t hi = std::min(summary.total, saturating_add(saturating_add(lo, summary.largest), max_live));
   if constexpr (std::is_same_v<Cost, SumCost>) {
-    // With sums, B = lo + largest always fits: every group but the last exceeds lo.
-    const int64_t hi = std::min(summary.total, saturating_add(lo, summary.largest));
     if (brackets_fit(k, n)) {
       SumProbe probe(cost, k, summary.total);
       return probe.partition_at(min_bottleneck(lo, hi, probe));
     }
-    // Too many groups to keep cut brackets: streaming probes, with the same estimates.
-    const int64_t best = min_bottleneck(lo, hi, [&](int64_t bound) {
-      int64_t covered = 0, closed = 0;
-      const ProbeResult r = linear_probe(cost, k, bound, [&](int64_t g, int64_t, const SumCost::Group& group) {
-        covered += group.cost;
-        closed = g;
-      });
-      return with_sum_estimate(r, bound, k, summary.total, r.feasible ? closed + 1 : k, covered);
-    });
-    return clamped_greedy(n, k, best, [&](int64_t start, int64_t bound, int64_t max_stop) {
-      return walk_group(cost, start, bound, max_stop);
-    });
-  } else {
-    // B = lo + largest + M fits, M the largest live bytes: a group closed under B lacked
-    // room for its next layer (at most largest + M more), so its weights exceed lo, and
-    // k such groups would hold more than all the weights.
-    const int64_t max_live = summary.total - summary.lower;
-    const int64_t hi = std::min(summary.total, saturating_add(saturating_add(lo, summary.largest), max_live));
-    // Estimates as for sums, counted in weights: what the k groups left over, or spare.
-    const int64_t best = min_bottleneck(lo, hi, [&](int64_t bound) {
-      int64_t covered = 0, closed = 0;
-      const ProbeResult r = linear_probe(cost, k, bound, [&](int64_t g, int64_t, const PeakCost::Group& group) {
-        covered += group.weights;
-        closed = g;
-      });
-      return with_sum_estimate(r, bound, k, summary.lower, r.feasible ? closed + 1 : k, covered);
-    });
-    return clamped_greedy(n, k, best, [&](int64_t start, int64_t bound, int64_t max_stop) {
-      return walk_group(cost, start, bound, max_stop);
-    });
   }
+  // Streaming probes (too many groups to keep cut brackets, or `peak`), steered by what
+  // the k groups left over of the summed part, or had spare.
+  const int64_t best = min_bottleneck(lo, hi, [&](int64_t bound) {
+    int64_t covered = 0, closed = 0;
+    const ProbeResult r = linear_probe(cost, k, bound, [&](int64_t g, int64_t, const auto& group) {
+      covered += summed_part(group);
+      closed = g;
+    });
+    return with_sum_estimate(r, bound, k, summary.lower, r.feasible ? closed + 1 : k, covered);
+  });
+  return clamped_greedy(n, k, best, [&](int64_t start, int64_t bound, int64_t max_stop) {
+    return walk_group(cost, start, bound, max_stop);
+  });
 }
 
 }  // namespace detail
