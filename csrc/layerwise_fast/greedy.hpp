@@ -26,10 +26,22 @@ std::optional<typename Cost::Group> greedy_walk(const Cost& cost, int64_t limit,
   const int64_t n = cost.size();
   const auto next_group = [&](int64_t i) { return kValidate ? cost.single(i, limit) : cost.start(i); };
   auto group = next_group(0);
+  int64_t group_start = 0;
+  // After a group shorter than a block, layers go one by one: a block would hold
+  // several cuts, each costing a failed block and a search within it. Blocks resume
+  // once a group outgrows a block.
+  bool short_groups = false;
+  const auto cut = [&](int64_t stop) {
+    if (!on_cut(stop, group)) return false;
+    short_groups = stop - group_start < kBlock;
+    group_start = stop;
+    group = next_group(stop);
+    return true;
+  };
   for (int64_t i = 1; i < n;) {
     // Whole blocks first. In a block that does not fit, the cut is found either at once
     // (cost models that can) or layer by layer; blocks resume after the cut.
-    if (i + kBlock <= n) {
+    if (!short_groups && i + kBlock <= n) {
       if (cost.template try_extend_block<!kValidate>(group, i, limit)) {
         i += kBlock;
         continue;
@@ -37,17 +49,17 @@ std::optional<typename Cost::Group> greedy_walk(const Cost& cost, int64_t limit,
       const int64_t fitted = cost.template extend_within_block<!kValidate>(group, i, limit);
       if (fitted >= 0) {
         i += fitted;
-        if (!on_cut(i, group)) return std::nullopt;
-        group = next_group(i++);
+        if (!cut(i++)) return std::nullopt;
         continue;
       }
     }
-    for (const int64_t end = std::min(n, i + kBlock); i < end; ++i) {
+    const int64_t end = std::min(n, i + kBlock);
+    for (; i < end; ++i) {
       if (cost.try_extend(group, i, limit)) continue;
-      if (!on_cut(i, group)) return std::nullopt;
-      group = next_group(i++);
+      if (!cut(i++)) return std::nullopt;
       break;
     }
+    if (i == end && i - group_start >= kBlock) short_groups = false;
   }
   return group;
 }
