@@ -286,6 +286,15 @@ class RowColumnsBuilder {
     pending_ = is_rows_key;
     return document_.key(text, escaped);
   }
+  // After the first row, each row's next key is most likely the first row's next one.
+  std::string_view expected_key() const noexcept {
+    if (state_ != State::kRows || rows_ < 2 || fields_in_row_ >= quoted_keys_.size()) return {};
+    return quoted_keys_[fields_in_row_];
+  }
+  bool expected_key_read() {
+    field_ = fields_in_row_;
+    return mark_seen();
+  }
   bool end_object() {
     --depth_;
     if (state_ == State::kRows) return fields_in_row_ == columns_.size();
@@ -381,12 +390,17 @@ class RowColumnsBuilder {
       field_ = columns_.size();
       index_.emplace(text, field_);
       key_text_.push_back(text);
+      quoted_keys_.push_back(escaped ? std::string() : '"' + std::string(text) + '"');
       names_.push_back(std::move(name));
       columns_.emplace_back();
       seen_in_row_.push_back(0);
-    } else if (seen_in_row_[field_] == rows_) {
-      return false;
     }
+    return mark_seen();
+  }
+
+  // Counts field_ as held by the current row; false if it already was.
+  bool mark_seen() {
+    if (seen_in_row_[field_] == rows_) return false;
     seen_in_row_[field_] = rows_;
     ++fields_in_row_;
     return true;
@@ -425,6 +439,7 @@ class RowColumnsBuilder {
   std::string key_scratch_;
   std::deque<std::string> unescaped_keys_;  // stable storage for the escaped keys in index_
   std::vector<std::string_view> key_text_;  // [column]: its key, unescaped
+  std::vector<std::string> quoted_keys_;    // [column]: its key's raw text in quotes ("" if escaped)
   std::vector<py::object> names_;
   std::vector<Column> columns_;
   std::vector<int64_t> seen_in_row_;  // the last row (1-based) that held each field

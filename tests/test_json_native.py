@@ -237,6 +237,9 @@ def test_row_columns_or_declined(other: object, rows: list, style: dict) -> None
 
 @pytest.mark.parametrize("text", [
     b'{"layers": [{"a": 1, "a": 2}]}',                  # a key twice in a row
+    b'{"layers": [{"a": 1, "b": 2}, {"b": 1, "b": 2}]}',  # ... the second where it is expected
+    b'{"layers": [{"a": 1, "b": 2}, {"a": 1, "a": 2}]}',  # ... where another one is
+    b'{"layers": [{"ab": 1}, {"a": 1}]}', b'{"layers": [{"a": 1}, {"ab": 1}]}',  # one a prefix
     b'{"layers": [{"a": 1, "b": 2}, {"a": 3}]}',        # a key missing
     b'{"layers": [{"a": 1}, {"a": 3, "b": 4}]}',        # a key added
     b'{"layers": [{"a": [1]}]}', b'{"layers": [{"a": {}}]}',  # nested values

@@ -14,12 +14,19 @@
 //   number(text, is_integer)   any other number: an integer beyond int64, or a fraction
 //                              or exponent, as written
 //   boolean(value)  null()
+// Optionally, for object keys that repeat row after row:
+//   expected_key()   the raw text, quotes included, that the next key most likely has
+//                    (empty: no guess); a key that matches it byte for byte is not
+//                    scanned but reported by expected_key_read() instead of key().
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 
 namespace layerwise_fast {
 
@@ -29,6 +36,11 @@ inline int json_hex_digit(char c) {
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
 }
+
+template <class Handler, class = void>
+struct expects_keys : std::false_type {};
+template <class Handler>
+struct expects_keys<Handler, std::void_t<decltype(std::declval<Handler&>().expected_key())>> : std::true_type {};
 
 template <class Handler>
 class JsonReader {
@@ -96,14 +108,27 @@ class JsonReader {
   }
 
   bool member(int depth) {
-    std::string_view key;
-    bool escaped;
-    if (p_ == end_ || *p_ != '"' || !string(key, escaped) || !handler_.key(key, escaped)) return false;
+    if (!member_key()) return false;
     skip_space();
     if (p_ == end_ || *p_ != ':') return false;
     ++p_;
     skip_space();
     return value(depth);
+  }
+
+  bool member_key() {
+    if constexpr (expects_keys<Handler>::value) {
+      // A quoted text with no quote or backslash inside: equal bytes are that key.
+      const std::string_view expected = handler_.expected_key();
+      if (!expected.empty() && static_cast<size_t>(end_ - p_) >= expected.size() &&
+          std::memcmp(p_, expected.data(), expected.size()) == 0) {
+        p_ += expected.size();
+        return handler_.expected_key_read();
+      }
+    }
+    std::string_view key;
+    bool escaped;
+    return p_ != end_ && *p_ == '"' && string(key, escaped) && handler_.key(key, escaped);
   }
 
   // At an opening quote: the raw text up to the closing quote, with escapes checked.
