@@ -1,7 +1,7 @@
 """Batch sweeps (seed section 6.2): the chunk and the group count for many batch sizes.
 
-For each batch size ``b`` the chunk is the largest multiple of the granularity (at most
-the sequence) at which every layer fits the capacity, after the oversize policy has
+For each batch size ``b`` the chunk is the whole sequence, or else the largest multiple
+of the granularity, at which every layer fits the capacity, after the oversize policy has
 treated the layers that fit at no chunk; the group count is the fewest contiguous groups
 at that chunk. The chunk comes in closed form (:func:`~layerwise_fast.scaling.fit_tokens`)
 for a whole block of batch sizes at once, as a (batch sizes x layers) numpy computation;
@@ -20,6 +20,7 @@ import numpy.typing as npt
 from .oversize import POLICIES, oversize_rules
 from .partition import greedy
 from .scaling import UnitSizes, chunk_for
+from .units import first_bool
 
 __all__ = ["DEFAULT_GRANULARITY", "Sweep", "sweep_sizes"]
 
@@ -144,6 +145,9 @@ def batch_sizes_array(values: object) -> IntColumn:
     """
     if isinstance(values, (str, bytes)):
         raise TypeError("batch_sizes must be a sequence of ints, got a string")
+    index = first_bool(values)
+    if index is not None:
+        raise TypeError(f"batch_sizes[{index}] is a bool; batch sizes must be ints")
     array = np.asarray(values)
     if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
         raise TypeError(f"batch_sizes must be a 1-D sequence of ints, got dtype "

@@ -21,6 +21,7 @@ converted once (a copy), which is logged at DEBUG level on the ``layerwise_fast`
 from __future__ import annotations
 
 import logging
+import math
 import operator
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -29,7 +30,7 @@ import numpy as np
 
 from layerwise_fast import _core
 from layerwise_fast.result import Partition
-from layerwise_fast.units import parse_bytes
+from layerwise_fast.units import first_bool, parse_bytes
 
 __all__ = ["greedy", "balanced", "dp"]
 
@@ -49,6 +50,8 @@ def _is_ready(values: Any) -> bool:
 
 
 def _float_to_int64(values: np.ndarray, name: str) -> np.ndarray:
+    if values.dtype.itemsize < 8:  # exact in float64, and 2**63 has no float16 value
+        values = values.astype(np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
@@ -65,6 +68,39 @@ def _float_to_int64(values: np.ndarray, name: str) -> np.ndarray:
     return values.astype(np.int64)
 
 
+def _exact_size(value: Any, name: str, i: int) -> int:
+    """One element of an object array as an int: an integer, or a whole float."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}[{i}] is a bool; sizes must be integers (bytes)")
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        if not np.isfinite(number):
+            raise ValueError(f"{name}[{i}] is {number}; sizes must be finite whole numbers of bytes")
+        if not number.is_integer():
+            raise ValueError(f"{name}[{i}] = {number!r} is not a whole number of bytes")
+        exact = int(number)
+    else:
+        try:
+            exact = operator.index(value)
+        except TypeError:
+            raise TypeError(f"{name}[{i}] = {value!r} ({type(value).__name__}) is not an integer "
+                            f"number of bytes") from None
+    if not -_INT64_MAX - 1 <= exact <= _INT64_MAX:
+        raise OverflowError(f"{name}[{i}] = {exact} is outside the int64 range")
+    return exact
+
+
+def _object_to_int64(values: np.ndarray, name: str) -> np.ndarray:
+    """Element by element, exactly: ints as they are, whole floats, nothing else."""
+    items = values.tolist()
+    if all(type(item) is int for item in items):
+        try:
+            return np.array(items, dtype=np.int64)
+        except OverflowError:
+            pass  # the loop below names the first one outside int64
+    return np.array([_exact_size(item, name, i) for i, item in enumerate(items)], dtype=np.int64)
+
+
 def _to_int64(values: np.ndarray, name: str) -> np.ndarray:
     kind = values.dtype.kind
     if kind == "i":
@@ -77,13 +113,20 @@ def _to_int64(values: np.ndarray, name: str) -> np.ndarray:
     if kind == "f":
         return _float_to_int64(values, name)
     if kind == "O":
-        try:
-            return np.array(values, dtype=np.int64)
-        except OverflowError:
-            raise OverflowError(f"{name} holds an integer outside the int64 range") from None
-        except (TypeError, ValueError):
-            pass
+        return _object_to_int64(values, name)
     raise TypeError(f"{name} must hold integers (bytes), got dtype {values.dtype}")
+
+
+def _array_of(values: Any, name: str, rule: str) -> np.ndarray:
+    """numpy's reading of a per-layer argument, after refusing the bools it would take
+    for numbers and wording its error for ragged nesting."""
+    index = first_bool(values)
+    if index is not None:
+        raise TypeError(f"{name}[{index}] is a bool; {rule}")
+    try:
+        return np.asarray(values)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be 1-D (one entry per layer): {exc}") from None
 
 
 def _as_column(values: Any, name: str) -> np.ndarray:
@@ -91,10 +134,9 @@ def _as_column(values: Any, name: str) -> np.ndarray:
     if _is_ready(values):
         ready: np.ndarray = values
         return ready
-    try:
-        array = np.asarray(values)
-    except OverflowError:
-        raise OverflowError(f"{name} holds an integer outside the int64 range") from None
+    array = _array_of(values, name, "sizes must be integers (bytes)")
+    if isinstance(values, (list, tuple)) and _inexact(array):
+        array = np.array(values, dtype=object)
     if array.ndim != 1:
         raise ValueError(f"{name} must be 1-D (one entry per layer), got shape {array.shape}")
     if array.size == 0:
@@ -107,11 +149,21 @@ def _as_column(values: Any, name: str) -> np.ndarray:
     return converted
 
 
+def _inexact(array: np.ndarray) -> bool:
+    """Whether numpy's reading of a list may differ from its numbers: objects, or floats
+    beyond 2**53 (an int there, or one beyond int64, would have been rounded)."""
+    if array.dtype.kind == "O":
+        return True
+    return array.dtype.kind == "f" and array.size > 0 and not bool((np.abs(array) <= 2.0**53).all())
+
+
 def _columns_of(sizes: Any) -> Mapping[str, Any] | None:
     """The three-column form of `sizes`, or None when it is one size per layer."""
     as_columns = getattr(sizes, "as_columns", None)
     if callable(as_columns):
         sizes = as_columns()
+    if isinstance(sizes, np.ndarray) and sizes.dtype.names is not None:
+        sizes = {field: sizes[field] for field in sizes.dtype.names}
     if isinstance(sizes, Mapping):
         unknown = sorted(set(sizes) - set(_COLUMNS))
         if unknown:
@@ -120,8 +172,6 @@ def _columns_of(sizes: Any) -> Mapping[str, Any] | None:
         if missing:
             raise ValueError(f"sizes is missing the column(s) {missing}")
         return sizes
-    if isinstance(sizes, np.ndarray) and sizes.dtype.names is not None:
-        return {c: sizes[c] for c in _COLUMNS if c in sizes.dtype.names}
     if isinstance(sizes, np.ndarray) and sizes.ndim == 2:
         if sizes.shape[1] != 3:
             raise ValueError(
@@ -275,6 +325,7 @@ def dp(
         raise ValueError("layer_time and cut_time go together: give both or neither")
     layers = _as_times(layer_time, "layer_time", len(first))
     cuts = _as_times(cut_time, "cut_time", len(first))
+    _check_time_range(layers, cuts)
     result = _partition(_core.dp_stage_time(first, live, cap, layers, cuts), cap, "dp", cost)
     starts, stops = result.boundaries[:-1], result.boundaries[1:]
     result.stage_times = np.add.reduceat(layers, starts) + cuts[stops - 1]
@@ -284,10 +335,32 @@ def dp(
 
 def _as_times(values: Any, name: str, n: int) -> np.ndarray:
     """A float64 column of n seconds (finiteness and sign are checked by the core)."""
+    array = _array_of(values, name, "times must be numbers (seconds)")
+    if array.ndim != 1 or len(array) != n:
+        raise ValueError(f"{name} needs one entry per layer ({n}), got shape {array.shape}")
+    if array.dtype.kind not in "iufO":
+        raise TypeError(f"{name} must be real numbers (seconds), one per layer; got dtype {array.dtype}")
+    if array.dtype.kind == "O":
+        return np.array([_seconds(value, name, i) for i, value in enumerate(array.tolist())])
+    return np.ascontiguousarray(array, dtype=np.float64)
+
+
+def _seconds(value: Any, name: str, i: int) -> float:
+    """One element of an object array of times as a float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}[{i}] = {value!r} ({type(value).__name__}) is not a number of seconds")
     try:
-        times = np.ascontiguousarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be numbers (seconds), one per layer") from None
-    if times.ndim != 1 or len(times) != n:
-        raise ValueError(f"{name} needs one entry per layer ({n}), got shape {times.shape}")
-    return times
+        return float(value)
+    except OverflowError:
+        raise OverflowError(f"{name}[{i}] = {value} is beyond the float range") from None
+
+
+def _check_time_range(layers: np.ndarray, cuts: np.ndarray) -> None:
+    """Stage times must stay finite: the sum of all layer times plus the largest cut."""
+    if not (np.isfinite(layers).all() and np.isfinite(cuts).all()):
+        return  # the core names the first value that is not finite
+    with np.errstate(over="ignore"):
+        total = float(np.abs(layers).sum()) + float(np.abs(cuts).max())
+    if not math.isfinite(total):
+        raise OverflowError("layer_time and cut_time are too large: the layer times of a group "
+                            "plus its cut time could exceed the float range (about 1.8e308 s)")

@@ -220,13 +220,16 @@ class Timeline:
         return start, head + last * slowest
 
 
-def _checked_sum(values: IntColumn, starts: IntColumn, what: str) -> IntColumn:
-    """Per-group sums of ``values`` (int64), refusing a sum beyond int64."""
-    shadow = np.add.reduceat(values.astype(np.float64), starts)
-    if shadow.size and float(shadow.max()) > _INT64_FLOAT_LIMIT:
-        group = int(np.argmax(shadow > _INT64_FLOAT_LIMIT))
-        raise OverflowError(f"group {group}: {what} exceed the int64 range")
-    return np.add.reduceat(values, starts)
+def _checked_sum(first: IntColumn, second: IntColumn, starts: IntColumn, what: str) -> IntColumn:
+    """Per-group sums of ``first + second`` (int64, non-negative), refusing a sum, or a
+    layer's own, beyond int64."""
+    bound = int(first.max()) + int(second.max()) if first.size else 0
+    if bound > INT64_MAX // max(first.size, 1):  # not ruled out by the largest values
+        shadow = np.add.reduceat(first.astype(np.float64) + second, starts)
+        if float(shadow.max()) > _INT64_FLOAT_LIMIT:
+            group = int(np.argmax(shadow > _INT64_FLOAT_LIMIT))
+            raise OverflowError(f"group {group}: {what} exceed the int64 range")
+    return np.add.reduceat(first + second, starts)
 
 
 def group_performance(
@@ -256,8 +259,8 @@ def group_performance(
     starts, ends = boundaries[:-1], boundaries[1:]
     weight_hbm = _product(weights, weight_reads, "weight traffic")
     acts = times(act_per_token, tokens, "activation bytes per token")
-    baseline = _checked_sum(weights + acts, starts, "baseline bytes")
-    accesses = _checked_sum(weight_hbm + acts, starts, "accessed bytes")
+    baseline = _checked_sum(weights, acts, starts, "baseline bytes")
+    accesses = _checked_sum(weight_hbm, acts, starts, "accessed bytes")
     act_sum = np.add.reduceat(acts, starts)
     inputs = out_per_token[np.maximum(starts - 1, 0)]  # group 0: as wide as layer 0's output
     edges = times(inputs + out_per_token[ends - 1], tokens, "boundary bytes per token")
@@ -272,6 +275,9 @@ def group_performance(
 
 
 def _product(values: IntColumn, factors: IntColumn, what: str) -> IntColumn:
+    """``values x factors`` (both non-negative int64), refusing a product beyond int64."""
+    if values.size and int(values.max()) * int(factors.max()) <= INT64_MAX:
+        return values * factors  # not even the largest of each can overflow
     shadow = values.astype(np.float64) * factors
     if shadow.size and float(shadow.max()) > _INT64_FLOAT_LIMIT:
         layer = int(np.argmax(shadow > _INT64_FLOAT_LIMIT))

@@ -6,8 +6,8 @@
    :func:`~layerwise_fast.workingset.working_set` pass);
 2. the layers too large for any device even at the smallest chunk get the ``on_oversize``
    treatment (:mod:`layerwise_fast.oversize`);
-3. the chunk: the largest multiple of ``granularity`` tokens (at most the sequence) at
-   which every layer fits, in closed form; with a device limit, a bisection over the
+3. the chunk: the whole sequence, or else the largest multiple of ``granularity`` tokens
+   at which every layer fits, in closed form; with a device limit, a bisection over the
    chunk multiples, each probe one native :func:`~layerwise_fast.partition.greedy` call
    (the group count only grows with the chunk);
 4. the groups, by the chosen native partitioner (``balanced`` by default: the fewest
@@ -38,7 +38,7 @@ from .hardware import Hardware
 from .layers import LayerTable, LayerTableError
 from .oversize import INT4, INT8, TILED, SizeRules, oversize_rules
 from .partition import balanced, dp, greedy
-from .perf import LayerTraffic, Rates, group_performance, stage_time_inputs
+from .perf import FloatColumn, LayerTraffic, Rates, group_performance, stage_time_inputs
 from .result import Partition
 from .scaling import CutElems, UnitSizes, chunk_for, unit_sizes
 from .summary import format_seconds
@@ -56,6 +56,7 @@ MAX_SEQUENCE: Final[int] = 2**40
 ALGORITHMS: Final[tuple[str, ...]] = ("balanced", "greedy", "dp", "stage_time")
 COSTS: Final[tuple[str, ...]] = ("sum", "peak")
 _PICOSECONDS: Final[float] = 1e12
+_TICKS_MAX: Final[float] = 2.0**62  # the sum of the stage ticks stays well within int64
 _HEAD_BYTES: Final[int] = 1 << 16
 
 
@@ -138,7 +139,8 @@ def plan(
         batch: sequences per micro-batch: the batch one chunk's working set holds.
         sequence: tokens per sequence.
         chunk: tokens per chunk; None searches the largest that fits.
-        granularity: the searched chunk is a multiple of this many tokens.
+        granularity: the searched chunk is a multiple of this many tokens, or the
+            whole sequence.
         micro_batches: micro-batches that flow through the pipeline (M).
         act_dtype: activation precision (``bf16``, ``fp16``, ``fp32``, ``fp8``).
         weight_dtype: a weight precision for every layer, overriding the model's.
@@ -387,6 +389,13 @@ def _partition(columns: dict[str, IntColumn], pool: DevicePool, request: _Reques
 # -- the plan -------------------------------------------------------------------------------
 
 
+def _stage_ticks(stage_s: FloatColumn) -> IntColumn:
+    """Stage times as whole ticks for balancing: picoseconds, or a coarser tick where
+    the picoseconds of all stages together would leave int64 (balanced needs their sum)."""
+    tick = max(1 / _PICOSECONDS, float(stage_s.sum()) / _TICKS_MAX)
+    return np.ceil(stage_s / tick).astype(np.int64)
+
+
 def _assemble(label: str, units: UnitSizes, rules: SizeRules, codes: IntColumn,
               columns: dict[str, IntColumn], traffic: LayerTraffic, partition: Partition,
               pool: DevicePool, request: _Request, chunk: int, on_oversize: str,
@@ -399,8 +408,8 @@ def _assemble(label: str, units: UnitSizes, rules: SizeRules, codes: IntColumn,
                              traffic.act_per_token, traffic.out_per_token,
                              traffic.flops_per_token, request.batch * request.sequence,
                              Rates.of(pool.hardware, group_kind))
-    stage_ps = np.ceil(perf.stage_compute_s * _PICOSECONDS).astype(np.int64)
-    group_device = groups_to_devices(stage_ps, pool.count if pool.share else None)
+    group_device = groups_to_devices(_stage_ticks(perf.stage_compute_s),
+                                     pool.count if pool.share else None)
     device_count = int(group_device[-1]) + 1
     hardware = pool.hardware[:device_count] if pool.mixed else pool.hardware
     kinds = np.arange(device_count) if pool.mixed else np.zeros(device_count, dtype=np.int64)

@@ -235,12 +235,13 @@ def fit_tokens(units: UnitSizes, room: IntColumn) -> IntColumn:
 def chunk_for(tokens_limit: int, batch: int, granularity: int, sequence: int) -> int:
     """The largest chunk whose ``batch x chunk`` tokens stay within ``tokens_limit``.
 
-    The chunk is a multiple of ``granularity`` tokens and at most ``sequence``; a
-    sequence shorter than the granularity runs as one chunk of ``sequence`` tokens.
-    Returns 0 when not even the smallest chunk fits.
+    The chunk is the whole sequence where that fits, else the largest multiple of
+    ``granularity`` tokens (which is then shorter than the sequence). Returns 0 when
+    not even the smallest chunk, ``min(granularity, sequence)``, fits (a negative
+    limit: none does).
     """
-    smallest = min(granularity, sequence)
-    if tokens_limit < batch * smallest:
+    if tokens_limit >= batch * sequence:
+        return sequence
+    if tokens_limit < batch * granularity:
         return 0
-    multiples = min(tokens_limit // (batch * granularity), -(-sequence // granularity))
-    return min(max(multiples, 1) * granularity, sequence)
+    return tokens_limit // (batch * granularity) * granularity

@@ -33,8 +33,10 @@ def format_plan(plan: Plan, max_rows: int) -> str:
 
 def _header(plan: Plan) -> str:
     s = plan.settings
-    chunk_how = (f"the largest multiple of {s.granularity} that fits" if s.chunk_searched
-                 else "as given")
+    chunk_how = "as given"
+    if s.chunk_searched:
+        chunk_how = ("the whole sequence fits" if s.chunk == s.sequence
+                     else f"the largest multiple of {s.granularity} that fits")
     caps = sorted(set(plan.device_capacities.tolist()))
     nominal = sorted({d.l2_bytes for d in plan.hardware})
     cap_text = " to ".join(format_bytes(c) for c in (caps[0], caps[-1])[: len(caps)])

@@ -502,6 +502,14 @@ def _refuse_constant(token: str) -> NoReturn:
     raise _ConstantError(f"non-standard constant {token} is not allowed")
 
 
+def first_bool(values: object) -> int | None:
+    """The index of the first bool in a list or tuple (numpy reads them as 0 and 1 beside
+    numbers, so they must be caught before), or None."""
+    if not isinstance(values, (list, tuple)) or not {bool, np.bool_} & set(map(type, values)):
+        return None
+    return next(i for i, value in enumerate(values) if isinstance(value, (bool, np.bool_)))
+
+
 def _is_int(value: object) -> TypeGuard[int | np.integer]:
     """True for ints and numpy integers, never for ``bool``."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))

@@ -360,9 +360,8 @@ def _frozen_sizes(column: object, field: str, names: npt.NDArray[np.object_]) ->
     if column.shape != names.shape:
         raise ValueError(f"WorkingSet.{field} has shape {column.shape}, "
                          f"expected {names.shape}")
-    negative = np.flatnonzero(column < 0)
-    if negative.size:
-        index = int(negative[0])
+    if column.size and int(column.min()) < 0:
+        index = int(np.argmax(column < 0))
         raise ValueError(f"layer {index} ({names[index]!r}): {field} must not be negative, "
                          f"got {int(column[index])}")
     frozen = column.copy()
@@ -373,6 +372,8 @@ def _frozen_sizes(column: object, field: str, names: npt.NDArray[np.object_]) ->
 def _check_sums(weights: IntColumn, activations: IntColumn, buffers: IntColumn,
                 names: npt.NDArray[np.object_]) -> None:
     """Raise OverflowError naming the first layer whose three sizes sum beyond int64."""
+    if not weights.size or int(weights.max()) + int(activations.max()) + int(buffers.max()) <= INT64_MAX:
+        return  # no layer can (sizes are non-negative): skip the per-layer test
     headroom = INT64_MAX - buffers  # non-negative sizes: no wrap in these differences
     over = (activations > headroom) | (weights > headroom - np.minimum(activations, headroom))
     bad = np.flatnonzero(over)

@@ -244,12 +244,27 @@ def test_stage_time_matches_exhaustive_search() -> None:
         ([1.0, 2.0], [1.0], ValueError, r"cut_time needs one entry per layer \(2\), got shape \(1,\)"),
         ([1.0, -2.0], [0.0, 0.0], ValueError, r"layer_time\[1\] = -2.000000 is not a finite time >= 0"),
         ([1.0, 2.0], [0.0, float("nan")], ValueError, r"cut_time\[1\] = nan is not a finite time >= 0"),
-        (["a", "b"], [0.0, 0.0], TypeError, r"layer_time must be numbers \(seconds\), one per layer"),
+        (["a", "b"], [0.0, 0.0], TypeError, r"layer_time must be real numbers \(seconds\), one per layer; got dtype <U1"),
+        ([1.0, 2.0], 0.0, ValueError, r"cut_time needs one entry per layer \(2\), got shape \(\)"),
+        ([1.0, 2.0], [1j, 0.0], TypeError, r"cut_time must be real numbers .* got dtype complex128"),
+        ([1.0, True], [0.0, 0.0], TypeError, r"layer_time\[1\] is a bool; times must be numbers"),
+        ([1.0, 2**1100], [0.0, 0.0], OverflowError, r"layer_time\[1\] = \d{300,} is beyond the float range"),
+        ([1.0, "2"], [0.0, 0.0], TypeError, r"layer_time must be real numbers .* got dtype <U"),
+        (np.array([1.0, "2"], dtype=object), [0.0, 0.0], TypeError, r"layer_time\[1\] = '2' \(str\) is not a number"),
+        ([1e308, 1e308], [0.0, 0.0], OverflowError, r"layer_time and cut_time are too large"),
+        ([1.0, 1.7e308], [0.0, 1.7e308], OverflowError, r"layer_time and cut_time are too large"),
     ],
 )
 def test_stage_time_errors(layer_time, cut_time, error, message) -> None:
     with pytest.raises(error, match=message):
         lf.dp([1, 2], 10, layer_time=layer_time, cut_time=cut_time)
+
+
+def test_stage_times_of_one_layer_need_an_array_too() -> None:
+    with pytest.raises(ValueError, match=r"layer_time needs one entry per layer \(1\), got shape \(\)"):
+        lf.dp([1], 10, layer_time=1.0, cut_time=[0.0])
+    p = lf.dp([1], 10, layer_time=[2], cut_time=np.array([1], dtype=object))  # ints are seconds too
+    assert p.stage_times.tolist() == [3.0]
 
 
 def test_stress_edges_capacity_one_zeros_and_k_equal_n() -> None:

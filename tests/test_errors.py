@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
+from decimal import Decimal
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -54,14 +58,27 @@ def test_bad_floats(run, values, message) -> None:
 @pytest.mark.parametrize(
     "values, error, message",
     [
-        ([2**64], OverflowError, "sizes holds an integer outside the int64 range"),
+        ([2**64], OverflowError, r"sizes\[0\] = 18446744073709551616 is outside the int64 range"),
+        ([0, 2**63 + 1], OverflowError, r"sizes\[1\] = 9223372036854775809 is outside the int64 range"),
+        ([0, -(2**63) - 1], OverflowError, r"sizes\[1\] = -9223372036854775809 is outside the int64 range"),
+        ([1, 2.5], ValueError, r"sizes\[1\] = 2.5 is not a whole number of bytes"),
+        (np.array([1.5, 2.5], dtype=object), ValueError, r"sizes\[0\] = 1.5 is not a whole number of bytes"),
+        (np.array([1, float("nan")], dtype=object), ValueError, r"sizes\[1\] is nan; sizes must be finite"),
+        (np.array(["12", 2], dtype=object), TypeError, r"sizes\[0\] = '12' \(str\) is not an integer number of bytes"),
+        ([Decimal("0.9"), Decimal("0.9")], TypeError, r"sizes\[0\] = Decimal\('0.9'\) \(Decimal\) is not an integer"),
+        ([Fraction(3, 2)], TypeError, r"sizes\[0\] = Fraction\(3, 2\) \(Fraction\) is not an integer"),
+        (np.array([1, True], dtype=object), TypeError, r"sizes\[1\] is a bool; sizes must be integers"),
+        ([1, True], TypeError, r"sizes\[1\] is a bool; sizes must be integers"),
+        ((np.False_, 2), TypeError, r"sizes\[0\] is a bool; sizes must be integers"),
         (np.array([1, 2**63], dtype=np.uint64), OverflowError, r"sizes\[1\] = 9223372036854775808 is outside the int64 range"),
         (np.array([1.0, 1e19]), OverflowError, r"sizes\[1\] = 1e\+19 is outside the int64 range"),
         (["a", "b"], TypeError, "sizes must hold integers \\(bytes\\), got dtype <U1"),
-        ([True, False], TypeError, "sizes must hold integers \\(bytes\\), got booleans"),
+        ([True, False], TypeError, r"sizes\[0\] is a bool; sizes must be integers"),
+        (np.array([True, False]), TypeError, "sizes must hold integers \\(bytes\\), got booleans"),
         ([1 + 2j], TypeError, "got dtype complex128"),
         (np.int64(5), ValueError, r"sizes must be 1-D \(one entry per layer\), got shape \(\)"),
         (np.ones((2, 2, 2)), ValueError, r"sizes must be 1-D \(one entry per layer\), got shape \(2, 2, 2\)"),
+        ([[1], [2, 3]], ValueError, r"sizes must be 1-D \(one entry per layer\): "),
     ],
 )
 def test_bad_values(run, values, error, message) -> None:
@@ -159,6 +176,29 @@ def test_unknown_and_missing_columns() -> None:
         lf.greedy({"weight": [1], "activations": [1]}, 10)
     with pytest.raises(ValueError, match=r"sizes is missing the column\(s\) \['activations'\]"):
         lf.greedy({"weights": [1]}, 10)
+
+
+def test_structured_arrays_are_checked_like_mappings() -> None:
+    with pytest.raises(ValueError, match=r"sizes is missing the column\(s\) \['activations'\]"):
+        lf.greedy(np.zeros(3, dtype=[("weights", "i8")]), 10)
+    misspelt = np.ones(3, dtype=[("weights", "i8"), ("activations", "i8"), ("buffer", "i8")])
+    with pytest.raises(ValueError, match=r"sizes has unknown columns \['buffer'\]"):
+        lf.greedy(misspelt, 10)
+
+
+def test_exact_numbers_in_object_arrays_are_sizes() -> None:
+    sizes = np.array([np.int32(3), 4.0, 5, np.float32(6)], dtype=object)
+    assert lf.greedy(sizes, 100).group_costs.tolist() == [18]
+    assert lf.greedy([2**62, 2.0**62], 2**63 - 1).group_costs.tolist() == [2**62, 2**62]
+    # numpy reads these lists as float64, which would round the ints.
+    assert lf.greedy([2**62 + 1, 0.0], 2**63 - 1).group_costs.tolist() == [2**62 + 1]
+    assert lf.greedy([2**63 - 1, 0.0], 2**63 - 1).group_costs.tolist() == [2**63 - 1]
+
+
+def test_small_floats_convert_without_warnings() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert lf.greedy(np.array([10, 20], dtype=np.float16), 100).group_costs.tolist() == [30]
 
 
 def test_two_dimensional_needs_three_columns() -> None:

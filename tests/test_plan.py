@@ -120,6 +120,17 @@ def test_shared_devices_balance_stage_times() -> None:
     assert p.split_points() == [f"l{p.device_boundaries[1]}"]
 
 
+def test_shared_devices_balance_stage_times_beyond_int64_picoseconds() -> None:
+    """Stage times of days (10^13 flops per token x 2^30 tokens): more picoseconds than
+    int64 holds, balanced in coarser ticks instead."""
+    model = table(*[(10, 1, 0, 10**13)] * 6)
+    p = lf.plan(model, TOY, sequence=2**30, devices=2, share_devices=True)
+    stage = p.performance.stage_compute_s
+    assert stage.sum() * 1e12 > 2**63 and p.device_count == 2
+    best = min(max(stage[:j].sum(), stage[j:].sum()) for j in range(1, p.k))
+    assert p.stages.compute_s.max() == pytest.approx(best)
+
+
 def test_fewer_groups_than_devices_leaves_devices_idle_and_says_so() -> None:
     p = lf.plan(table((1, 1, 0, 1), (1, 1, 0, 1)), TOY, sequence=8, devices=4)
     assert p.device_count == 1
@@ -244,6 +255,31 @@ def test_chunk_for_by_hand() -> None:
     assert chunk_for(10**9, 1, 64, 1000) == 1000  # capped at the sequence
     assert chunk_for(10**9, 1, 64, 40) == 40  # a sequence shorter than one granule
     assert chunk_for(39, 1, 64, 40) == 0
+    assert chunk_for(110, 1, 64, 100) == 100  # the whole sequence, though not a multiple
+    assert chunk_for(99, 1, 64, 100) == 64
+
+
+@given(st.integers(-1, 10**4), st.integers(1, 20), st.integers(1, 200), st.integers(1, 1000))
+def test_chunk_for_is_the_largest_candidate_that_fits(limit: int, batch: int,
+                                                      granularity: int, sequence: int) -> None:
+    candidates = {min(m * granularity, sequence) for m in range(1, -(-sequence // granularity) + 1)}
+    fitting = [c for c in candidates if batch * c <= limit]
+    assert chunk_for(limit, batch, granularity, sequence) == max(fitting, default=0)
+
+
+def test_plan_and_sweep_take_the_whole_sequence_where_it_fits() -> None:
+    row = {"name": "a", "kind": "norm", "params": 0, "weight_dtype": "bf16",
+           "act_elems_per_token": 1, "buffer_bytes": 0}
+    model = lf.LayerTable.from_records([row])
+    # 100 tokens of 2 bytes: 200 bytes fit 220, while 2 x 64 tokens would not.
+    whole = lf.plan(model, "h100", sequence=100, granularity=64, capacity=220)
+    assert whole.settings.chunk == 100
+    assert "chunk 100 tokens (the whole sequence fits), 1 chunk" in whole.summary()
+    assert lf.plan(model, "h100", sequence=100, granularity=64, capacity=199).settings.chunk == 64
+    result = lf.sweep(model, [1, 2], "h100", sequence=100, granularity=64, capacity=220)
+    assert result.chunk.tolist() == [100, 0] and result.fits.tolist() == [True, False]
+    result = lf.sweep(model, [1, 2], "h100", sequence=100, granularity=64, capacity=256)
+    assert result.chunk.tolist() == [100, 64]
 
 
 # -- oversize layers -------------------------------------------------------------------------
@@ -405,6 +441,8 @@ def test_sweep_sizes_is_vectorised_over_many_batches() -> None:
     ([0, 1], ValueError, "between 1 and"),
     ([1.5], TypeError, "1-D sequence of ints"),
     ("12", TypeError, "got a string"),
+    ([True, 2], TypeError, r"batch_sizes\[0\] is a bool"),
+    ((1, np.True_), TypeError, r"batch_sizes\[1\] is a bool"),
 ])
 def test_sweep_refuses_bad_batch_sizes(bad: Any, error: type[Exception], text: str) -> None:
     with pytest.raises(error, match=text):
@@ -512,3 +550,54 @@ def test_cut_aware_mode_avoids_expensive_cuts() -> None:
     assert by_time.stages.stage_s.max() < by_bytes.stages.stage_s.max()
     with pytest.raises(ValueError, match="algorithm='stage_time' times every group on one"):
         lf.plan(TOY_TABLE, TOY, algorithm="stage_time", devices=[TOY, TOY], sequence=100)
+
+
+def _performance_inputs(weights: list[int], reads: list[int], act: list[int]) -> dict[str, Any]:
+    from layerwise_fast.perf import Rates
+    n = len(weights)
+    ones = np.ones(1)
+    return dict(weights=np.array(weights, dtype=np.int64), weight_reads=np.array(reads, dtype=np.int64),
+                act_per_token=np.array(act, dtype=np.int64), out_per_token=np.zeros(n, dtype=np.int64),
+                flops_per_token=np.zeros(n, dtype=np.int64), tokens=1,
+                rates=Rates(ones, ones, ones, ones))
+
+
+@pytest.mark.parametrize("weights, reads, act, message", [
+    ([2**62, 1], [2, 1], [0, 0], "^layer 0: weight traffic exceeds the int64 range"),
+    ([1, 2**61], [1, 5], [0, 0], "^layer 1: weight traffic exceeds the int64 range"),
+    ([2**62, 2**62], [1, 1], [0, 0], "^group 0: baseline bytes exceed the int64 range"),
+    ([2**62, 2**62 - 2**40], [1, 1], [2**62, 0], "^group 0: baseline bytes exceed the int64 range"),
+])
+def test_group_performance_refuses_int64_overflow(weights: list[int], reads: list[int],
+                                                  act: list[int], message: str) -> None:
+    from layerwise_fast.perf import group_performance
+    with pytest.raises(OverflowError, match=message):
+        group_performance(np.array([0, len(weights)]), **_performance_inputs(weights, reads, act))
+
+
+_BYTES = st.one_of(st.integers(0, 10**6), st.integers(0, 2**62))
+
+
+@given(st.lists(st.tuples(_BYTES, st.integers(1, 4), _BYTES), min_size=1, max_size=6), st.data())
+def test_group_performance_sums_exactly_or_refuses(layers: list[tuple[int, int, int]],
+                                                   data: st.DataObject) -> None:
+    """Every group's byte counts are the exact integer sums, whether or not the quick
+    bound rules overflow out; where a sum leaves int64, OverflowError instead."""
+    from layerwise_fast.perf import group_performance
+    n = len(layers)
+    cuts = sorted(data.draw(st.sets(st.integers(1, n - 1), max_size=n - 1))) if n > 1 else []
+    boundaries = [0, *cuts, n]
+    weights, reads, act = (list(column) for column in zip(*layers))
+    traffic = [w * r for w, r in zip(weights, reads)]
+    groups = list(zip(boundaries[:-1], boundaries[1:]))
+    baseline = [sum(weights[i] + act[i] for i in range(a, b)) for a, b in groups]
+    accesses = [sum(traffic[i] + act[i] for i in range(a, b)) for a, b in groups]
+    limit = 0.999 * (2**63 - 1)  # the exact check's float margin
+    try:
+        perf = group_performance(np.array(boundaries), **_performance_inputs(weights, reads, act))
+    except OverflowError:
+        assert max(traffic + baseline + accesses) > limit
+        return
+    assert max(traffic + baseline + accesses) < 2**63
+    assert perf.baseline_bytes.tolist() == baseline
+    assert (perf.planned_bytes + perf.cache_bytes).tolist() == accesses
