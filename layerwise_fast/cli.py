@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from layerwise_fast.units import format_bytes, read_input_file
 
 __all__ = ["main", "read_sizes", "SizesFile", "InputError"]
 
-DEFAULT_CAPACITY = "50MB"  # the seed's C: one H100's L2 cache (nominal)
+DEFAULT_CAPACITY = "50MB"  # the seed's C, after an H100's L2 (50 MiB, 52.4 MB, as reported)
 EXAMPLE_SUFFIXES = (".txt", ".npy")
 
 
@@ -46,15 +47,19 @@ class SizesFile:
     names: list[str] | None
 
 
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+
+
 def _parse_line(text: str, path: Path, line: int) -> tuple[list[int], str | None]:
     body, _, comment = text.partition("#")
     fields = body.replace(",", " ").split()
     values = []
     for field in fields:
-        try:
-            values.append(int(field))
-        except ValueError:
-            raise InputError(f"{path}:{line}: {field!r} is not a whole number of bytes") from None
+        if not _WHOLE_NUMBER.fullmatch(field):  # ASCII digits only: int() also reads "1_000" and "٣"
+            raise InputError(f"{path}:{line}: {field!r} is not a whole number of bytes")
+        if field.startswith("-") and int(field) < 0:
+            raise InputError(f"{path}:{line}: {field} is negative; sizes are bytes and must be >= 0")
+        values.append(int(field))
     if len(values) not in (1, 3):
         raise InputError(
             f"{path}:{line}: expected 1 size or 3 (weights activations buffers), got {len(values)} fields"
@@ -70,7 +75,9 @@ def _read_text(path: Path) -> SizesFile:
         raise InputError(f"{path}: not UTF-8 text (byte {err.start}); expected one size per line or a .npy file") from None
     rows: list[list[int]] = []
     names: list[str] = []
-    for line, content in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only (str.splitlines also splits at form feeds and U+2028, which
+    # would shift the line numbers); a byte-order mark at the start is not a size.
+    for line, content in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
         if not content.split("#", 1)[0].strip():
             continue
         values, name = _parse_line(content, path, line)
@@ -93,6 +100,10 @@ def _read_npy(path: Path) -> SizesFile:
         sizes = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise InputError(f"{path}: not a readable .npy array ({err})") from None
+    if not isinstance(sizes, np.ndarray):  # np.load opens a zip archive whatever its name
+        sizes.close()
+        raise InputError(f"{path}: an .npz archive of arrays, not one .npy array; save the sizes "
+                         f"with numpy.save")
     if sizes.ndim not in (1, 2) or (sizes.ndim == 2 and sizes.shape[1] != 3):
         raise InputError(f"{path}: expected shape (n,) or (n, 3), got {sizes.shape}")
     return SizesFile(sizes, None)
@@ -187,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="layerwise-fast",
         description="Plan layer-wise deployment: cut a network's layers into contiguous groups "
-        "whose working set fits a capacity (by default one H100's 50 MB L2 cache).",
+        "whose working set fits a capacity, by default one H100's L2 cache: 50 MB for "
+        "partition, the H100 profile's effective 31.5 MB for plan and sweep.",
         epilog="Exit status: 0 success, 1 no partition or plan fits, 2 bad arguments or input, "
         "130 interrupted.",
     )
@@ -242,7 +254,12 @@ def _verify(argv: Sequence[str]) -> int:
     try:
         from layerwise_fast.cuda.verify import main as verify_main
     except ImportError as err:
-        print(f"layerwise-fast verify: {err}", file=sys.stderr)
+        if "-h" in argv or "--help" in argv:
+            print("usage: layerwise-fast verify [options]\n\nCheck on one GPU that planned groups "
+                  "fit its cache: calibration sweep, chunked and layer-by-layer runs, a table "
+                  "and JSON. Its options are listed once the cuda extra is installed.")
+        hint = "" if "pip install" in str(err) else ' (install the GPU extra: pip install "layerwise_fast[cuda]")'
+        print(f"layerwise-fast verify: {err}{hint}", file=sys.stderr)
         return 2
     return verify_main(list(argv), prog="layerwise-fast verify")
 

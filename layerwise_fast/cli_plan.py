@@ -25,6 +25,7 @@ from .planner import ALGORITHMS, COSTS, Model, load_model, plan, sweep
 from .plot import plot_plan
 from .scaling import ACT_DTYPE_BYTES
 from .scenarios import SCENARIOS, scenario, scenario_model
+from .units import INT64_MAX
 
 __all__ = ["PROGRESS_MIN_LAYERS", "add_plan_commands", "parse_batch_sizes", "parse_devices"]
 
@@ -41,16 +42,24 @@ def parse_devices(text: str) -> int | list[str]:
         ValueError: an empty entry or a count below 1.
     """
     text = text.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         count = int(text)
-        if count < 1:
-            raise ValueError(f"--devices must be at least 1, got {text}")
+        if not 1 <= count <= INT64_MAX:
+            raise ValueError(f"--devices must be between 1 and {INT64_MAX}, got {text}")
         return count
     names = [part.strip() for part in text.split(",")]
     if not all(names):
         raise ValueError(f"--devices: {text!r} has an empty entry; give a count such as 8 "
                          f"or profiles such as h100,h100,a100")
     return names
+
+
+def _hidden_elems(text: str) -> int:
+    """``--hidden``: elements per token, 0..2**62 (argparse names the option in the error)."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) > 2**62:
+        raise argparse.ArgumentTypeError(f"must be a whole number between 0 and 2**62, got {text!r}")
+    return int(text)
 
 
 def parse_batch_sizes(text: str) -> list[int]:
@@ -116,13 +125,17 @@ def _plan_settings(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, 
         settings["hardware"] = hardware
     if args.devices is not None:
         devices = parse_devices(args.devices)
+        if hardware is not None and not isinstance(devices, int):
+            raise ValueError("--hardware names the device of a device count; a device list names "
+                             "each device itself (--devices h100,h200)")
         settings["devices"] = devices if isinstance(devices, int) else [
             _hardware(name) for name in devices]
         settings.setdefault("share_devices", False)
     if args.share_devices:
+        if not isinstance(settings.get("devices"), int):
+            raise ValueError("--share-devices applies to a device count (--devices 8); a device list "
+                             "runs one group on each device")
         settings["share_devices"] = True
-    if isinstance(settings.get("devices"), list):
-        settings["share_devices"] = False
     return settings
 
 
@@ -148,7 +161,17 @@ class _Bar:
         self.stream.flush()
 
 
+def _check_output_folders(args: argparse.Namespace) -> None:
+    """Refuse an --output or --plot path in a missing folder before any work (and before
+    the other file is written)."""
+    for option, path in (("--output", args.output), ("--plot", args.plot)):
+        folder = os.path.dirname(os.path.abspath(path)) if path else None
+        if folder is not None and not os.path.isdir(folder):
+            raise ValueError(f"{option} {path!r}: the folder {folder!r} does not exist")
+
+
 def _plan_command(args: argparse.Namespace) -> int:
+    _check_output_folders(args)
     model, base = _model(args)
     settings = _plan_settings(args, base)
     progress = _Bar(sys.stderr, len(model.table)) \
@@ -256,7 +279,7 @@ def add_plan_commands(commands: Any) -> None:
                               "group; greedy: fewest, filled left to right; dp; stage_time: "
                               "fewest groups, then the smallest largest stage time including "
                               "the transfer at its cut")
-    command.add_argument("--hidden", type=int, metavar="ELEMS",
+    command.add_argument("--hidden", type=_hidden_elems, metavar="ELEMS",
                          help="elements per token between layers (a transformer's hidden "
                               "size; read from a config.json) for exact cut sizes")
     command.add_argument("--output", metavar="FILE",

@@ -581,12 +581,16 @@ def _read_plan(document: object, label: str) -> Plan:
     names, columns, traffic = _read_layers(read, top["layers"], settings)
     treated = _read_treated(read, top["treated"], settings, columns["weights"])
     partition, group_device = _read_groups(read, top["groups"], settings, columns, capacities)
-    plan = Plan(settings=settings, hardware=hardware, device_kind=kinds,
-                device_capacities=capacities, names=names, weights=columns["weights"],
-                activations=columns["activations"], buffers=columns["buffers"],
-                traffic=_with_treatments(traffic, treated, settings.chunks),
-                partition=partition, group_device=group_device, treated=treated,
-                notes=tuple(read.texts(top["notes"], "notes").tolist()))
+    try:  # the performance model runs here, in int64 byte counts
+        plan = Plan(settings=settings, hardware=hardware, device_kind=kinds,
+                    device_capacities=capacities, names=names, weights=columns["weights"],
+                    activations=columns["activations"], buffers=columns["buffers"],
+                    traffic=_with_treatments(traffic, treated, settings.chunks),
+                    partition=partition, group_device=group_device, treated=treated,
+                    notes=tuple(read.texts(top["notes"], "notes").tolist()))
+    except OverflowError as exc:
+        raise PlanFormatError(f"{label}: its layers and settings overflow the performance "
+                              f"model: {exc}") from exc
     _check_model(read, top, plan)
     return plan
 

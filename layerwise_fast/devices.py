@@ -30,6 +30,7 @@ from .errors import InfeasibleError
 from .hardware import Hardware
 from .oversize import OversizeLayerError
 from .partition import balanced, greedy
+from .units import INT64_MAX
 
 __all__ = [
     "DeviceSpec",
@@ -55,19 +56,29 @@ class TooManyGroupsError(InfeasibleError):
         devices: devices available.
     """
 
-    def __init__(self, groups: int, devices: int, detail: str = "") -> None:
+    def __init__(self, groups: int, devices: int, detail: str = "", *,
+                 listed: bool = False) -> None:
         self.groups = int(groups)
         self.devices = int(devices)
         self.detail = str(detail)
+        self.listed = bool(listed)
         given = f"{self.devices} device{'s were' if self.devices != 1 else ' was'} given"
         message = f"the plan needs {self.groups} groups but only {given}"
         if self.detail:
             message += f" ({self.detail})"
-        super().__init__(message + "; allow several groups per device (share_devices=True, "
-                         "--share-devices) or give more devices")
+        if self.listed:  # a list runs one group on each of its devices
+            advice = "list more devices, or larger ones"
+        else:
+            advice = "allow several groups per device (share_devices=True, --share-devices) or give more devices"
+        super().__init__(f"{message}; {advice}")
 
-    def __reduce__(self) -> tuple[type[TooManyGroupsError], tuple[int, int, str]]:
-        return (type(self), (self.groups, self.devices, self.detail))
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_too_many_groups, (self.groups, self.devices, self.detail, self.listed))
+
+
+def _too_many_groups(groups: int, devices: int, detail: str, listed: bool) -> TooManyGroupsError:
+    """Unpickles a TooManyGroupsError (its keyword argument included)."""
+    return TooManyGroupsError(groups, devices, detail, listed=listed)
 
 
 @dataclass(frozen=True)
@@ -130,7 +141,7 @@ def device_pool(devices: object, hardware: Hardware, capacity: int | None,
 
     Raises:
         TypeError: ``devices`` or ``share_devices`` has the wrong type.
-        ValueError: a count below 1, an empty list, an unknown profile name, or
+        ValueError: a count below 1 or beyond int64, an empty list, an unknown profile name, or
             ``share_devices`` with a list.
     """
     if not isinstance(share, bool):
@@ -141,8 +152,8 @@ def device_pool(devices: object, hardware: Hardware, capacity: int | None,
     if isinstance(devices, (bool, np.bool_)):
         raise TypeError("devices must be None, a count or a list of devices, got a bool")
     if isinstance(devices, (int, np.integer)):
-        if devices < 1:
-            raise ValueError(f"devices must be at least 1, got {devices}")
+        if not 1 <= devices <= INT64_MAX:  # a plan file records the count as int64
+            raise ValueError(f"devices must be between 1 and {INT64_MAX}, got {devices}")
         return DevicePool((hardware,), (own,), int(devices), share, False)
     if isinstance(devices, (str, bytes)) or not isinstance(devices, Sequence):
         raise TypeError(f"devices must be None, a count or a list of devices, got "
@@ -202,7 +213,7 @@ def ordered_fit(columns: dict[str, IntColumn], capacities: Sequence[int],
     raise TooManyGroupsError(len(capacities) + more, len(capacities),
                              f"layers {furthest}..{n - 1} remain after the last device; the "
                              f"count fits them to the largest capacity, so it is a lower "
-                             f"bound")
+                             f"bound", listed=True)
 
 
 def _extend(reachable: npt.NDArray[np.bool_], columns: dict[str, IntColumn],

@@ -98,6 +98,8 @@ LAYERS_COLUMNAR_VERSION: Final[int] = 2
 WEIGHT_DTYPES: Final[tuple[str, ...]] = ("bf16", "fp16", "fp32", "fp8", "int8", "int4")
 """Weight precisions a row may use."""
 MAX_COUNT: Final[int] = 2**62
+# A config names real models (up to a few hundred layers); tables hold more.
+_MAX_CONFIG_LAYERS: Final[int] = 100_000
 """Largest count any column may hold; larger values are taken as corrupt input."""
 BUFFER_UNKNOWN: Final[int] = -1
 """``buffer_bytes`` value meaning "not recorded: use the default of the kind"."""
@@ -363,7 +365,9 @@ class LayerTable:
 
         Rows, in order: ``embed`` (token table, plus the position table where there is
         one), ``layers.<i>`` (or ``layers.<i>.attn`` and ``layers.<i>.mlp``),
-        ``final_norm``, ``lm_head``. ``params`` sum to the published totals.
+        ``final_norm``, ``lm_head``. ``params`` sum to the published totals. A config
+        may name at most 100,000 decoder layers: each
+        becomes Python rows; give a layer table for more.
 
         A tied head owns no parameters (``params`` = 0, so totals count the shared matrix
         once, under ``embed``) but reads the whole token-embedding matrix at every step:
@@ -737,9 +741,13 @@ def _count_problem(count: int, field: str) -> str:
 def _check_document_keys(document: Mapping[str, Any], label: str) -> str:
     """Check the top-level fields of a layers file; return the field holding the table
     (``"layers"`` for version 1, ``"columns"`` for version 2)."""
-    for key in ("schema", "version"):
-        if key not in document:
-            raise LayerTableError(f"{label}: missing field {key!r}")
+    if "schema" not in document:
+        raise LayerTableError(f"{label}: missing field 'schema'")
+    if document["schema"] != LAYERS_SCHEMA:  # first: another kind of file (a plan, say)
+        raise LayerTableError(f"{label}: field 'schema' must be {LAYERS_SCHEMA!r}, "
+                              f"got {document['schema']!r}")
+    if "version" not in document:
+        raise LayerTableError(f"{label}: missing field 'version'")
     version = document["version"]
     body = _BODY_FIELDS.get(int(version)) if _is_int(version) else None
     if body is not None and body not in document:
@@ -749,9 +757,6 @@ def _check_document_keys(document: Mapping[str, Any], label: str) -> str:
     if unknown:
         raise LayerTableError(f"{label}: unknown field {unknown[0]!r} "
                               f"(known: {', '.join(known)})")
-    if document["schema"] != LAYERS_SCHEMA:
-        raise LayerTableError(f"{label}: field 'schema' must be {LAYERS_SCHEMA!r}, "
-                              f"got {document['schema']!r}")
     if body is None:
         raise LayerTableError(f"{label}: unsupported version {version!r} (this release "
                               f"reads versions {LAYERS_VERSION} and {LAYERS_COLUMNAR_VERSION})")
@@ -930,7 +935,7 @@ def _gpt2_shape(config: Mapping[str, Any], label: str) -> _DecoderShape:
     inner = _config_int(config, "n_inner", label, default=4 * hidden)
     return _DecoderShape(
         vocab=_config_int(config, "vocab_size", label), hidden=hidden,
-        layers=_config_int(config, "n_layer", label), heads=heads, kv_heads=heads,
+        layers=_config_layers(config, "n_layer", label), heads=heads, kv_heads=heads,
         head_dim=_head_dim(config, hidden, heads, label, key="n_embd"),
         intermediate=inner, positions=_config_int(config, "n_positions", label),
         gated_mlp=False, attention_bias=True, mlp_bias=True, norm_bias=True,
@@ -949,7 +954,7 @@ def _llama_shape(config: Mapping[str, Any], label: str, model_type: str) -> _Dec
     experts, active = _experts(config, label, model_type)
     return _DecoderShape(
         vocab=_config_int(config, "vocab_size", label), hidden=hidden,
-        layers=_config_int(config, "num_hidden_layers", label), heads=heads,
+        layers=_config_layers(config, "num_hidden_layers", label), heads=heads,
         kv_heads=kv_heads, head_dim=_head_dim(config, hidden, heads, label, key="hidden_size"),
         intermediate=_config_int(config, "intermediate_size", label), positions=0,
         gated_mlp=True,
@@ -990,7 +995,7 @@ def _head_dim(config: Mapping[str, Any], hidden: int, heads: int, label: str,
 
 
 def _config_int(config: Mapping[str, Any], key: str, label: str,
-                *, default: object = _ABSENT) -> int:
+                *, default: object = _ABSENT, maximum: int = MAX_COUNT) -> int:
     """A positive integer hyperparameter; ``default`` applies when absent or null."""
     value = config.get(key)
     if value is None:
@@ -1001,9 +1006,15 @@ def _config_int(config: Mapping[str, Any], key: str, label: str,
         raise LayerTableError(f"{label}: field {key!r} must be an integer, "
                               f"got {_json_type(value)} {value!r}")
     count = int(value)
-    if not 0 < count <= MAX_COUNT:
-        raise LayerTableError(f"{label}: field {key!r} must be in [1, 2**62], got {count}")
+    if not 0 < count <= maximum:
+        bound = "2**62" if maximum == MAX_COUNT else str(maximum)
+        raise LayerTableError(f"{label}: field {key!r} must be in [1, {bound}], got {count}")
     return count
+
+
+def _config_layers(config: Mapping[str, Any], key: str, label: str) -> int:
+    """The number of decoder layers, within what one table of Python rows can hold."""
+    return _config_int(config, key, label, maximum=_MAX_CONFIG_LAYERS)
 
 
 def _config_bool(config: Mapping[str, Any], key: str, label: str, *, default: bool) -> bool:

@@ -228,8 +228,8 @@ class SizeRules:
         bound of the whole model (-1 where the policy cannot make every layer fit) and
         the number of treated layers."""
         if self.policy == "error" or (self.policy == "quantize" and self.int8 is None):
-            over = (self.alone[None, :] < tokens_min[:, None]).sum(axis=1)
-            return np.where(over == 0, int(self.alone.min()), -1), over
+            over = (self.alone[None, :] < tokens_min[:, None]).sum(axis=1)  # none is treated
+            return np.where(over == 0, int(self.alone.min()), -1), np.zeros_like(over)
         over_mask = self.alone[None, :] < tokens_min[:, None]
         if self.policy == "tile":
             assert self.tiled is not None

@@ -263,7 +263,7 @@ def group_performance(
     accesses = _checked_sum(weight_hbm, acts, starts, "accessed bytes")
     act_sum = np.add.reduceat(acts, starts)
     inputs = out_per_token[np.maximum(starts - 1, 0)]  # group 0: as wide as layer 0's output
-    edges = times(inputs + out_per_token[ends - 1], tokens, "boundary bytes per token")
+    edges = _edge_bytes(inputs, out_per_token[ends - 1], tokens)
     planned = np.add.reduceat(weight_hbm, starts) + np.minimum(edges, act_sum)
     cache = accesses - planned
     flop_sum = np.add.reduceat(flops_per_token.astype(np.float64), starts)
@@ -272,6 +272,19 @@ def group_performance(
     return GroupPerformance(
         baseline, planned, cache, _ratio(cache, accesses, 0.0), baseline_s, planned_s,
         flop_sum * tokens / rates.flops, _ratio(baseline_s, planned_s, 1.0))
+
+
+def _edge_bytes(inputs: IntColumn, outputs: IntColumn, tokens: int) -> IntColumn:
+    """Each group's ``(input + output bytes per token) x tokens``, refusing int64 overflow."""
+    bound = (int(inputs.max()) + int(outputs.max())) * tokens if inputs.size else 0
+    if bound <= INT64_MAX and tokens <= INT64_MAX:
+        return (inputs + outputs) * tokens
+    exact = [(a + b) * tokens for a, b in zip(inputs.tolist(), outputs.tolist())]
+    over = [group for group, value in enumerate(exact) if value > INT64_MAX]
+    if over:
+        raise OverflowError(f"group {over[0]}: boundary bytes per token "
+                            f"{exact[over[0]] // tokens} x {tokens} exceed the int64 range")
+    return np.array(exact, dtype=np.int64)
 
 
 def _product(values: IntColumn, factors: IntColumn, what: str) -> IntColumn:

@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Final, Literal, Mapping, Sequence
 
@@ -42,7 +43,8 @@ from .perf import FloatColumn, LayerTraffic, Rates, group_performance, stage_tim
 from .result import Partition
 from .scaling import CutElems, UnitSizes, chunk_for, unit_sizes
 from .summary import format_seconds
-from .units import ByteCount, FractionLike, _read_json_document, format_bytes, parse_bytes
+from .units import (ByteCount, FractionLike, _read_json_document, format_bytes, parse_bytes,
+                    read_input_head)
 
 __all__ = ["DEFAULT_SEQUENCE", "MAX_SEQUENCE", "Model", "load_model", "plan", "sweep"]
 
@@ -58,6 +60,8 @@ COSTS: Final[tuple[str, ...]] = ("sum", "peak")
 _PICOSECONDS: Final[float] = 1e12
 _TICKS_MAX: Final[float] = 2.0**62  # the sum of the stage ticks stays well within int64
 _HEAD_BYTES: Final[int] = 1 << 16
+# A table whose keys were sorted opens with "columns" or "layers", before "schema".
+_TABLE_OPENING: Final[re.Pattern[bytes]] = re.compile(rb'\s*\{\s*"(columns|layers)"\s*:')
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,12 @@ class Model:
     label: str
 
 
+def _is_layer_table(head: bytes) -> bool:
+    """Whether a JSON file that starts with ``head`` is a layer table: it names its
+    schema there, or (keys sorted) opens with a table's first key."""
+    return b'"schema"' in head or _TABLE_OPENING.match(head) is not None
+
+
 def load_model(source: str | os.PathLike[str], *, layer_granularity: str = "layer") -> Model:
     """Read a layer-table JSON file (it has a ``"schema"`` key) or a Hugging Face-style
     transformer ``config.json`` (one row per layer, or per sublayer with
@@ -84,20 +94,19 @@ def load_model(source: str | os.PathLike[str], *, layer_granularity: str = "laye
     Raises:
         LayerTableError: a missing file, a directory, or any malformed input (see
             :meth:`LayerTable.from_json` and :meth:`LayerTable.from_transformer_config`).
-        ValueError: an unknown ``layer_granularity``.
+        ValueError: an unknown ``layer_granularity``, or one other than ``"layer"`` for
+            a layer table.
     """
     path = os.fspath(source)
     label = os.path.splitext(os.path.basename(path))[0] or path
-    if os.path.isdir(path):
-        raise LayerTableError(f"model file {path!r} is a directory, not a file")
-    if not os.path.exists(path):
-        raise LayerTableError(f"model file {path!r} does not exist")
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(_HEAD_BYTES)
-    except OSError as exc:
-        raise LayerTableError(f"model file {path!r} cannot be read: {exc.strerror}") from exc
-    if b'"schema"' in head:
+    head = read_input_head(path, _HEAD_BYTES, what="model file", error=LayerTableError)
+    if not head.strip():
+        raise LayerTableError(f"model file {path!r} is empty: give a layer table or a "
+                              f"transformer config.json")
+    if _is_layer_table(head):
+        if layer_granularity != "layer":
+            raise ValueError(f"layer_granularity (--layers) {layer_granularity!r} applies to a "
+                             f"transformer config; {path!r} is a layer table, whose rows are the layers")
         return Model(LayerTable.from_json(path), None, label)
     config = _read_json_document(path, what="config file", error=LayerTableError)
     table = LayerTable.from_transformer_config(path, granularity=layer_granularity)

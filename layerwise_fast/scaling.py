@@ -170,6 +170,8 @@ def _out_per_token(elems: object, act_per_token: IntColumn, act_bytes: int,
 
 def times(values: IntColumn, factor: int, what: str) -> IntColumn:
     """``values x factor`` as int64 for ``values >= 0``; OverflowError naming the layer."""
+    if factor > INT64_MAX and not values.any():
+        return np.zeros_like(values)  # zeros stay zeros, whatever the factor
     if factor and values.size and int(values.max()) > INT64_MAX // factor:
         layer = int(np.argmax(values > INT64_MAX // factor))
         raise OverflowError(f"layer {layer}: {what} {int(values[layer])} x {factor} exceeds "

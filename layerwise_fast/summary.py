@@ -31,6 +31,17 @@ def format_plan(plan: Plan, max_rows: int) -> str:
     return "\n\n".join(part for part in parts if part)
 
 
+def _capacity_source(plan: Plan) -> str:
+    """Whether the devices' capacities are their profiles' effective ones or were given,
+    and whether any exceeds its device's L2 cache."""
+    devices = [plan.hardware[kind] for kind in plan.device_kind.tolist()]
+    capacities = plan.device_capacities.tolist()
+    if all(c == d.capacity for c, d in zip(capacities, devices)):
+        return "effective"
+    above = any(c > d.l2_bytes for c, d in zip(capacities, devices))
+    return "as given, above the L2 size" if above else "as given"
+
+
 def _header(plan: Plan) -> str:
     s = plan.settings
     chunk_how = "as given"
@@ -53,7 +64,7 @@ def _header(plan: Plan) -> str:
         f"{'es' if s.micro_batches != 1 else ''} · sequence {s.sequence} tokens · chunk "
         f"{s.chunk} tokens ({chunk_how}), {s.chunks} chunk{'s' if s.chunks != 1 else ''} "
         f"per sequence",
-        f"  capacity {cap_text} per device (effective; L2 {l2_text} nominal) · "
+        f"  capacity {cap_text} per device ({_capacity_source(plan)}; L2 {l2_text} nominal) · "
         f"{s.algorithm} · {s.cost} cost · on_oversize {s.on_oversize}",
         f"  largest group: {bottleneck} with {format_bytes(plan.partition.bottleneck)} "
         f"({100 * fill:.1f}% of its device's capacity)",

@@ -15,16 +15,17 @@ result must be a whole number of bytes.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
 import re
+import secrets
 import stat
-import tempfile
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from types import MappingProxyType
-from typing import Callable, Final, Iterable, Iterator, Mapping, NoReturn, TypeGuard, TypeVar, Union
+from typing import BinaryIO, Callable, Final, Iterable, Iterator, Mapping, NoReturn, TypeGuard, TypeVar, Union
 
 import numpy as np
 
@@ -382,6 +383,17 @@ def read_input_file(path: str | os.PathLike[str], *, what: str, error: type[Valu
     """The bytes of an input file, checked before it is opened: it must exist, be a
     regular file (a FIFO could block forever) and be within :func:`max_file_bytes`.
     Each failure raises ``error`` with a message that starts with ``what`` and the path."""
+    return _read_checked(path, what=what, error=error, at_most=None)
+
+
+def read_input_head(path: str | os.PathLike[str], size: int, *, what: str,
+                    error: type[ValueError]) -> bytes:
+    """The first ``size`` bytes of an input file, with :func:`read_input_file`'s checks."""
+    return _read_checked(path, what=what, error=error, at_most=size)
+
+
+def _read_checked(path: str | os.PathLike[str], *, what: str, error: type[ValueError],
+                  at_most: int | None) -> bytes:
     label = f"{what} {os.fspath(path)!r}"
     limit = max_file_bytes()
     try:
@@ -393,7 +405,9 @@ def read_input_file(path: str | os.PathLike[str], *, what: str, error: type[Valu
         if info.st_size > limit:
             raise _too_big(error, label, info.st_size, limit)
         with open(path, "rb") as handle:
-            raw = handle.read(limit + 1)
+            if at_most is not None:
+                return handle.read(at_most)
+            raw = _read_within(handle, info.st_size, limit)
     except FileNotFoundError as exc:
         raise error(f"{label} does not exist") from exc
     except OSError as exc:
@@ -401,6 +415,22 @@ def read_input_file(path: str | os.PathLike[str], *, what: str, error: type[Valu
     if len(raw) > limit:  # it grew after the check
         raise _too_big(error, label, len(raw), limit)
     return raw
+
+
+def _read_within(handle: BinaryIO, expected: int, limit: int) -> bytes:
+    """The file's bytes, up to limit + 1: one read of the size it had, then (if it grew
+    since) pieces of 1 MiB, so that no buffer of the whole limit is ever allocated."""
+    raw = handle.read(min(expected, limit) + 1)
+    if len(raw) <= expected:
+        return raw
+    parts, size = [raw], len(raw)
+    while size <= limit:
+        more = handle.read(min(1 << 20, limit + 1 - size))
+        if not more:
+            break
+        parts.append(more)
+        size += len(more)
+    return b"".join(parts)
 
 
 def _too_big(error: type[ValueError], label: str, size: int, limit: int) -> ValueError:
@@ -426,27 +456,72 @@ def write_bytes_atomically(path: str | os.PathLike[str], chunks: Iterable[bytes]
     """Write ``chunks`` one after the other to ``path``, as :func:`write_text_atomically`
     writes text: through a temporary file, fsync and a rename.
 
+    A symbolic link stays: the file it points to is replaced. A new file gets the mode
+    that the umask allows, a replaced one keeps its own. A path that is not a regular
+    file (a FIFO, a terminal, ``/dev/null``) is written to directly, as a shell
+    redirection would.
+
     Raises:
-        OSError: the file cannot be written (the temporary file is removed).
+        OSError: the file cannot be written (the temporary file is removed); the
+            message names ``path``.
     """
-    target = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(target))
+    label = os.fspath(path)
+    if not label:
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory (the path is empty)", label)
+    target = os.path.realpath(label)
     try:
-        handle = tempfile.NamedTemporaryFile("wb", dir=folder, prefix=".tmp-",
-                                             suffix=os.path.basename(target), delete=False)
+        existing = os.stat(target)
+    except FileNotFoundError:
+        existing = None
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, label) from exc
+    if existing is not None and stat.S_ISDIR(existing.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", label)
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        _write_in_place(target, label, chunks)
+        return
+    try:
+        descriptor, temporary = _create_beside(target)
+        if existing is not None:
+            os.fchmod(descriptor, stat.S_IMODE(existing.st_mode))
     except OSError as exc:  # name the file asked for, not the temporary one
-        raise OSError(exc.errno, exc.strerror, target) from exc
+        raise OSError(exc.errno, exc.strerror, label) from exc
     try:
-        with handle:
+        with open(descriptor, "wb") as handle:
             for chunk in chunks:
                 handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(handle.name, target)
-    except BaseException:
+        os.replace(temporary, target)
+    except BaseException as exc:
         with contextlib.suppress(OSError):
-            os.unlink(handle.name)
+            os.unlink(temporary)
+        if isinstance(exc, OSError) and exc.filename != label:
+            raise OSError(exc.errno, exc.strerror, label) from exc
         raise
+
+
+def _create_beside(target: str) -> tuple[int, str]:
+    """A new, empty file in ``target``'s folder, created with mode 0o666 (so the umask
+    applies, as for any new file), and its path."""
+    folder, name = os.path.split(target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        temporary = os.path.join(folder, f".tmp-{secrets.token_hex(6)}-{name}")
+        try:
+            return os.open(temporary, flags, 0o666), temporary
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", os.path.join(folder, ".tmp-*"))
+
+
+def _write_in_place(target: str, label: str, chunks: Iterable[bytes]) -> None:
+    try:
+        with open(target, "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, label) from exc
 
 
 def _decode_json(raw: bytes, label: str, error: type[ValueError]) -> object:

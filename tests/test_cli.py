@@ -55,6 +55,12 @@ def test_one_column_text_and_npy(tmp_path: Path) -> None:
         assert json.loads(out.stdout)["boundaries"] == [0, 2, 4, 5]
 
 
+def test_text_sizes_with_a_byte_order_mark_and_crlf(tmp_path: Path) -> None:
+    (tmp_path / "s.txt").write_bytes("\ufeff30 # a\r\n10 # b\r\n+25\r\n".encode())
+    data = read_sizes(tmp_path / "s.txt")
+    assert data.sizes.tolist() == [30, 10, 25] and data.names == ["a", "b", "2"]
+
+
 def test_k_without_capacity(tmp_path: Path) -> None:
     (tmp_path / "s.txt").write_text("30\n10\n25\n5\n40\n")
     out = cli("partition", str(tmp_path / "s.txt"), "--k", "2", "--json")
@@ -69,8 +75,11 @@ def test_k_without_capacity(tmp_path: Path) -> None:
         ("1\n2.5\n", "s.txt:2: '2.5' is not a whole number of bytes"),
         ("1 2 3\n4\n", "s.txt:2: 1 fields where earlier lines have 3"),
         ("# nothing\n\n", "no sizes found"),
-        ("1\n-4\n", r"sizes[1] is negative (-4)"),
+        ("1\n-4\n", "s.txt:2: -4 is negative; sizes are bytes and must be >= 0"),
         ("99999999999999999999\n", "a size is outside the int64 range"),
+        ("1\n1_000\n", "s.txt:2: '1_000' is not a whole number of bytes"),
+        ("1\n\u0663\n", "s.txt:2: '\u0663' is not a whole number of bytes"),
+        ("1 # a\u2028b\n2\n3.5\n", "s.txt:3: '3.5' is not a whole number"),  # U+2028 ends no line
     ],
 )
 def test_bad_text_files_exit_2(tmp_path: Path, content: str, message: str) -> None:
@@ -85,12 +94,15 @@ def test_non_utf8_directory_missing_and_bad_npy(tmp_path: Path) -> None:
     (tmp_path / "bad.npy").write_bytes(b"not an array")
     (tmp_path / "wide.npy").write_bytes(b"")
     np.save(tmp_path / "wide.npy", np.ones((3, 2), dtype=np.int64))
+    np.savez(tmp_path / "archive.npz", sizes=np.arange(3))
+    (tmp_path / "archive.npz").rename(tmp_path / "archive.npy")
     cases = {
         "latin.txt": "not UTF-8 text",
         ".": "' is a directory, not a file",
         "missing.txt": "' does not exist",
         "bad.npy": "not a readable .npy array",
         "wide.npy": "expected shape (n,) or (n, 3), got (3, 2)",
+        "archive.npy": "an .npz archive of arrays, not one .npy array",
     }
     for name, message in cases.items():
         out = cli("partition", str(tmp_path / name))
@@ -141,6 +153,16 @@ def test_verify_subcommand_delegates_to_the_gpu_verification() -> None:
     assert "usage: layerwise-fast verify" in out.stdout and "--out DIR" in out.stdout
     listed = cli("--help")
     assert "verify" in listed.stdout
+
+
+def test_verify_without_the_cuda_extra_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from layerwise_fast.cli import main
+    monkeypatch.setitem(sys.modules, "layerwise_fast.cuda.verify", None)  # as if numba were missing
+    assert main(["verify", "--help"]) == 2
+    out, err = capsys.readouterr()
+    assert out.startswith("usage: layerwise-fast verify") and "cuda extra" in out
+    assert 'pip install "layerwise_fast[cuda]"' in err
 
 
 def test_closed_pipe_stops_quietly(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ model, against numbers worked out by hand."""
 from __future__ import annotations
 
 import math
+import pickle
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import layerwise_fast as lf
-from layerwise_fast.chunking import sweep_sizes
+from layerwise_fast.chunking import MAX_BATCH, sweep_sizes
 from layerwise_fast.devices import TooManyGroupsError, ordered_fit
 from layerwise_fast.oversize import OversizeLayerError
-from layerwise_fast.planner import load_model
+from layerwise_fast.planner import MAX_SEQUENCE, load_model
 from layerwise_fast.scaling import activations, chunk_for, fit_tokens, unit_sizes
 from layerwise_fast.scenarios import SCENARIOS, scenario, scenario_model
 
@@ -171,8 +172,12 @@ def test_mixed_devices_in_a_bad_order_fail_clearly() -> None:
     # add layer 1: two more layers remain, one more large device's worth.
     with pytest.raises(TooManyGroupsError, match="needs 3 groups but only 2 devices were given"):
         lf.plan(TOY_TABLE, devices=[TOY, small], sequence=100, chunk=10)
-    with pytest.raises(TooManyGroupsError, match="needs 2 groups but only 1 device was given"):
+    with pytest.raises(TooManyGroupsError, match="needs 2 groups but only 1 device was given") as caught:
         lf.plan(TOY_TABLE, devices=[TOY], sequence=100, chunk=10)
+    assert str(caught.value).endswith("; list more devices, or larger ones")  # no share_devices
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert (str(again), again.listed) == (str(caught.value), True)
+    assert "share_devices=True" in str(TooManyGroupsError(3, 2))
 
 
 def test_mixed_devices_need_more_than_next_fit() -> None:
@@ -428,6 +433,7 @@ def test_sweep_error_policy_marks_instead_of_raising() -> None:
     assert result.groups.tolist()[:2] == [4, 4]  # 40 tokens: 1000, 500, 1000, 700 bytes
     assert result.to_dict()["chunk"] == [40, 4, 0, 0]
     assert "does not fit" in result.format_table()
+    assert result.treated.tolist() == [0, 0, 0, 0]  # oversize layers, but none treated
 
 
 def test_sweep_sizes_is_vectorised_over_many_batches() -> None:
@@ -462,7 +468,8 @@ def test_sweep_refuses_bad_batch_sizes(bad: Any, error: type[Exception], text: s
     ({"algorithm": "fast"}, ValueError, "algorithm must be one of balanced, greedy, dp"),
     ({"cost": "max"}, ValueError, "cost must be one of sum, peak"),
     ({"on_oversize": "skip"}, ValueError, "on_oversize must be one of error, tile, quantize"),
-    ({"devices": 0}, ValueError, "devices must be at least 1"),
+    ({"devices": 0}, ValueError, "devices must be between 1 and 9223372036854775807, got 0"),
+    ({"devices": 2**63}, ValueError, "devices must be between 1 and 9223372036854775807, got 9223"),
     ({"devices": True}, TypeError, "got a bool"),
     ({"devices": []}, ValueError, "devices is an empty list"),
     ({"devices": "h100"}, TypeError, "devices must be None, a count or a list"),
@@ -522,6 +529,22 @@ def test_peak_cost_groups_more_layers() -> None:
     assert peak.k <= summed.k and peak.settings.cost == "peak"
     # peak: weights 800 + the largest activations 400 > 1000; layers 0-2: 500 + 400.
     assert peak.partition.group_costs.tolist() == [900, 500]
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_a_model_of_zeros_plans_at_the_largest_batch_and_sequence(layers: int) -> None:
+    """batch x sequence = 2**71 tokens: beyond int64, yet every byte count is 0."""
+    zeros = table(*[(0, 0, 0, 0)] * layers)
+    p = lf.plan(zeros, TOY, batch=MAX_BATCH, sequence=MAX_SEQUENCE)
+    assert p.k == 1 and not p.performance.baseline_bytes.any()
+    assert lf.Plan.from_dict(p.to_dict()) == p
+
+
+def test_summary_says_where_the_capacity_comes_from() -> None:
+    line = "capacity {} per device ({}; L2 1.0 KB nominal)"
+    assert line.format("1.0 KB", "effective") in toy_plan().summary()
+    assert line.format("2.0 KB", "as given, above the L2 size") in toy_plan(capacity=2000).summary()
+    assert line.format("900 B", "as given") in toy_plan(capacity=900).summary()
 
 
 def test_summary_reads_as_a_report() -> None:

@@ -93,7 +93,10 @@ def test_model_files_and_options(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args, texts", [
     (["--batch", "0"], ["batch must be between 1 and"]),
-    (["--devices", "0"], ["--devices must be at least 1"]),
+    (["--devices", "0"], ["--devices must be between 1 and 9223372036854775807, got 0"]),
+    (["--devices", "9" * 20], ["--devices must be between 1 and 9223372036854775807"]),
+    (["--devices", "h100,h200", "--share-devices"], ["--share-devices applies to a device count"]),
+    (["--devices", "h100,h200", "--hardware", "h200"], ["--hardware names the device of a device count"]),
     (["--devices", "h100,,a100"], ["has an empty entry"]),
     (["--hardware", "b200"], ["unknown hardware profile 'b200'"]),
     (["--chunk", "9000"], ["chunk (9000 tokens) exceeds sequence (4096 tokens)"]),
@@ -102,6 +105,23 @@ def test_model_files_and_options(tmp_path: Path) -> None:
 ])
 def test_bad_options_exit_2(args: list[str], texts: list[str]) -> None:
     one_clean_error(run("plan", "--example", "llama-2-7b-8xh100", *args), 2, *texts)
+
+
+@pytest.mark.parametrize("value", ["-5", "99999999999999999999", "\u0663"])
+def test_hidden_is_checked_as_an_option(value: str) -> None:
+    out = run("plan", "--example", "llama-2-7b-8xh100", "--hidden", value)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"layerwise-fast plan: error: argument --hidden: must be a whole number between 0 "
+        f"and 2**62, got {value!r}")
+
+
+def test_output_folders_are_checked_before_anything_is_written(tmp_path: Path) -> None:
+    written = tmp_path / "plan.json"
+    out = run("plan", "--example", "llama-2-7b-8xh100", "--output", str(written),
+              "--plot", str(tmp_path / "missing" / "plan.png"))
+    one_clean_error(out, 2, "--plot ", "plan.png': the folder ", "missing' does not exist")
+    assert not written.exists()
 
 
 def test_model_and_example_are_exclusive() -> None:
@@ -217,4 +237,4 @@ def test_parsers() -> None:
 def test_unwritable_output_exits_2(tmp_path: Path) -> None:
     target = tmp_path / "no-such-folder" / "plan.json"
     one_clean_error(run("plan", "--example", "llama-2-7b-8xh100", "--output", str(target)), 2,
-                    str(target), "No such file or directory")
+                    str(target), "no-such-folder' does not exist")

@@ -159,6 +159,7 @@ MALFORMED = [
     (_set("treated.kind", ["int8"]), "field 'treated.kind' must hold one of tile, got 'int8'"),
     (_set("treated.layers", [9]), "field 'treated.layers' must rise strictly within 0..3"),
     (_set("notes", "all good"), "field 'notes' must be an array, got string"),
+    (_set("layers.out_bytes_per_token.0", 2**62), "overflow the performance model: group 0: boundary bytes per token 9223372036854775808 x 40 exceed"),
 ]
 
 

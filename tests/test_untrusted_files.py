@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import threading
 from pathlib import Path
 
 import pytest
 
 import layerwise_fast as lf
 from layerwise_fast.cli import InputError, read_sizes
-from layerwise_fast.units import DEFAULT_MAX_FILE_BYTES, MAX_FILE_BYTES_ENV, max_file_bytes, write_text_atomically
+from layerwise_fast.units import (DEFAULT_MAX_FILE_BYTES, MAX_FILE_BYTES_ENV, max_file_bytes, read_input_file,
+                                  write_text_atomically)
 
 TINY_TABLE = {"schema": "layerwise_fast.layers", "version": 1,
               "layers": [{"name": "a", "kind": "mlp", "params": 10, "weight_dtype": "bf16", "act_elems_per_token": 4}]}
@@ -92,3 +95,106 @@ def test_plan_and_table_writes_go_through_a_rename(tmp_path: Path, monkeypatch: 
     table.to_json(tmp_path / "layers.json")
     assert renamed == [str(tmp_path / "layers.json")]
     assert lf.LayerTable.from_json(tmp_path / "layers.json") == table
+
+
+def test_a_write_keeps_links_modes_and_the_umask(tmp_path: Path) -> None:
+    real = tmp_path / "real.json"
+    real.write_text("old\n")
+    real.chmod(0o640)
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    write_text_atomically(link, "new\n")
+    assert link.is_symlink() and real.read_text() == "new\n"
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640
+    previous = os.umask(0o027)
+    try:
+        write_text_atomically(tmp_path / "fresh.json", "x\n")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "fresh.json").stat().st_mode) == 0o640  # 0o666 & ~0o027
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.json", "link.json", "real.json"]
+
+
+def test_a_fifo_is_written_to_not_replaced(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    write_text_atomically(fifo, "through the pipe\n")
+    reader.join(timeout=10)
+    assert received == [b"through the pipe\n"]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+def test_write_errors_name_the_path_asked_for(tmp_path: Path) -> None:
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match="a-folder"):
+        write_text_atomically(folder, "x")
+    with pytest.raises(FileNotFoundError, match="the path is empty"):
+        write_text_atomically("", "x")
+    with pytest.raises(FileNotFoundError, match="missing/plan.json"):
+        write_text_atomically(tmp_path / "missing" / "plan.json", "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder"]
+
+
+def test_a_limit_above_memory_reads_small_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The read is sized by the file, not by the limit: a limit of 1 EiB allocates nothing."""
+    path = tmp_path / "layers.json"
+    path.write_text(json.dumps(TINY_TABLE))
+    monkeypatch.setenv(MAX_FILE_BYTES_ENV, "1EiB")
+    assert len(lf.LayerTable.from_json(path)) == 1
+    assert read_input_file(path, what="file", error=ValueError) == path.read_bytes()
+
+
+def test_a_file_that_grows_after_the_check_is_read_to_the_limit(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "growing.txt"
+    path.write_bytes(b"x" * 10)
+    real_stat = os.stat
+    small = real_stat(path)
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: small if Path(p) == path else real_stat(p, *a, **k))
+    path.write_bytes(b"y" * (3 << 20))  # grew to 3 MiB after the (faked) check
+    assert read_input_file(path, what="file", error=ValueError) == b"y" * (3 << 20)
+    monkeypatch.setenv(MAX_FILE_BYTES_ENV, "2MiB")
+    with pytest.raises(ValueError, match=f"is {(2 << 20) + 1} bytes, more than the limit"):
+        read_input_file(path, what="file", error=ValueError)
+
+
+def test_a_model_path_is_checked_before_it_is_opened(tmp_path: Path) -> None:
+    fifo = tmp_path / "model.fifo"
+    os.mkfifo(fifo)
+    for run in (lambda: lf.plan(fifo), lambda: lf.sweep(fifo, [1])):
+        with pytest.raises(lf.LayerTableError, match="is not a regular file \\(a FIFO, socket or device\\)"):
+            run()
+    empty = tmp_path / "empty.json"
+    empty.write_text("  \n")
+    with pytest.raises(lf.LayerTableError, match="is empty: give a layer table or a transformer config.json"):
+        lf.plan(empty)
+
+
+def test_a_table_with_sorted_keys_is_a_table_however_long(tmp_path: Path) -> None:
+    rows = [dict(TINY_TABLE["layers"][0], name=f"layer{i}") for i in range(2000)]
+    columnar = tmp_path / "columnar.json"
+    lf.LayerTable.from_records(rows).to_json(columnar, columnar=True)
+    for document in ({**TINY_TABLE, "layers": rows}, json.loads(columnar.read_text())):
+        path = tmp_path / "sorted.json"
+        path.write_text(json.dumps(document, sort_keys=True, indent=1))
+        assert path.stat().st_size > 1 << 16 and path.read_text().find('"schema"') > 1 << 16
+        assert lf.plan(path).n == 2000
+
+
+def test_sublayers_are_refused_for_a_layer_table(tmp_path: Path) -> None:
+    path = tmp_path / "layers.json"
+    path.write_text(json.dumps(TINY_TABLE))
+    with pytest.raises(ValueError, match="'sublayer' applies to a transformer config; .* is a layer table"):
+        lf.plan(path, layer_granularity="sublayer")
+
+
+def test_a_plan_given_as_the_model_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+    lf.plan(lf.LayerTable.from_records(TINY_TABLE["layers"])).to_json(path)
+    with pytest.raises(lf.LayerTableError, match="field 'schema' must be 'layerwise_fast.layers', got "
+                                                 "'layerwise_fast.plan'"):
+        lf.plan(path)
