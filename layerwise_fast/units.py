@@ -356,23 +356,28 @@ def _load_json_checked(
     as columns (field -> int64 array or list), never as one dict per row, and given to
     ``check_columns(document, rows)``; where that returns ``None`` or raises (anything
     it does not accept as it stands), or the rows have another shape, the file is read
-    and checked as above, which words the error.
+    and checked as above, which words the error. A file without rows under ``key`` is
+    parsed once: the row-columns reading of it is the value described above.
     """
     label = f"{what} {os.fspath(path)!r}"
     raw = read_input_file(path, what=what, error=error)
+    fast: object = None
     if row_columns is not None:
         key, check_columns = row_columns
         try:
-            document, rows = _core.json_loads_row_columns(raw, key)
-            checked = check_columns(document, rows) if rows else None
+            fast, rows = _core.json_loads_row_columns(raw, key)
+            checked = check_columns(fast, rows) if rows else None
         except (ValueError, TypeError):  # declined, or refused: the full reading words it
-            checked = None
+            fast, rows, checked = None, 0, None
         if checked is not None:
             return checked
-    try:
-        fast = _core.json_loads(raw)
-    except ValueError:  # declined: the json module reads it, or says what is wrong
-        return check(_decode_json(raw, label, error))
+        if rows:  # rows that the columns' checks refused: read them as json.loads does
+            fast = None
+    if fast is None:  # without rows, the row-columns value is already json.loads's
+        try:
+            fast = _core.json_loads(raw)
+        except ValueError:  # declined: the json module reads it, or says what is wrong
+            return check(_decode_json(raw, label, error))
     try:
         return check(fast)
     except (ValueError, TypeError):  # `error`, or an array where the check expects a list

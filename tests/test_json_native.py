@@ -158,6 +158,21 @@ def test_columnar_tables_read_natively_equal_the_json_module_reading(tmp_path) -
     assert lf.LayerTable.from_json(path) == reference == table
 
 
+def test_a_file_without_rows_is_parsed_once(tmp_path, monkeypatch) -> None:
+    import layerwise_fast as lf
+
+    table = lf.LayerTable(name=["a", "b"], kind="decoder", params=[1, 2], weight_dtype="bf16",
+                          act_elems_per_token=[4, 5])
+    path = tmp_path / "layers.json"
+    table.to_json(path, columnar=True)
+    parses = []
+    for name in ("json_loads", "json_loads_row_columns"):
+        real = getattr(_core, name)
+        monkeypatch.setattr(_core, name, lambda *a, _real=real, _name=name: parses.append(_name) or _real(*a))
+    assert lf.LayerTable.from_json(path) == table
+    assert parses == ["json_loads_row_columns"]
+
+
 # -- rows read as columns (_core.json_loads_row_columns) ---------------------------------
 
 ROW_SCALARS = st.one_of(st.none(), st.booleans(), INT64, TEXT)
