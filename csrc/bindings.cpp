@@ -531,5 +531,22 @@ PYBIND11_MODULE(_core, m) {
     return py::make_tuple(builder.result(), builder.rows());
   }, py::arg("data"), py::arg("rows_key"));
 
+  // The index of the first item of a list or tuple whose type is exactly one of
+  // `types`, or -1: one pass over the item pointers, no Python call per item.
+  m.def("first_of_type", [](const py::handle& values, const py::tuple& types) -> Py_ssize_t {
+    if (!PyList_Check(values.ptr()) && !PyTuple_Check(values.ptr())) {
+      throw py::type_error("values must be a list or a tuple");
+    }
+    const Py_ssize_t n = PySequence_Fast_GET_SIZE(values.ptr());
+    PyObject** items = PySequence_Fast_ITEMS(values.ptr());
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      const PyObject* type = reinterpret_cast<PyObject*>(Py_TYPE(items[i]));
+      for (const py::handle wanted : types) {
+        if (type == wanted.ptr()) return i;
+      }
+    }
+    return -1;
+  }, py::arg("values"), py::arg("types"));
+
   m.attr("UNBOUNDED") = lf::kUnbounded;
 }

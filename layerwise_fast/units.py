@@ -585,9 +585,10 @@ def _refuse_constant(token: str) -> NoReturn:
 def first_bool(values: object) -> int | None:
     """The index of the first bool in a list or tuple (numpy reads them as 0 and 1 beside
     numbers, so they must be caught before), or None."""
-    if not isinstance(values, (list, tuple)) or not {bool, np.bool_} & set(map(type, values)):
+    if not isinstance(values, (list, tuple)):
         return None
-    return next(i for i, value in enumerate(values) if isinstance(value, (bool, np.bool_)))
+    index = _core.first_of_type(values, (bool, np.bool_))
+    return None if index < 0 else index
 
 
 def _is_int(value: object) -> TypeGuard[int | np.integer]:
