@@ -48,6 +48,7 @@ class SizesFile:
 
 
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 def _parse_line(text: str, path: Path, line: int) -> tuple[list[int], str | None]:
@@ -75,9 +76,9 @@ def _read_text(path: Path) -> SizesFile:
         raise InputError(f"{path}: not UTF-8 text (byte {err.start}); expected one size per line or a .npy file") from None
     rows: list[list[int]] = []
     names: list[str] = []
-    # Lines end at "\n" only (str.splitlines also splits at form feeds and U+2028, which
-    # would shift the line numbers); a byte-order mark at the start is not a size.
-    for line, content in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
+    # Lines end at "\r\n", "\r" or "\n" only (str.splitlines also splits at form feeds
+    # and U+2028, which would shift the line numbers); a byte-order mark is not a size.
+    for line, content in enumerate(_LINE_END.split(text.removeprefix("\ufeff")), start=1):
         if not content.split("#", 1)[0].strip():
             continue
         values, name = _parse_line(content, path, line)

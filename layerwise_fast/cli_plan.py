@@ -128,11 +128,14 @@ def _plan_settings(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, 
         if hardware is not None and not isinstance(devices, int):
             raise ValueError("--hardware names the device of a device count; a device list names "
                              "each device itself (--devices h100,h200)")
-        settings["devices"] = devices if isinstance(devices, int) else [
-            _hardware(name) for name in devices]
-        settings.setdefault("share_devices", False)
+        if isinstance(devices, int):
+            settings["devices"] = devices
+            settings.setdefault("share_devices", False)  # an example's own choice stands
+        else:  # one group on each listed device, whatever an example shares
+            settings["devices"] = [_hardware(name) for name in devices]
+            settings["share_devices"] = False
     if args.share_devices:
-        if not isinstance(settings.get("devices"), int):
+        if isinstance(settings.get("devices"), list):
             raise ValueError("--share-devices applies to a device count (--devices 8); a device list "
                              "runs one group on each device")
         settings["share_devices"] = True

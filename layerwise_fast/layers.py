@@ -98,9 +98,9 @@ LAYERS_COLUMNAR_VERSION: Final[int] = 2
 WEIGHT_DTYPES: Final[tuple[str, ...]] = ("bf16", "fp16", "fp32", "fp8", "int8", "int4")
 """Weight precisions a row may use."""
 MAX_COUNT: Final[int] = 2**62
+"""Largest count any column may hold; larger values are taken as corrupt input."""
 # A config names real models (up to a few hundred layers); tables hold more.
 _MAX_CONFIG_LAYERS: Final[int] = 100_000
-"""Largest count any column may hold; larger values are taken as corrupt input."""
 BUFFER_UNKNOWN: Final[int] = -1
 """``buffer_bytes`` value meaning "not recorded: use the default of the kind"."""
 GRANULARITIES: Final[tuple[str, ...]] = ("layer", "sublayer")
@@ -366,8 +366,8 @@ class LayerTable:
         Rows, in order: ``embed`` (token table, plus the position table where there is
         one), ``layers.<i>`` (or ``layers.<i>.attn`` and ``layers.<i>.mlp``),
         ``final_norm``, ``lm_head``. ``params`` sum to the published totals. A config
-        may name at most 100,000 decoder layers: each
-        becomes Python rows; give a layer table for more.
+        may name at most 100,000 decoder layers, since each becomes Python rows; give a
+        layer table for more.
 
         A tied head owns no parameters (``params`` = 0, so totals count the shared matrix
         once, under ``embed``) but reads the whole token-embedding matrix at every step:

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import operator
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, Literal
 
 import numpy as np
@@ -72,13 +74,12 @@ def _exact_size(value: Any, name: str, i: int) -> int:
     """One element of an object array as an int: an integer, or a whole float."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}[{i}] is a bool; sizes must be integers (bytes)")
-    if isinstance(value, (float, np.floating)):
-        number = float(value)
-        if not np.isfinite(number):
-            raise ValueError(f"{name}[{i}] is {number}; sizes must be finite whole numbers of bytes")
-        if not number.is_integer():
-            raise ValueError(f"{name}[{i}] = {number!r} is not a whole number of bytes")
-        exact = int(number)
+    if isinstance(value, (float, np.floating)):  # longdouble too: never through float
+        if not np.isfinite(value):
+            raise ValueError(f"{name}[{i}] is {float(value)}; sizes must be finite whole numbers of bytes")
+        if not value.is_integer():
+            raise ValueError(f"{name}[{i}] = {float(value)!r} is not a whole number of bytes")
+        exact = int(value)
     else:
         try:
             exact = operator.index(value)
@@ -150,11 +151,12 @@ def _as_column(values: Any, name: str) -> np.ndarray:
 
 
 def _inexact(array: np.ndarray) -> bool:
-    """Whether numpy's reading of a list may differ from its numbers: objects, or floats
-    beyond 2**53 (an int there, or one beyond int64, would have been rounded)."""
-    if array.dtype.kind == "O":
+    """Whether numpy's reading of a list may differ from its numbers, or lose which entry
+    is not one: objects, text, complex values, or floats from 2**53 on (an int there, or
+    one beyond int64, would have been rounded)."""
+    if array.dtype.kind in "OUSc":  # and where no number fits: say which entry
         return True
-    return array.dtype.kind == "f" and array.size > 0 and not bool((np.abs(array) <= 2.0**53).all())
+    return array.dtype.kind == "f" and array.size > 0 and not bool((np.abs(array) < 2.0**53).all())
 
 
 def _columns_of(sizes: Any) -> Mapping[str, Any] | None:
@@ -347,7 +349,7 @@ def _as_times(values: Any, name: str, n: int) -> np.ndarray:
 
 def _seconds(value: Any, name: str, i: int) -> float:
     """One element of an object array of times as a float."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, Decimal)):
         raise TypeError(f"{name}[{i}] = {value!r} ({type(value).__name__}) is not a number of seconds")
     try:
         return float(value)

@@ -473,9 +473,10 @@ def write_bytes_atomically(path: str | os.PathLike[str], chunks: Iterable[bytes]
     label = os.fspath(path)
     if not label:
         raise FileNotFoundError(errno.ENOENT, "No such file or directory (the path is empty)", label)
-    target = os.path.realpath(label)
+    if label.endswith(os.sep) or (os.altsep and label.endswith(os.altsep)):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory (the path ends in a separator)", label)
     try:
-        existing = os.stat(target)
+        existing = os.stat(label)  # through links, /dev/stdout's to a pipe included
     except FileNotFoundError:
         existing = None
     except OSError as exc:
@@ -483,8 +484,9 @@ def write_bytes_atomically(path: str | os.PathLike[str], chunks: Iterable[bytes]
     if existing is not None and stat.S_ISDIR(existing.st_mode):
         raise IsADirectoryError(errno.EISDIR, "Is a directory", label)
     if existing is not None and not stat.S_ISREG(existing.st_mode):
-        _write_in_place(target, label, chunks)
+        _write_in_place(label, chunks)
         return
+    target = os.path.realpath(label)  # a file, or none yet: replace it where the link points
     try:
         descriptor, temporary = _create_beside(target)
         if existing is not None:
@@ -520,9 +522,9 @@ def _create_beside(target: str) -> tuple[int, str]:
     raise FileExistsError(errno.EEXIST, "no free temporary name", os.path.join(folder, ".tmp-*"))
 
 
-def _write_in_place(target: str, label: str, chunks: Iterable[bytes]) -> None:
+def _write_in_place(label: str, chunks: Iterable[bytes]) -> None:
     try:
-        with open(target, "wb") as handle:
+        with open(label, "wb") as handle:
             for chunk in chunks:
                 handle.write(chunk)
     except OSError as exc:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from fractions import Fraction
+
 import logging
 import pickle
 import threading
@@ -265,6 +268,8 @@ def test_stage_times_of_one_layer_need_an_array_too() -> None:
         lf.dp([1], 10, layer_time=1.0, cut_time=[0.0])
     p = lf.dp([1], 10, layer_time=[2], cut_time=np.array([1], dtype=object))  # ints are seconds too
     assert p.stage_times.tolist() == [3.0]
+    exact = lf.dp([1, 2], 10, layer_time=[Fraction(1, 2), 1], cut_time=[Decimal("0.25"), 0.0])
+    assert exact.stage_times.tolist() == [1.5]  # fractions and decimals are seconds too
 
 
 def test_stress_edges_capacity_one_zeros_and_k_equal_n() -> None:

@@ -59,6 +59,8 @@ def test_text_sizes_with_a_byte_order_mark_and_crlf(tmp_path: Path) -> None:
     (tmp_path / "s.txt").write_bytes("\ufeff30 # a\r\n10 # b\r\n+25\r\n".encode())
     data = read_sizes(tmp_path / "s.txt")
     assert data.sizes.tolist() == [30, 10, 25] and data.names == ["a", "b", "2"]
+    (tmp_path / "cr.txt").write_bytes(b"30\r10\r25\r")  # line ends of old Mac files
+    assert read_sizes(tmp_path / "cr.txt").sizes.tolist() == [30, 10, 25]
 
 
 def test_k_without_capacity(tmp_path: Path) -> None:

@@ -72,10 +72,13 @@ def test_bad_floats(run, values, message) -> None:
         ((np.False_, 2), TypeError, r"sizes\[0\] is a bool; sizes must be integers"),
         (np.array([1, 2**63], dtype=np.uint64), OverflowError, r"sizes\[1\] = 9223372036854775808 is outside the int64 range"),
         (np.array([1.0, 1e19]), OverflowError, r"sizes\[1\] = 1e\+19 is outside the int64 range"),
-        (["a", "b"], TypeError, "sizes must hold integers \\(bytes\\), got dtype <U1"),
+        (["a", "b"], TypeError, r"sizes\[0\] = 'a' \(str\) is not an integer number of bytes"),
+        ([1, b"2"], TypeError, r"sizes\[1\] = b'2' \(bytes\) is not an integer number of bytes"),
+        (np.array(["a", "b"]), TypeError, "sizes must hold integers \\(bytes\\), got dtype <U1"),
         ([True, False], TypeError, r"sizes\[0\] is a bool; sizes must be integers"),
         (np.array([True, False]), TypeError, "sizes must hold integers \\(bytes\\), got booleans"),
-        ([1 + 2j], TypeError, "got dtype complex128"),
+        ([1 + 2j], TypeError, r"sizes\[0\] = \(1\+2j\) \(complex\) is not an integer"),
+        (np.array([1 + 2j]), TypeError, "got dtype complex128"),
         (np.int64(5), ValueError, r"sizes must be 1-D \(one entry per layer\), got shape \(\)"),
         (np.ones((2, 2, 2)), ValueError, r"sizes must be 1-D \(one entry per layer\), got shape \(2, 2, 2\)"),
         ([[1], [2, 3]], ValueError, r"sizes must be 1-D \(one entry per layer\): "),
@@ -192,6 +195,8 @@ def test_exact_numbers_in_object_arrays_are_sizes() -> None:
     assert lf.greedy([2**62, 2.0**62], 2**63 - 1).group_costs.tolist() == [2**62, 2**62]
     # numpy reads these lists as float64, which would round the ints.
     assert lf.greedy([2**62 + 1, 0.0], 2**63 - 1).group_costs.tolist() == [2**62 + 1]
+    assert lf.greedy([2**53 + 1, 2.0], 2**62).group_costs.tolist() == [2**53 + 3]
+    assert lf.greedy([np.longdouble(2**60) + 1, 0], 2**62).group_costs.tolist() == [2**60 + 1]
     assert lf.greedy([2**63 - 1, 0.0], 2**63 - 1).group_costs.tolist() == [2**63 - 1]
 
 

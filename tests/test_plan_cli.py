@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -114,6 +115,24 @@ def test_hidden_is_checked_as_an_option(value: str) -> None:
     assert out.stderr.strip().splitlines()[-1] == (
         f"layerwise-fast plan: error: argument --hidden: must be a whole number between 0 "
         f"and 2**62, got {value!r}")
+
+
+def test_a_device_list_runs_one_group_on_each_even_for_a_sharing_example() -> None:
+    out = run("plan", "--example", "llama-2-7b-8xh100", "--devices", ",".join(["h100"] * 40))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("Plan for llama-2-7b-8xh100: 35 layers in 35 groups on 35 devices")
+    alone = run("plan", str(CONFIGS / "llama-2-7b.json"), "--share-devices", "--on-oversize", "tile")
+    assert alone.returncode == 0, alone.stderr  # without a count: one device per group, as before
+
+
+def test_output_to_dev_stdout_through_a_pipe() -> None:
+    out = run("plan", "--example", "llama-2-7b-8xh100", "--format", "json", "--output", "/dev/stdout")
+    assert out.returncode == 0, out.stderr
+    decoder = json.JSONDecoder()
+    written, end = decoder.raw_decode(out.stdout)  # the --output file, then the --format json
+    printed, _ = decoder.raw_decode(out.stdout[end:].lstrip())
+    assert written == printed and written["schema"] == "layerwise_fast.plan"
+    assert os.path.islink("/dev/stdout")
 
 
 def test_output_folders_are_checked_before_anything_is_written(tmp_path: Path) -> None:

@@ -134,6 +134,8 @@ def test_write_errors_name_the_path_asked_for(tmp_path: Path) -> None:
         write_text_atomically(folder, "x")
     with pytest.raises(FileNotFoundError, match="the path is empty"):
         write_text_atomically("", "x")
+    with pytest.raises(IsADirectoryError, match="ends in a separator"):
+        write_text_atomically(f"{tmp_path / 'out'}{os.sep}", "x")
     with pytest.raises(FileNotFoundError, match="missing/plan.json"):
         write_text_atomically(tmp_path / "missing" / "plan.json", "x")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder"]
