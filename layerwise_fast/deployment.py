@@ -665,6 +665,8 @@ def _read_layers(read: _Reader, value: object, settings: PlanSettings,
     n = len(names)
     if not n:
         read.fail("layers.names", "must name at least one layer")
+    if not all(names):  # as in a layer table
+        read.fail("layers.names", f"must not be empty, got '' at [{names.tolist().index('')}]")
     ints = {f: read.ints(section[f], f"layers.{f}", n) for f in _LAYER_FIELDS[1:]}
     shadow = sum(ints[f].astype(np.float64) for f in ("weights", "activations", "buffers"))
     if float(np.max(shadow)) >= float(INT64_MAX):
@@ -714,10 +716,17 @@ def _read_treated(read: _Reader, value: object, settings: PlanSettings,
 
 
 def _check_treated(read: _Reader, t: Treatments, cached: IntColumn, chunks: int) -> None:
-    """Tiles, tile bytes and extra traffic agree with the weights and with each other."""
+    """Tiles, tile bytes, original sizes and extra traffic agree with the weights and
+    with each other."""
     tiled = t.kind == "tile"
     read.same(t.weight_bytes, np.where(tiled, t.weight_bytes, cached), "treated.weight_bytes",
               "layers.weights (a quantized layer is cached whole)")
+    read.same(t.original_bytes, np.where(tiled, t.weight_bytes, t.original_bytes),
+              "treated.original_bytes", "weight_bytes (a tiled layer keeps its precision)")
+    if (t.original_bytes < t.weight_bytes).any():
+        i = int(np.argmax(t.original_bytes < t.weight_bytes))
+        read.fail("treated.original_bytes", f"[{i}] is {int(t.original_bytes[i])}, less than the "
+                                            f"{int(t.weight_bytes[i])} bytes it was quantized to")
     read.same(t.tile_bytes, cached, "treated.tile_bytes", "layers.weights")
     if (cached < 1).any():
         read.fail("treated.tile_bytes", "must hold sizes >= 1")

@@ -159,6 +159,8 @@ MALFORMED = [
     (_set("treated.kind", ["int8"]), "field 'treated.kind' must hold one of tile, got 'int8'"),
     (_set("treated.layers", [9]), "field 'treated.layers' must rise strictly within 0..3"),
     (_set("notes", "all good"), "field 'notes' must be an array, got string"),
+    (_set("layers.names.2", ""), "field 'layers.names' must not be empty, got '' at [2]"),
+    (_shift("treated.original_bytes", 0, 1), "field 'treated.original_bytes' [0] is"),
     (_set("layers.out_bytes_per_token.0", 2**62), "overflow the performance model: group 0: boundary bytes per token 9223372036854775808 x 40 exceed"),
 ]
 
@@ -206,3 +208,16 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
         lf.Plan.from_json(tmp_path / "absent.json")
     with pytest.raises(lf.PlanFormatError, match="is a directory, not a file"):
         lf.Plan.from_json(tmp_path)
+
+
+def test_a_quantized_layer_cannot_have_grown() -> None:
+    rows = [{"name": f"l{i}", "kind": "decoder", "params": p, "weight_dtype": "bf16",
+             "act_elems_per_token": 1, "buffer_bytes": 0} for i, p in enumerate([600, 1200, 300])]
+    plan = lf.plan(lf.LayerTable.from_records(rows), TOY, sequence=8, granularity=1,
+                   on_oversize="quantize")
+    document = plan.to_dict()
+    assert lf.Plan.from_dict(copy.deepcopy(document)) == plan
+    document["treated"]["original_bytes"][1] = 10  # below its 620 quantized bytes
+    with pytest.raises(lf.PlanFormatError, match=r"'treated.original_bytes' \[1\] is 10, less than "
+                                                 r"the 620 bytes it was quantized to"):
+        lf.Plan.from_dict(document)
