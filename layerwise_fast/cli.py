@@ -27,7 +27,7 @@ from layerwise_fast.cli_plan import add_plan_commands
 from layerwise_fast.errors import InfeasibleError
 from layerwise_fast.partition import balanced, dp, greedy
 from layerwise_fast.result import Partition
-from layerwise_fast.units import format_bytes, read_input_file
+from layerwise_fast.units import format_bytes, printable, read_input_file
 
 __all__ = ["main", "read_sizes", "SizesFile", "InputError"]
 
@@ -172,11 +172,11 @@ def format_table(p: Partition, names: list[str] | None) -> str:
     ]
     slack = p.slack
     for g, (start, stop) in enumerate(p):
-        span = f"{names[start]} .. {names[stop - 1]}" if names else ""
+        span = f"{printable(names[start])} .. {printable(names[stop - 1])}" if names else ""
         free = format_bytes(int(slack[g])) if slack is not None else "-"
         lines.append(
             f"{g:>5}  {f'{start}-{stop - 1}':<13} {stop - start:>6}  {format_bytes(int(p.group_costs[g])):>10}  "
-            f"{free:>10}  " + (f"{span:<28}" if names else "") + _fill_bar(int(p.group_costs[g]), p.capacity)
+            f"{free:>10}  " + (f"{span:<28} " if names else "") + _fill_bar(int(p.group_costs[g]), p.capacity)
         )
     return "\n".join(line.rstrip() for line in lines)
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .units import format_bytes
+from .units import format_bytes, printable
 
 if TYPE_CHECKING:
     from .deployment import Plan
@@ -110,7 +110,7 @@ def _treated(plan: Plan, max_rows: int) -> str:
             rows.append(_elided(len(t), max_rows, "layers"))
             continue
         i = int(t.layers[j])
-        rows.append([str(i), str(plan.names[i]), str(t.kind[j]),
+        rows.append([str(i), printable(str(plan.names[i])), str(t.kind[j]),
                      format_bytes(int(t.original_bytes[j])), format_bytes(int(t.weight_bytes[j])),
                      str(int(t.tiles[j])), format_bytes(int(t.tile_bytes[j])),
                      format_bytes(int(t.last_tile_bytes[j])),
@@ -136,7 +136,7 @@ def _groups(plan: Plan, max_rows: int) -> str:
         cost = int(p.group_costs[g])
         rows.append([
             str(g), str(device), f"{start}-{stop - 1}",
-            f"{plan.names[start]} .. {plan.names[stop - 1]}", format_bytes(cost),
+            f"{printable(plan.names[start])} .. {printable(plan.names[stop - 1])}", format_bytes(cost),
             f"{100 * cost / int(plan.device_capacities[device]):.1f}%",
             format_bytes(int(perf.baseline_bytes[g])), format_bytes(int(perf.planned_bytes[g])),
             f"{100 * perf.hit_rate[g]:.1f}%", f"{perf.speedup[g]:.3g}x",

@@ -584,6 +584,13 @@ def _refuse_constant(token: str) -> NoReturn:
     raise _ConstantError(f"non-standard constant {token} is not allowed")
 
 
+def printable(name: str) -> str:
+    """``name`` for a one-line table cell: control characters (a newline, say) escaped."""
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in name)
+
+
 def first_bool(values: object) -> int | None:
     """The index of the first bool in a list or tuple (numpy reads them as 0 and 1 beside
     numbers, so they must be caught before), or None."""

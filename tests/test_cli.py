@@ -63,6 +63,17 @@ def test_text_sizes_with_a_byte_order_mark_and_crlf(tmp_path: Path) -> None:
     assert read_sizes(tmp_path / "cr.txt").sizes.tolist() == [30, 10, 25]
 
 
+def test_names_with_control_characters_stay_on_one_line(tmp_path: Path) -> None:
+    (tmp_path / "s.txt").write_text("30 # a\tb\n10 # " + "x" * 40 + "\n")
+    out = cli("partition", str(tmp_path / "s.txt"), "--capacity", "100")
+    assert out.returncode == 0 and len(out.stdout.strip().splitlines()) == 3
+    assert "a\\tb .. " + "x" * 40 + " " in out.stdout  # escaped; a space before the fill bar
+    table = lf.LayerTable.from_records([{"name": "line\nbreak", "kind": "norm", "params": 10,
+                                         "weight_dtype": "bf16", "act_elems_per_token": 1}])
+    summary = lf.plan(table).summary()
+    assert "line\\nbreak .. line\\nbreak" in summary and "line\nbreak" not in summary
+
+
 def test_k_without_capacity(tmp_path: Path) -> None:
     (tmp_path / "s.txt").write_text("30\n10\n25\n5\n40\n")
     out = cli("partition", str(tmp_path / "s.txt"), "--k", "2", "--json")
