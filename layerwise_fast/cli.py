@@ -24,7 +24,7 @@ import numpy as np
 
 from layerwise_fast import __version__
 from layerwise_fast.cli_plan import add_plan_commands
-from layerwise_fast.errors import InfeasibleError
+from layerwise_fast.errors import InfeasibleError, LayerTooLargeError
 from layerwise_fast.partition import balanced, dp, greedy
 from layerwise_fast.result import Partition
 from layerwise_fast.units import format_bytes, printable, read_input_file
@@ -186,7 +186,13 @@ def _partition_command(args: argparse.Namespace) -> int:
         raise InputError("give exactly one of FILE or --example NAME")
     source = example_path(args.example) if args.example else Path(args.file)
     data = read_sizes(source)
-    result = _run(args, _columns(data.sizes))
+    try:
+        result = _run(args, _columns(data.sizes))
+    except LayerTooLargeError as err:
+        if data.names is None:
+            raise
+        named = f"layer {err.layer} ({printable(data.names[err.layer])!r}) "  # the file's own name for it
+        raise InfeasibleError(str(err).replace(f"layer {err.layer} ", named, 1)) from err
     if args.json:
         payload = {"source": str(args.example or args.file), **result.to_dict(), "names": data.names}
         print(json.dumps(payload, indent=2))

@@ -115,6 +115,8 @@ _PLAN_OPTIONS: Final[dict[str, str]] = {
 
 
 def _plan_settings(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
+    if args.chunk is not None and args.granularity is not None:
+        raise ValueError("--granularity applies to a searched chunk; --chunk gives the chunk itself")
     settings = dict(base)
     for option, keyword in _PLAN_OPTIONS.items():
         value = getattr(args, option)

@@ -126,7 +126,7 @@ def test_non_utf8_directory_missing_and_bad_npy(tmp_path: Path) -> None:
 def test_infeasible_exits_1() -> None:
     out = cli("partition", "--example", "gpt2-sublayers", "--capacity", "10MB")
     assert out.returncode == 1
-    assert "no partition fits: layer 1 needs 11805696 bytes, more than the capacity of 10000000 bytes" in out.stderr
+    assert "no partition fits: layer 1 ('h.0.attn') needs 11805696 bytes, more than the capacity of 10000000 bytes" in out.stderr
     out = cli("partition", "--example", "gpt2-sublayers", "--k", "2", "--capacity", "50MB")
     assert out.returncode == 1
     assert "at least 8 groups are needed" in out.stderr

@@ -1007,6 +1007,16 @@ def test_one_call_run_rejects_a_bad_plan_option(tmp_path: Path, capsys, argv: li
     assert not (tmp_path / "verification.json").exists()
 
 
+def test_a_bad_plan_is_found_before_the_gpu_is_asked_for(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(verify, "is_simulated", lambda: False)
+    monkeypatch.setattr(verify.cuda, "is_available", lambda: False)
+    assert verify.main(["--out", str(tmp_path), "--plan", str(tmp_path / "missing.json")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.json" in err and "no CUDA device" not in err
+    assert verify.main(["--out", str(tmp_path)]) == 2
+    assert "no CUDA device is available" in capsys.readouterr().err
+
+
 def test_bench_script_help_describes_the_run() -> None:
     completed = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "gpu_verify.py"), "--help"],

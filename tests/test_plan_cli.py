@@ -98,6 +98,7 @@ def test_model_files_and_options(tmp_path: Path) -> None:
     (["--devices", "9" * 20], ["--devices must be between 1 and 9223372036854775807"]),
     (["--devices", "h100,h200", "--share-devices"], ["--share-devices applies to a device count"]),
     (["--devices", "h100,h200", "--hardware", "h200"], ["--hardware names the device of a device count"]),
+    (["--chunk", "128", "--granularity", "100"], ["--granularity applies to a searched chunk"]),
     (["--devices", "h100,,a100"], ["has an empty entry"]),
     (["--hardware", "b200"], ["unknown hardware profile 'b200'"]),
     (["--chunk", "9000"], ["chunk (9000 tokens) exceeds sequence (4096 tokens)"]),

@@ -1125,13 +1125,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "gpu_verify") -> int:
     if args.repeats is not None and args.repeats < 1:
         print(f"{prog}: error: --repeats must be >= 1, got {args.repeats}", file=sys.stderr)
         return 2
-    if not is_simulated() and not cuda.is_available():
-        print(
-            f"{prog}: no CUDA device is available; this run needs one GPU "
-            "(or NUMBA_ENABLE_CUDASIM=1 for an untimed run on the CPU)",
-            file=sys.stderr,
-        )
-        return 2
     if args.plan_groups < 1:
         print(f"{prog}: error: --plan-groups must be >= 1, got {args.plan_groups}", file=sys.stderr)
         return 2
@@ -1144,6 +1137,14 @@ def main(argv: Sequence[str] | None = None, prog: str = "gpu_verify") -> int:
         except PlanFormatError as exc:
             print(f"{prog}: error: {exc}", file=sys.stderr)
             return 2
+    # The arguments are checked first: a bad plan file is found before a GPU is in hand.
+    if not is_simulated() and not cuda.is_available():
+        print(
+            f"{prog}: no CUDA device is available; this run needs one GPU "
+            "(or NUMBA_ENABLE_CUDASIM=1 for an untimed run on the CPU)",
+            file=sys.stderr,
+        )
+        return 2
     result = run_gpu_verification(args.out, quick=args.quick, repeats=args.repeats, plan=plan,
                                   plan_groups_limit=args.plan_groups, barrier=args.barrier,
                                   packs_in_flight=args.packs_in_flight)
