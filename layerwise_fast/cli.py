@@ -58,9 +58,10 @@ def _parse_line(text: str, path: Path, line: int) -> tuple[list[int], str | None
     for field in fields:
         if not _WHOLE_NUMBER.fullmatch(field):  # ASCII digits only: int() also reads "1_000" and "٣"
             raise InputError(f"{path}:{line}: {field!r} is not a whole number of bytes")
-        if field.startswith("-") and int(field) < 0:
+        value = int(field)
+        if value < 0:
             raise InputError(f"{path}:{line}: {field} is negative; sizes are bytes and must be >= 0")
-        values.append(int(field))
+        values.append(value)
     if len(values) not in (1, 3):
         raise InputError(
             f"{path}:{line}: expected 1 size or 3 (weights activations buffers), got {len(values)} fields"

@@ -51,17 +51,25 @@ def _is_ready(values: Any) -> bool:
     )
 
 
+def _not_finite(name: str, i: int, value: float) -> ValueError:
+    return ValueError(f"{name}[{i}] is {value}; sizes must be finite whole numbers of bytes")
+
+
+def _not_whole(name: str, i: int, value: float) -> ValueError:
+    return ValueError(f"{name}[{i}] = {value!r} is not a whole number of bytes")
+
+
 def _float_to_int64(values: np.ndarray, name: str) -> np.ndarray:
     if values.dtype.itemsize < 8:  # exact in float64, and 2**63 has no float16 value
         values = values.astype(np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{name}[{i}] is {values[i].item()}; sizes must be finite whole numbers of bytes")
+        raise _not_finite(name, i, values[i].item())
     fractional = values != np.floor(values)
     if fractional.any():
         i = int(np.flatnonzero(fractional)[0])
-        raise ValueError(f"{name}[{i}] = {values[i].item()!r} is not a whole number of bytes")
+        raise _not_whole(name, i, values[i].item())
     # float(2**63) is the first float above the int64 range.
     outside = np.abs(values) >= 2.0**63
     if outside.any():
@@ -76,9 +84,9 @@ def _exact_size(value: Any, name: str, i: int) -> int:
         raise TypeError(f"{name}[{i}] is a bool; sizes must be integers (bytes)")
     if isinstance(value, (float, np.floating)):  # longdouble too: never through float
         if not np.isfinite(value):
-            raise ValueError(f"{name}[{i}] is {float(value)}; sizes must be finite whole numbers of bytes")
+            raise _not_finite(name, i, float(value))
         if not value.is_integer():
-            raise ValueError(f"{name}[{i}] = {float(value)!r} is not a whole number of bytes")
+            raise _not_whole(name, i, float(value))
         exact = int(value)
     else:
         try:
