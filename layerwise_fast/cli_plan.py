@@ -140,6 +140,9 @@ def _plan_settings(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, 
         if isinstance(settings.get("devices"), list):
             raise ValueError("--share-devices applies to a device count (--devices 8); a device list "
                              "runs one group on each device")
+        if settings.get("devices") is None:
+            raise ValueError("--share-devices applies to a device count (--devices 8); without "
+                             "--devices every group has a device of its own")
         settings["share_devices"] = True
     return settings
 

@@ -52,13 +52,14 @@ file and the field.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from collections.abc import Callable
 from typing import Any, Final, Mapping, NoReturn
 
 import numpy as np
@@ -143,7 +144,8 @@ class PlanSettings:
 
 
 class Plan:
-    """A deployment plan (see the module docstring). Treat it as immutable.
+    """A deployment plan (see the module docstring). Its arrays are read-only; treat the
+    rest as immutable too.
 
     Attributes:
         settings: the :class:`PlanSettings`.
@@ -204,8 +206,8 @@ class Plan:
         treated: Treatments,
         notes: tuple[str, ...] = (),
     ) -> None:
-        """Store the parts and run the performance model on them
-        (:func:`layerwise_fast.perf.evaluate`); :func:`layerwise_fast.plan` builds them."""
+        """Store the parts, make their arrays read-only and run the performance model on
+        them (:func:`layerwise_fast.perf.evaluate`); :func:`layerwise_fast.plan` builds them."""
         self.settings = settings
         self.hardware = hardware
         self.device_kind = device_kind
@@ -226,6 +228,9 @@ class Plan:
         self.stages = model.stages
         self.cuts = model.cuts
         self.timeline = model.timeline
+        for array in (*self._columns(), *_arrays_of(model.performance, model.stages,
+                                                     model.cuts, model.timeline)):
+            array.flags.writeable = False
 
     # -- shape -------------------------------------------------------------------------
 
@@ -360,16 +365,17 @@ class Plan:
         """
         label = f"plan file {os.fspath(path)!r}"
         return _load_json_checked(path, what="plan file", error=PlanFormatError,
-                                  check=lambda document: _read_plan(document, label))
+                                  check=lambda document: _read_plan(document, label, native_arrays=True))
 
     @classmethod
     def from_dict(cls, document: Mapping[str, Any]) -> Plan:
-        """Inverse of :meth:`to_dict`, validating all of it.
+        """Inverse of :meth:`to_dict`, validating all of it. Columns may be lists or 1-D
+        numpy integer arrays; arrays are copied, never kept or locked.
 
         Raises:
             PlanFormatError: any violation listed in the module docstring.
         """
-        return _read_plan(document, "plan")
+        return _read_plan(document, "plan", native_arrays=False)
 
     def _columns(self) -> tuple[npt.NDArray[Any], ...]:
         """Every array the plan is made of (the model's numbers follow from them)."""
@@ -390,6 +396,15 @@ class Plan:
                         for a, b in zip(self._columns(), other._columns())))
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _arrays_of(*parts: object) -> Iterator[np.ndarray]:
+    """The numpy fields of dataclass instances."""
+    for part in parts:
+        for field in dataclasses.fields(part):  # type: ignore[arg-type]
+            value = getattr(part, field.name)
+            if isinstance(value, np.ndarray):
+                yield value
 
 
 def _as_list(values: np.ndarray) -> Any:
@@ -464,8 +479,11 @@ _TOP_KEYS: Final[tuple[str, ...]] = (
 class _Reader:
     """Type and range checks that raise PlanFormatError naming the source and field."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, *, native_arrays: bool) -> None:
+        """``native_arrays``: numpy columns come from the native JSON reader (fresh int64
+        arrays, owned here); otherwise they are the caller's and are checked and copied."""
         self.label = label
+        self.native_arrays = native_arrays
 
     def fail(self, where: str, problem: str) -> NoReturn:
         raise PlanFormatError(f"{self.label}: field {where!r} {problem}")
@@ -523,14 +541,25 @@ class _Reader:
 
     def ints(self, value: object, where: str, length: int | None = None,
              low: int = 0) -> IntColumn:
-        if isinstance(value, np.ndarray):  # from the native JSON reader: int64, 1-D
-            self._check_length(value, where, length)
-            array = value
+        if isinstance(value, np.ndarray):
+            array = value if self.native_arrays else self._own_int_array(value, where)
+            self._check_length(array, where, length)
         else:
             array = self._int_array(self.items(value, where, length), where)
         if array.size and int(array.min()) < low:
             self.fail(where, f"must hold integers >= {low}, got {int(array.min())}")
         return array
+
+    def _own_int_array(self, value: np.ndarray, where: str) -> IntColumn:
+        """A copy of the caller's 1-D integer array as int64 (the plan never shares or
+        locks the caller's memory)."""
+        if value.ndim != 1:
+            self.fail(where, f"must be a 1-D array, got shape {value.shape}")
+        if value.dtype.kind not in "iu":
+            self.fail(where, f"must hold integers, got an array of {value.dtype}")
+        if value.size and value.dtype.kind == "u" and int(value.max()) > INT64_MAX:
+            self.fail(where, "holds an integer outside the int64 range")
+        return np.array(value, dtype=np.int64)
 
     def _int_array(self, items: list[Any], where: str) -> IntColumn:
         if not set(map(type, items)) <= {int}:
@@ -564,8 +593,8 @@ def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
-def _read_plan(document: object, label: str) -> Plan:
-    read = _Reader(label)
+def _read_plan(document: object, label: str, *, native_arrays: bool) -> Plan:
+    read = _Reader(label, native_arrays=native_arrays)
     top = read.section(document, "", _TOP_KEYS)
     if top["schema"] != PLAN_SCHEMA:
         read.fail("schema", f"must be {PLAN_SCHEMA!r}, got {top['schema']!r}")

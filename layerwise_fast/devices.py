@@ -142,13 +142,16 @@ def device_pool(devices: object, hardware: Hardware, capacity: int | None,
     Raises:
         TypeError: ``devices`` or ``share_devices`` has the wrong type.
         ValueError: a count below 1 or beyond int64, an empty list, an unknown profile name, or
-            ``share_devices`` with a list.
+            ``share_devices`` without a count.
     """
     if not isinstance(share, bool):
         raise TypeError(f"share_devices must be a bool, got {type(share).__name__}")
     own = hardware.capacity if capacity is None else capacity
     if devices is None:
-        return DevicePool((hardware,), (own,), None, share, False)
+        if share:
+            raise ValueError("share_devices applies to a device count (devices=8); with "
+                             "devices=None every group has a device of its own")
+        return DevicePool((hardware,), (own,), None, False, False)
     if isinstance(devices, (bool, np.bool_)):
         raise TypeError("devices must be None, a count or a list of devices, got a bool")
     if isinstance(devices, (int, np.integer)):

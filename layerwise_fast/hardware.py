@@ -21,7 +21,7 @@ Calibration file (UTF-8 JSON, version 1)::
                                                  #   sweep's working-set sizes; the knee
                                                  #   lies within [sizes[0], sizes[-1]]
       "bytes_per_s": [2.1e12, ...],              # numbers > 0, one per size
-      "link_bytes_per_s": 9e11,                  # optional number > 0
+      "link_bytes_per_s": 4.5e11,                # optional number > 0, one direction
       "flops_per_s": 9.89e14,                    # optional number > 0
       "meta": {...}                              # optional object, free-form provenance
     }
@@ -59,8 +59,8 @@ CALIBRATION_VERSION: Final[int] = 1
 HARDWARE_SCHEMA: Final[str] = "layerwise_fast.hardware"
 HARDWARE_VERSION: Final[int] = 1
 
-# Effective fractions, from the measurements in DESIGN.md (an in-place bf16 read+write
-# pass repeated over one buffer). The rate starts to fall at 32 MB on the H100 (L2
+# Effective fractions, from one measurement per card (an in-place bf16 read+write pass
+# repeated over one buffer; README, "Hardware figures"). The rate starts to fall at 32 MB on the H100 (L2
 # reported as 50 MiB) and at 36 MB on the H200 (60 MiB). Reading those sizes as decimal
 # megabytes (the smaller reading), 32e6 / 52428800 = 0.610 and 36e6 / 62914560 = 0.572;
 # rounding down to a multiple of 0.05 keeps the planned capacity inside the measured
@@ -98,12 +98,14 @@ class Hardware:
         name: a label such as ``"h100"`` or the device name a calibration reported.
         l2_bytes: nominal L2 size in bytes (as the device reports it).
         hbm_bytes_per_s: main-memory bandwidth, bytes per second.
-        link_bytes_per_s: device-to-device link bandwidth, bytes per second.
+        link_bytes_per_s: device-to-device link bandwidth in one direction (what a
+            point-to-point send gets), bytes per second.
         flops_per_s: dense bf16 compute rate, floating-point operations per second.
         effective_fraction: the share of ``l2_bytes`` that streaming data can use,
             ``0 < f <= 1``, held exactly as a :class:`~fractions.Fraction`.
         cache_bytes_per_s: streaming rate (read + write) for working sets that fit the
-            effective capacity, or ``None`` where it is unknown.
+            effective capacity, at least ``hbm_bytes_per_s``; ``None`` where it is
+            unknown.
         source: where the figures come from.
 
     Use :func:`dataclasses.replace` to derive a variant, e.g. another fraction.
@@ -137,7 +139,8 @@ class Hardware:
         Raises:
             TypeError: a field has the wrong type (``bool`` is never a number here).
             ValueError: an empty name, a non-positive or non-finite figure, ``l2_bytes``
-                beyond int64, or a fraction outside ``(0, 1]``.
+                beyond int64, a fraction outside ``(0, 1]``, or a cache rate below the HBM
+                rate (no L2 is slower than main memory: the units are likely wrong).
         """
         _set = object.__setattr__
         _set(self, "name", _require_text(name, "name", allow_empty=False))
@@ -149,6 +152,11 @@ class Hardware:
              parse_fraction(effective_fraction, name="effective_fraction", maximum=1))
         cache_rate = None if cache_bytes_per_s is None else _require_rate(
             cache_bytes_per_s, "cache_bytes_per_s")
+        if cache_rate is not None and cache_rate < self.hbm_bytes_per_s:
+            raise ValueError(
+                f"cache_bytes_per_s ({cache_rate:.4g}) is below hbm_bytes_per_s "
+                f"({self.hbm_bytes_per_s:.4g}): an L2 is never slower than main memory; "
+                f"both are bytes per second (read + write)")
         _set(self, "cache_bytes_per_s", cache_rate)
         _set(self, "source", _require_text(source, "source", allow_empty=True))
 
@@ -352,6 +360,11 @@ def _check_calibration(document: object, label: str) -> dict[str, Any]:
                                f"'l2_bytes' ({l2_bytes})")
     for field in ("plateau_bytes_per_s", "hbm_bytes_per_s"):
         _calibration_rate(document[field], field, label)
+    if document["plateau_bytes_per_s"] < document["hbm_bytes_per_s"]:
+        raise CalibrationError(f"{label}: field 'plateau_bytes_per_s' "
+                               f"({document['plateau_bytes_per_s']}) is below "
+                               f"'hbm_bytes_per_s' ({document['hbm_bytes_per_s']}): the "
+                               f"plateau is the fastest rate of the sweep")
     for field in ("link_bytes_per_s", "flops_per_s"):
         if field in document:
             _calibration_rate(document[field], field, label)
@@ -428,6 +441,11 @@ def _link_and_compute(
     )
 
 
+# Form factors other than SXM, as device names spell them ("NVIDIA H100 PCIe",
+# "NVIDIA A100-PCIE-40GB", "NVIDIA H100 NVL"): no profile's link or compute rate fits them.
+_NOT_SXM: Final[frozenset[str]] = frozenset({"pcie", "nvl"})
+
+
 def _fallback_profile(device_name: str, base: str | Hardware | None, label: str) -> Hardware:
     if isinstance(base, Hardware):
         return base
@@ -435,6 +453,13 @@ def _fallback_profile(device_name: str, base: str | Hardware | None, label: str)
         return Hardware.profile(base)
     words = device_name.lower().replace("-", " ").split()
     matches = [key for key in PROFILES if key in words]
+    other_form = sorted(_NOT_SXM & set(words))
+    if matches and other_form:
+        raise CalibrationError(
+            f"{label}: fields 'link_bytes_per_s' and 'flops_per_s' are needed: the file "
+            f"lacks them and device_name {device_name!r} is a {other_form[0].upper()} card, "
+            f"whose link and compute rates differ from the built-in (SXM) "
+            f"{matches[0]!r} profile; add them or pass base= to accept that profile's")
     if len(matches) != 1:
         raise CalibrationError(
             f"{label}: fields 'link_bytes_per_s' and 'flops_per_s' are needed: the file "
@@ -449,49 +474,57 @@ PROFILES: Final[Mapping[str, Hardware]] = MappingProxyType(
         "h100": Hardware(
             "h100",
             50 * 2**20,
-            3.35e12,
-            900e9,
+            3.02e12,
+            450e9,
             989e12,
             H100_EFFECTIVE_FRACTION,
             cache_bytes_per_s=4.79e12,
             source=(
                 "H100 SXM5: L2 50 MiB as the device reports it (NVIDIA quotes 50 MB); "
-                "published HBM3 3.35 TB/s, NVLink 900 GB/s, 989 TFLOP/s dense bf16; "
-                "effective fraction 0.60 and cache rate 4.79 TB/s measured (DESIGN.md)"
+                "HBM 3.02 TB/s and cache 4.79 TB/s measured by one read+write stream "
+                "(published HBM3 peak 3.35 TB/s); NVLink 450 GB/s each way (900 GB/s "
+                "both ways, published); 989 TFLOP/s dense bf16 (published); effective "
+                "fraction 0.60 measured"
             ),
         ),
         "h200": Hardware(
             "h200",
             60 * 2**20,
-            4.8e12,
-            900e9,
+            4.26e12,
+            450e9,
             989e12,
             H200_EFFECTIVE_FRACTION,
             cache_bytes_per_s=5.56e12,
             source=(
-                "H200 SXM: L2 60 MiB as the device reports it; published HBM3e 4.8 TB/s, "
-                "NVLink 900 GB/s, 989 TFLOP/s dense bf16; effective fraction 0.55 and "
-                "cache rate 5.56 TB/s measured (DESIGN.md)"
+                "H200 SXM: L2 60 MiB as the device reports it; HBM 4.26 TB/s and cache "
+                "5.56 TB/s measured by one read+write stream (published HBM3e peak "
+                "4.8 TB/s); NVLink 450 GB/s each way (900 GB/s both ways, published); "
+                "989 TFLOP/s dense bf16 (published); effective fraction 0.55 measured"
             ),
         ),
         "a100": Hardware(
             "a100",
             40 * 2**20,
             2.0e12,
-            600e9,
+            300e9,
             312e12,
             H100_EFFECTIVE_FRACTION,
             source=(
                 "A100 SXM: L2 40 MiB as the device reports it (NVIDIA quotes 40 MB); "
-                "published HBM2e 2.0 TB/s, NVLink 600 GB/s, 312 TFLOP/s dense bf16; "
-                "effective fraction 0.60 assumed from the H100 measurement, not measured"
+                "published HBM2e 2.0 TB/s, NVLink 300 GB/s each way (600 GB/s both "
+                "ways), 312 TFLOP/s dense bf16; effective fraction 0.60 assumed from "
+                "the H100 measurement, not measured"
             ),
         ),
     }
 )
 """Built-in profiles by lower-case name: ``"h100"``, ``"h200"``, ``"a100"``.
 
-L2 sizes are the values the devices report (binary mebibytes). Bandwidths and compute
-rates are published peak figures; ``cache_bytes_per_s`` and the H100/H200 effective
-fractions are measurements recorded in DESIGN.md.
+L2 sizes are the values the devices report (binary mebibytes). For the H100 and H200
+the HBM and cache rates come from one measurement (an in-place bf16 read+write pass
+repeated over one buffer in a CUDA graph, swept over buffer sizes), so that their ratio,
+which sets every predicted speedup, is the measured one: 1.59x and 1.31x. The effective
+fractions come from the same sweep (README, "Hardware figures"). Link rates are one
+direction of the published NVLink totals; compute rates are published dense bf16 peaks.
+The A100's figures are all published or assumed.
 """

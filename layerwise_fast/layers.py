@@ -400,16 +400,7 @@ class LayerTable:
                 missing or malformed hyperparameter, or inconsistent head counts.
             ValueError: an unknown ``granularity`` or ``weight_dtype``.
         """
-        if granularity not in GRANULARITIES:
-            raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
-        if weight_dtype not in WEIGHT_DTYPES:
-            raise ValueError(f"weight_dtype must be one of {WEIGHT_DTYPES}, "
-                             f"got {weight_dtype!r}")
-        settings, label = _load_config(config)
-        shape = _decoder_shape(settings, label)
-        blocks = _decoder_blocks(shape, split=granularity == "sublayer")
-        records = [block.record(weight_dtype) for block in blocks]
-        return _table_from_rows(records, label)
+        return _transformer_table(config, granularity, weight_dtype)[0]
 
     # -- torch modules -------------------------------------------------------------
 
@@ -901,6 +892,23 @@ class _Block:
                 "buffer_bytes": None, "flops_per_token": self.flops,
                 "out_channels": self.out_channels, "vector_params": self.vector_params,
                 "tied_params": self.tied_params}
+
+
+def _transformer_table(
+    config: ConfigSource, granularity: str, weight_dtype: str
+) -> tuple[LayerTable, Mapping[str, Any]]:
+    """:meth:`LayerTable.from_transformer_config`'s table, with the config it read (a
+    file is read once)."""
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
+    if weight_dtype not in WEIGHT_DTYPES:
+        raise ValueError(f"weight_dtype must be one of {WEIGHT_DTYPES}, "
+                         f"got {weight_dtype!r}")
+    settings, label = _load_config(config)
+    shape = _decoder_shape(settings, label)
+    blocks = _decoder_blocks(shape, split=granularity == "sublayer")
+    records = [block.record(weight_dtype) for block in blocks]
+    return _table_from_rows(records, label), settings
 
 
 def _load_config(config: object) -> tuple[Mapping[str, Any], str]:

@@ -3,9 +3,10 @@
 This is a model, not a measurement. Everything is per micro-batch (``batch`` sequences of
 ``sequence`` tokens, ``T = batch x sequence`` tokens) and uses only the rates of the
 :class:`~layerwise_fast.hardware.Hardware` the group runs on: ``hbm_bytes_per_s`` (main
-memory), ``cache_bytes_per_s`` (streaming from L2; measured for the H100 and H200 in
-DESIGN.md, where a working set inside the effective capacity streamed 1.59x and 1.31x
-faster than an HBM-sized one), ``link_bytes_per_s`` and ``flops_per_s``.
+memory), ``cache_bytes_per_s`` (streaming from L2: in the H100 and H200 profiles a
+working set inside the effective capacity streams 1.59x and 1.31x faster than an
+HBM-sized one, both rates from one measurement; README, "Hardware figures"),
+``link_bytes_per_s`` (one direction) and ``flops_per_s``.
 
 Bytes, per layer ``i`` with planned weights ``W`` (quantized if so treated), activation
 bytes per token ``a`` (``act_elems_per_token x act_bytes``) and output bytes per token
@@ -32,6 +33,12 @@ bytes per token ``a`` (``act_elems_per_token x act_bytes``) and output bytes per
 What it leaves out: launch and synchronisation costs, the re-reads of resident weights
 from L2 for each chunk (the baseline's matrix tiling re-reads them too), attention's
 dependence on context length, and contention between the two halves of the H100's L2.
+A device that runs several groups (``share_devices``) is modelled as running each group
+with its working set resident and its weights read once per micro-batch, and as passing
+chunks on one by one: no schedule gives both exactly. Groups that alternate chunk by
+chunk evict each other's weights, which then come from HBM every chunk; groups run one
+after another over all chunks keep their weights, but a later device waits longer to
+start than the fill time shown.
 
 Communication: a cut between devices sends the activations leaving the last layer
 before it, ``batch x chunk x o`` bytes per chunk and ``T x o`` per micro-batch, at the
@@ -74,7 +81,10 @@ __all__ = [
 IntColumn = npt.NDArray[np.int64]
 FloatColumn = npt.NDArray[np.float64]
 
-_INT64_FLOAT_LIMIT: Final[float] = float(INT64_MAX) * 0.999
+# Float64 shadows of int64 sums and products flag the entries that may leave int64: their
+# relative error is far below 0.1%, so every true overflow lands above this mark, and the
+# flagged entries are then checked exactly.
+_NEAR_INT64: Final[float] = float(INT64_MAX) * 0.999
 
 
 @dataclass(frozen=True, eq=False)
@@ -226,9 +236,11 @@ def _checked_sum(first: IntColumn, second: IntColumn, starts: IntColumn, what: s
     bound = int(first.max()) + int(second.max()) if first.size else 0
     if bound > INT64_MAX // max(first.size, 1):  # not ruled out by the largest values
         shadow = np.add.reduceat(first.astype(np.float64) + second, starts)
-        if float(shadow.max()) > _INT64_FLOAT_LIMIT:
-            group = int(np.argmax(shadow > _INT64_FLOAT_LIMIT))
-            raise OverflowError(f"group {group}: {what} exceed the int64 range")
+        ends = np.append(starts[1:], first.size)
+        for group in np.flatnonzero(shadow > _NEAR_INT64).tolist():
+            lo, hi = int(starts[group]), int(ends[group])
+            if sum(first[lo:hi].tolist()) + sum(second[lo:hi].tolist()) > INT64_MAX:
+                raise OverflowError(f"group {group}: {what} exceed the int64 range")
     return np.add.reduceat(first + second, starts)
 
 
@@ -289,12 +301,11 @@ def _edge_bytes(inputs: IntColumn, outputs: IntColumn, tokens: int) -> IntColumn
 
 def _product(values: IntColumn, factors: IntColumn, what: str) -> IntColumn:
     """``values x factors`` (both non-negative int64), refusing a product beyond int64."""
-    if values.size and int(values.max()) * int(factors.max()) <= INT64_MAX:
-        return values * factors  # not even the largest of each can overflow
-    shadow = values.astype(np.float64) * factors
-    if shadow.size and float(shadow.max()) > _INT64_FLOAT_LIMIT:
-        layer = int(np.argmax(shadow > _INT64_FLOAT_LIMIT))
-        raise OverflowError(f"layer {layer}: {what} exceeds the int64 range")
+    if values.size and int(values.max()) * int(factors.max()) > INT64_MAX:
+        shadow = values.astype(np.float64) * factors
+        for layer in np.flatnonzero(shadow > _NEAR_INT64).tolist():
+            if int(values[layer]) * int(factors[layer]) > INT64_MAX:
+                raise OverflowError(f"layer {layer}: {what} exceeds the int64 range")
     return values * factors
 
 

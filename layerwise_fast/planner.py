@@ -36,14 +36,14 @@ from .devices import (DevicePool, DeviceSpec, TooManyGroupsError, device_pool, g
                       groups_to_devices, ordered_fit, resolve_hardware)
 from .errors import InfeasibleError
 from .hardware import Hardware
-from .layers import LayerTable, LayerTableError
+from .layers import LayerTable, LayerTableError, _transformer_table
 from .oversize import INT4, INT8, TILED, SizeRules, oversize_rules
 from .partition import balanced, dp, greedy
 from .perf import FloatColumn, LayerTraffic, Rates, group_performance, stage_time_inputs
 from .result import Partition
 from .scaling import CutElems, UnitSizes, chunk_for, unit_sizes
 from .summary import format_seconds
-from .units import (ByteCount, FractionLike, _read_json_document, format_bytes, parse_bytes,
+from .units import (ByteCount, FractionLike, format_bytes, parse_bytes,
                     read_input_head)
 
 __all__ = ["DEFAULT_SEQUENCE", "MAX_SEQUENCE", "Model", "load_model", "plan", "sweep"]
@@ -108,9 +108,8 @@ def load_model(source: str | os.PathLike[str], *, layer_granularity: str = "laye
             raise ValueError(f"layer_granularity (--layers) {layer_granularity!r} applies to a "
                              f"transformer config; {path!r} is a layer table, whose rows are the layers")
         return Model(LayerTable.from_json(path), None, label)
-    config = _read_json_document(path, what="config file", error=LayerTableError)
-    table = LayerTable.from_transformer_config(path, granularity=layer_granularity)
-    hidden = config.get("hidden_size", config.get("n_embd")) if isinstance(config, dict) else None
+    table, config = _transformer_table(path, layer_granularity, "bf16")
+    hidden = config.get("hidden_size", config.get("n_embd"))
     return Model(table, hidden if type(hidden) is int else None, label)
 
 
@@ -128,7 +127,7 @@ def plan(
     capacity: ByteCount | None = None,
     devices: DeviceSpec = None,
     share_devices: bool = False,
-    algorithm: Literal["balanced", "greedy", "dp"] = "balanced",
+    algorithm: Literal["balanced", "greedy", "dp", "stage_time"] = "balanced",
     cost: Literal["sum", "peak"] = "sum",
     on_oversize: Literal["error", "tile", "quantize"] = "error",
     working_set_ratio: FractionLike = 1,

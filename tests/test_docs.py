@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import doctest
+import shlex
 from pathlib import Path
+
+import pytest
 
 import layerwise_fast
 
@@ -18,3 +21,40 @@ def test_readme_examples() -> None:
 def test_package_docstring_examples() -> None:
     result = doctest.testmod(layerwise_fast)
     assert result.attempted >= 2 and result.failed == 0
+
+
+def _shell_examples(path: Path) -> list[tuple[str, list[str]]]:
+    """Each ``$ layerwise-fast ...`` block of a Markdown file: the command and the lines
+    shown after it, up to the end of its fenced block."""
+    examples: list[tuple[str, list[str]]] = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("$ layerwise-fast ") and lines[i - 1] == "```":
+            end = lines.index("```", i + 1)
+            examples.append((line[2:], lines[i + 1:end]))
+    return examples
+
+
+README_COMMANDS = _shell_examples(ROOT / "README.md")
+
+
+def test_readme_shows_command_output() -> None:
+    assert len(README_COMMANDS) >= 3
+
+
+@pytest.mark.parametrize("command, shown", README_COMMANDS, ids=[c for c, _ in README_COMMANDS])
+def test_readme_command_output_is_what_the_command_prints(
+        command: str, shown: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """Output shown in full must match; a ``[...]`` line stands for lines left out."""
+    from layerwise_fast.cli import main
+    main(shlex.split(command)[1:])
+    captured = capsys.readouterr()
+    printed = (captured.out + captured.err).splitlines()
+    if "[...]" in shown:
+        cut = shown.index("[...]")
+        head, tail = shown[:cut], shown[cut + 1:]
+        assert printed[:len(head)] == head
+        assert any(printed[start:start + len(tail)] == tail
+                   for start in range(len(head), len(printed) - len(tail) + 1))
+    else:
+        assert printed == shown

@@ -31,11 +31,14 @@ MiB = 2**20
 def test_profile_figures() -> None:
     h100, h200, a100 = (Hardware.profile(name) for name in ("h100", "h200", "a100"))
     assert (h100.l2_bytes, h100.hbm_bytes_per_s, h100.link_bytes_per_s, h100.flops_per_s) == (
-        50 * MiB, 3.35e12, 900e9, 989e12)
+        50 * MiB, 3.02e12, 450e9, 989e12)
     assert (h200.l2_bytes, h200.hbm_bytes_per_s, h200.link_bytes_per_s, h200.flops_per_s) == (
-        60 * MiB, 4.8e12, 900e9, 989e12)
+        60 * MiB, 4.26e12, 450e9, 989e12)
     assert (a100.l2_bytes, a100.hbm_bytes_per_s, a100.link_bytes_per_s, a100.flops_per_s) == (
-        40 * MiB, 2.0e12, 600e9, 312e12)
+        40 * MiB, 2.0e12, 300e9, 312e12)
+    # the cache and HBM rates of a profile come from one measurement: their ratio is it
+    assert round(h100.cache_bytes_per_s / h100.hbm_bytes_per_s, 2) == 1.59  # type: ignore[operator]
+    assert round(h200.cache_bytes_per_s / h200.hbm_bytes_per_s, 2) == 1.31  # type: ignore[operator]
     assert h100.nominal_capacity == 52_428_800
     assert (h100.capacity, h200.capacity, a100.capacity) == (31_457_280, 34_603_008, 25_165_824)
     assert a100.cache_bytes_per_s is None
@@ -142,12 +145,13 @@ _rates = st.floats(min_value=1e-3, max_value=1e20, allow_nan=False, allow_infini
 def _hardware(draw: st.DrawFn) -> Hardware:
     denominator = draw(st.integers(min_value=1, max_value=10**9))
     numerator = draw(st.integers(min_value=1, max_value=denominator))
+    hbm = draw(_rates)
     return Hardware(
         draw(st.text(min_size=1).filter(str.strip)),
         draw(st.integers(min_value=1, max_value=INT64_MAX)),
-        draw(_rates), draw(_rates), draw(_rates),
+        hbm, draw(_rates), draw(_rates),
         Fraction(numerator, denominator),
-        cache_bytes_per_s=draw(st.none() | _rates),
+        cache_bytes_per_s=draw(st.none() | _rates.filter(lambda rate: rate >= hbm)),
         source=draw(st.text()),
     )
 
@@ -225,7 +229,7 @@ def test_from_calibration_uses_the_measured_knee(tmp_path: Path) -> None:
     assert device.effective_fraction == Fraction(32_000_000, 52_428_800)
     assert device.name == "NVIDIA H100 80GB HBM3"
     assert (device.hbm_bytes_per_s, device.cache_bytes_per_s) == (3.02e12, 4.79e12)
-    assert (device.link_bytes_per_s, device.flops_per_s) == (900e9, 989e12)
+    assert (device.link_bytes_per_s, device.flops_per_s) == (450e9, 989e12)
     assert device.source == f"calibration file {path}"
 
 
@@ -234,7 +238,7 @@ def test_from_calibration_link_and_compute_sources(tmp_path: Path) -> None:
     assert (Hardware.from_calibration(own).link_bytes_per_s,
             Hardware.from_calibration(own).flops_per_s) == (1e11, 2e14)
     odd = _write(tmp_path, _calibration(device_name="Mystery GPU"), "odd.json")
-    assert Hardware.from_calibration(odd, base="a100").link_bytes_per_s == 600e9
+    assert Hardware.from_calibration(odd, base="a100").link_bytes_per_s == 300e9
     assert Hardware.from_calibration(odd, base=PROFILES["h200"]).flops_per_s == 989e12
     with pytest.raises(CalibrationError, match=r"fields 'link_bytes_per_s' and 'flops_per_s' "
                                                r"are needed: .*'Mystery GPU' matches no single "
@@ -243,7 +247,31 @@ def test_from_calibration_link_and_compute_sources(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"^unknown hardware profile 'v100'"):
         Hardware.from_calibration(odd, base="v100")
     dashed = _write(tmp_path, _calibration(device_name="NVIDIA A100-SXM4-80GB"), "a.json")
-    assert Hardware.from_calibration(dashed).link_bytes_per_s == 600e9
+    assert Hardware.from_calibration(dashed).link_bytes_per_s == 300e9
+
+
+@pytest.mark.parametrize("device_name", ["NVIDIA H100 PCIe", "NVIDIA A100-PCIE-40GB",
+                                         "NVIDIA H100 NVL", "NVIDIA H200 NVL"])
+def test_from_calibration_does_not_lend_sxm_rates_to_other_cards(tmp_path: Path,
+                                                                 device_name: str) -> None:
+    path = _write(tmp_path, _calibration(device_name=device_name))
+    with pytest.raises(CalibrationError, match=rf"device_name {device_name!r} is a (PCIE|NVL) "
+                                               r"card, whose link and compute rates differ"):
+        Hardware.from_calibration(path)
+    assert Hardware.from_calibration(path, base="h100").link_bytes_per_s == 450e9
+    own = _write(tmp_path, _calibration(device_name=device_name, link_bytes_per_s=64e9,
+                                        flops_per_s=756e12), "own.json")
+    assert Hardware.from_calibration(own).link_bytes_per_s == 64e9
+
+
+def test_a_cache_slower_than_hbm_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^cache_bytes_per_s \(3\.35e\+09\) is below "
+                                         r"hbm_bytes_per_s \(3\.35e\+12\): an L2 is never slower"):
+        Hardware.custom("x", l2=1000, hbm_bytes_per_s=3.35e12, link_bytes_per_s=1.0,
+                        flops_per_s=1.0, cache_bytes_per_s=3.35e9)
+    same = Hardware.custom("x", l2=1000, hbm_bytes_per_s=5.0, link_bytes_per_s=1.0,
+                           flops_per_s=1.0, cache_bytes_per_s=5.0)
+    assert same.cache_bytes_per_s == same.hbm_bytes_per_s
 
 
 def test_calibration_file_problems(tmp_path: Path) -> None:
@@ -291,6 +319,8 @@ def test_calibration_file_problems(tmp_path: Path) -> None:
                                                r"than 0, got -1$"),
         (_calibration(hbm_bytes_per_s="fast"), r": field 'hbm_bytes_per_s' must be a number, "
                                                r"got string 'fast'$"),
+        (_calibration(plateau_bytes_per_s=2e12), r": field 'plateau_bytes_per_s' \(2000000000000\.0\) "
+                                                 r"is below 'hbm_bytes_per_s' \(3020000000000\.0\)"),
         (_calibration(flops_per_s=None), r": field 'flops_per_s' must be a number, got null"),
         (_calibration(meta=[]), r": field 'meta' must be an object, got array$"),
         (_calibration(sizes={}), r": field 'sizes' must be a non-empty list, got object$"),

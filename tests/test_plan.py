@@ -475,6 +475,8 @@ def test_sweep_refuses_bad_batch_sizes(bad: Any, error: type[Exception], text: s
     ({"devices": "h100"}, TypeError, "devices must be None, a count or a list"),
     ({"devices": ["h100", "b200"]}, ValueError, "unknown hardware profile 'b200'"),
     ({"devices": ["h100"], "share_devices": True}, ValueError, "share_devices applies"),
+    ({"share_devices": True}, ValueError, "share_devices applies to a device count "
+                                          r"\(devices=8\); with devices=None every group"),
     ({"share_devices": 1}, TypeError, "share_devices must be a bool"),
     ({"capacity": "lots"}, ValueError, "capacity: cannot read 'lots'"),
     ({"act_dtype": "int8"}, ValueError, "act_dtype must be one of bf16, fp16, fp32, fp8"),
@@ -598,6 +600,20 @@ def test_group_performance_refuses_int64_overflow(weights: list[int], reads: lis
         group_performance(np.array([0, len(weights)]), **_performance_inputs(weights, reads, act))
 
 
+@pytest.mark.parametrize("weights, reads, act", [
+    ([(2**63 - 1) // 2, 1], [2, 1], [0, 0]),  # a product one byte under the limit
+    ([2**62, 2**62 - 2], [1, 1], [0, 1]),  # a group sum of exactly 2**63 - 1
+    ([2**63 - 1], [1], [0]),
+])
+def test_group_performance_takes_counts_up_to_int64_max(weights: list[int], reads: list[int],
+                                                        act: list[int]) -> None:
+    from layerwise_fast.perf import group_performance
+    perf = group_performance(np.array([0, len(weights)]), **_performance_inputs(weights, reads, act))
+    assert perf.baseline_bytes.tolist() == [sum(weights) + sum(act)]
+    accesses = sum(w * r for w, r in zip(weights, reads)) + sum(act)
+    assert (perf.planned_bytes + perf.cache_bytes).tolist() == [accesses]
+
+
 _BYTES = st.one_of(st.integers(0, 10**6), st.integers(0, 2**62))
 
 
@@ -615,11 +631,10 @@ def test_group_performance_sums_exactly_or_refuses(layers: list[tuple[int, int, 
     groups = list(zip(boundaries[:-1], boundaries[1:]))
     baseline = [sum(weights[i] + act[i] for i in range(a, b)) for a, b in groups]
     accesses = [sum(traffic[i] + act[i] for i in range(a, b)) for a, b in groups]
-    limit = 0.999 * (2**63 - 1)  # the exact check's float margin
     try:
         perf = group_performance(np.array(boundaries), **_performance_inputs(weights, reads, act))
     except OverflowError:
-        assert max(traffic + baseline + accesses) > limit
+        assert max(traffic + baseline + accesses) > 2**63 - 1
         return
     assert max(traffic + baseline + accesses) < 2**63
     assert perf.baseline_bytes.tolist() == baseline

@@ -123,7 +123,7 @@ def test_a_device_list_runs_one_group_on_each_even_for_a_sharing_example() -> No
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("Plan for llama-2-7b-8xh100: 35 layers in 35 groups on 35 devices")
     alone = run("plan", str(CONFIGS / "llama-2-7b.json"), "--share-devices", "--on-oversize", "tile")
-    assert alone.returncode == 0, alone.stderr  # without a count: one device per group, as before
+    one_clean_error(alone, 2, "--share-devices applies to a device count", "without --devices")
 
 
 def test_output_to_dev_stdout_through_a_pipe() -> None:

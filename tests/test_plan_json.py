@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -220,4 +222,57 @@ def test_a_quantized_layer_cannot_have_grown() -> None:
     document["treated"]["original_bytes"][1] = 10  # below its 620 quantized bytes
     with pytest.raises(lf.PlanFormatError, match=r"'treated.original_bytes' \[1\] is 10, less than "
                                                  r"the 620 bytes it was quantized to"):
+        lf.Plan.from_dict(document)
+
+
+
+def _writable_arrays(plan: lf.Plan) -> list[str]:
+    """The plan's numpy arrays, and those of its parts, that can be written to."""
+    parts: dict[str, Any] = {name: getattr(plan, name) for name in type(plan).__slots__}
+    parts["partition.boundaries"] = plan.partition.boundaries
+    parts["partition.group_costs"] = plan.partition.group_costs
+    for name, part in list(parts.items()):
+        if dataclasses.is_dataclass(part):
+            parts.update((f"{name}.{field.name}", getattr(part, field.name))
+                         for field in dataclasses.fields(part))
+    return [name for name, value in parts.items()
+            if isinstance(value, np.ndarray) and value.flags.writeable]
+
+
+def test_plan_arrays_are_read_only(tmp_path: Path) -> None:
+    built = lf.plan(table([(100, 1, 10, 3)] * 6), TOY, sequence=40, devices=3,
+                    share_devices=True)
+    built.to_json(tmp_path / "plan.json")
+    for plan in (built, lf.Plan.from_dict(copy.deepcopy(BASE)),
+                 lf.Plan.from_json(tmp_path / "plan.json")):
+        assert _writable_arrays(plan) == []
+
+
+def test_from_dict_copies_the_callers_arrays() -> None:
+    document = copy.deepcopy(BASE)
+    base = np.array([7, *BASE["groups"]["boundaries"]], dtype=np.int64)
+    document["groups"]["boundaries"] = base[1:]  # a view into a larger array
+    out_per_token = np.array(BASE["layers"]["out_bytes_per_token"], dtype=np.uint32)
+    document["layers"]["out_bytes_per_token"] = out_per_token
+    plan = lf.Plan.from_dict(document)
+    assert plan == lf.Plan.from_dict(copy.deepcopy(BASE))
+    assert base.flags.writeable and out_per_token.flags.writeable  # not locked
+    base[2] += 1
+    out_per_token[:] = 10**6
+    assert plan.partition.boundaries.tolist() == BASE["groups"]["boundaries"]
+    assert plan.traffic.out_per_token.tolist() == BASE["layers"]["out_bytes_per_token"]
+
+
+@pytest.mark.parametrize("array, message", [
+    (np.array([1.5, 2.5, 3.5, 4.5]), "must hold integers, got an array of float64"),
+    (np.array([[1, 2], [3, 4]]), r"must be a 1-D array, got shape \(2, 2\)"),
+    (np.array([True, False, True, False]), "must hold integers, got an array of bool"),
+    (np.array([2**64 - 1, 0, 0, 0], dtype=np.uint64), "holds an integer outside the int64 range"),
+])
+def test_from_dict_refuses_arrays_that_are_not_integer_columns(array: np.ndarray,
+                                                               message: str) -> None:
+    document = copy.deepcopy(BASE)
+    document["layers"]["flops_per_token"] = array
+    with pytest.raises(lf.PlanFormatError,
+                       match=f"^plan: field 'layers.flops_per_token' {message}"):
         lf.Plan.from_dict(document)
