@@ -74,7 +74,8 @@ def device_map(
         tied: sets of layer names that share parameters (e.g. a token embedding and a
             tied output head). Every layer of a set is placed on the device of the
             set's first layer, as accelerate keeps tied modules together; the first is
-            the one that owns the parameters.
+            the one that owns the parameters. Sets that share a layer are joined (the
+            earliest set's first layer gives the device).
 
     Returns:
         ``{key: device}`` in execution order, ints for GPUs.
@@ -83,8 +84,8 @@ def device_map(
         TypeError: an argument of the wrong type.
         ValueError: malformed names or boundaries, ``names`` and the partition covering
             different numbers of layers, a device count other than the partition's
-            number of groups, an unknown device, or an ``offload`` or ``tied`` name that
-            is not a layer.
+            number of groups, an unknown device, an ``offload`` or ``tied`` name that
+            is not a layer, or an ``offload`` that would part tied layers.
     """
     layers = _layer_keys(names)
     cuts = _boundaries(partition, len(layers))
@@ -92,9 +93,9 @@ def device_map(
     group_devices = _group_devices(devices, groups)
     labels = np.repeat(np.arange(groups), np.diff(cuts)).tolist()
     layer_devices = [group_devices[label] for label in labels]
-    _apply_ties(layer_devices, layers, tied)
+    tied_sets = _apply_ties(layer_devices, layers, tied)
     result = {key: device for keys, device in zip(layers, layer_devices) for key in keys}
-    for key, target in _checked_offload(offload, result).items():
+    for key, target in _checked_offload(offload, result, layers, tied_sets).items():
         result[key] = target
     return result
 
@@ -187,13 +188,18 @@ def _one_layer(entry: object, index: int) -> tuple[str, ...]:
 
 def _check_disjoint(keys: list[str]) -> None:
     """Refuse repeated names and a name that contains another (``h`` and ``h.3``)."""
-    ordered = sorted(keys)
-    for before, after in zip(ordered, ordered[1:]):
-        if before == after:
-            raise ValueError(f"names holds {before!r} twice")
-        if after.startswith(before + "."):
-            raise ValueError(f"names holds both {before!r} and {after!r}, which is inside "
-                             f"it: a module's tensors would be placed twice")
+    seen: set[str] = set()
+    for key in keys:
+        if key in seen:
+            raise ValueError(f"names holds {key!r} twice")
+        seen.add(key)
+    for key in keys:
+        parts = key.split(".")
+        for end in range(1, len(parts)):
+            outer = ".".join(parts[:end])
+            if outer in seen:
+                raise ValueError(f"names holds both {outer!r} and {key!r}, which is inside "
+                                 f"it: a module's tensors would be placed twice")
 
 
 def _boundaries(partition: object, layers: int | None) -> list[int]:
@@ -264,11 +270,15 @@ def _device(device: object, name: str) -> Device:
 
 
 def _apply_ties(layer_devices: list[Device], layers: list[tuple[str, ...]],
-                tied: object) -> None:
-    """Move every layer of a tied set onto the device of the set's first layer."""
+                tied: object) -> list[list[int]]:
+    """Move every layer of a tied set onto the device of the set's first layer; sets
+    that share a layer are one set (the first of them gives the device). Returns the
+    merged sets as layer positions."""
     if isinstance(tied, (str, bytes)) or not isinstance(tied, Iterable):
         raise TypeError(f"tied must be sets of layer names, got {type(tied).__name__}")
     position = {keys[0]: index for index, keys in enumerate(layers)}
+    merged: list[list[int]] = []  # each: the first set's first layer, then the others
+    set_of: dict[int, int] = {}
     for number, members in enumerate(tied):
         if isinstance(members, str) or not isinstance(members, Sequence) or not members:
             raise TypeError(f"tied[{number}] must be a non-empty sequence of layer names, "
@@ -277,12 +287,28 @@ def _apply_ties(layer_devices: list[Device], layers: list[tuple[str, ...]],
             if member not in position:
                 raise ValueError(f"tied[{number}] names {member!r}, which is not a layer "
                                  f"(tied sets use the layers' module names)")
-        owner = layer_devices[position[members[0]]]
-        for member in members[1:]:
-            layer_devices[position[member]] = owner
+        indices = [position[member] for member in members]
+        joined = sorted({set_of[i] for i in indices if i in set_of})
+        target = joined[0] if joined else len(merged)
+        if not joined:
+            merged.append([])
+        for other in joined[1:]:  # fold later sets into the earliest one
+            merged[target].extend(merged[other])
+            for i in merged[other]:
+                set_of[i] = target
+            merged[other] = []
+        for i in indices:
+            if set_of.get(i) != target:
+                set_of[i] = target
+                merged[target].append(i)
+    for group in merged:
+        for i in group[1:]:
+            layer_devices[i] = layer_devices[group[0]]
+    return [group for group in merged if group]
 
 
-def _checked_offload(offload: object, mapping: Mapping[str, Device]) -> dict[str, str]:
+def _checked_offload(offload: object, mapping: Mapping[str, Device],
+                     layers: list[tuple[str, ...]], tied_sets: list[list[int]]) -> dict[str, str]:
     if offload is None:
         return {}
     if not isinstance(offload, Mapping):
@@ -296,6 +322,16 @@ def _checked_offload(offload: object, mapping: Mapping[str, Device]) -> dict[str
             raise ValueError(f"offload[{key!r}] = {target!r}: offloaded modules go to "
                              f"'cpu' or 'disk'")
         checked[key] = target
+    for group in tied_sets:
+        names = [layers[i][0] for i in group]
+        targets = {checked.get(name) for name in names}
+        if len(targets) > 1:
+            moved = next(name for name in names if name in checked)
+            kept = next(name for name in names if checked.get(name) != checked[moved])
+            raise ValueError(
+                f"offload sends {moved!r} to {checked[moved]!r} but {kept!r}, which shares "
+                f"tied weights with it, to {checked.get(kept, mapping[kept])!r}: accelerate "
+                f"keeps tied modules on one device; offload all of {sorted(names)} to one place")
     return checked
 
 

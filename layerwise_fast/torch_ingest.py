@@ -5,7 +5,9 @@ module's forward once on torch's ``meta`` device: tensors there have shapes and 
 but no storage, so nothing is loaded, allocated or downloaded, and a module built under
 ``torch.device("meta")`` (or accelerate's ``init_empty_weights``) works as well as one
 with real weights, whose tensors are swapped for meta ones for the call and left as
-they were. Forward hooks record which modules run, in which order, and the shapes of
+they were (as is anything the forward changes on its modules, such as a buffer it
+registers or a cache length it records). A parametrized module
+(``torch.nn.utils.parametrize``) is one row: its parametrizations are its weights. Forward hooks record which modules run, in which order, and the shapes of
 their outputs.
 
 Rows. The module is opened from the top; a submodule becomes one row, kept whole, when
@@ -38,9 +40,10 @@ Columns, per row:
 - ``vector_params``: of ``params``, those in tensors of at most one dimension;
   ``out_channels``: the first dimension of each of its (owned or tied) tensors of two
   or more dimensions (output features, output channels, embedding rows).
-- ``buffer_bytes``: the bytes of the buffers it owns (``register_buffer``: running
-  statistics, masks, caches), each at its own dtype. Operator workspace is not
-  measured; add it to the table where it matters.
+- ``buffer_bytes``: the bytes of the buffers it holds (``register_buffer``: running
+  statistics, masks, caches), each at its own dtype. A buffer registered in several
+  rows counts in each: each reads it, and accelerate gives each device its own copy.
+  Operator workspace is not measured; add it to the table where it matters.
 - ``act_elems_per_token``: the elements of its output (every tensor in a returned
   tuple, list or dict; the largest over its calls) divided by the example's tokens and
   rounded up. With ``activations="peak"`` it is the largest output of the row or of any
@@ -172,8 +175,23 @@ class TorchLayers:
 
     def pipeline_split_spec(self, partition: PartitionLike) -> dict[str, Any]:
         """The split spec for ``torch.distributed.pipelining.pipeline``; see
-        :func:`layerwise_fast.exports.pipeline_split_spec`."""
-        return pipeline_split_spec(self.keys, partition)
+        :func:`layerwise_fast.exports.pipeline_split_spec`.
+
+        Raises:
+            ValueError: as there, or a group begins at a row the example forward called
+                other than once: the pipeline would not have one stage per group.
+        """
+        spec = pipeline_split_spec(self.keys, partition)
+        first_key = {keys[0]: row for row, keys in enumerate(self.keys)}
+        for name in spec:
+            calls = self.calls[first_key[name]]
+            if calls != 1:
+                how = "never called" if calls == 0 else f"called {calls} times"
+                raise ValueError(
+                    f"a group begins at {name!r}, which the example forward {how}: a split "
+                    f"there gives {'no' if calls == 0 else calls} stage boundar"
+                    f"{'ies' if calls != 1 else 'y'}, not one; cut elsewhere")
+        return spec
 
     def check_fits(self, sizes: WorkingSet, capacity: ByteCount) -> None:
         """Raise :class:`BlockTooLargeError` for the first row over ``capacity``.
@@ -416,7 +434,7 @@ def _select_rows(torch: Any, root: Any, granularity: str, no_split: frozenset[st
                 continue
             seen.add(id(child))
             path = f"{prefix}.{child_name}" if prefix else child_name
-            reason = _whole_reason(child, granularity, in_container, no_split)
+            reason = _whole_reason(torch, child, granularity, in_container, no_split)
             if reason:
                 rows.append(_Row(path, child, reason))
             else:
@@ -426,7 +444,7 @@ def _select_rows(torch: Any, root: Any, granularity: str, no_split: frozenset[st
     return rows
 
 
-def _whole_reason(module: Any, granularity: str, in_container: bool,
+def _whole_reason(torch: Any, module: Any, granularity: str, in_container: bool,
                   no_split: frozenset[str]) -> str:
     """Why ``module`` is one row, or ``""`` to open it."""
     if type(module).__name__ in no_split:
@@ -435,8 +453,8 @@ def _whole_reason(module: Any, granularity: str, in_container: bool,
         return "leaf"
     if granularity == "block" and in_container:
         return "block"
-    if _owns_tensors(module):
-        return "owns tensors"
+    if _owns_tensors(module) or torch.nn.utils.parametrize.is_parametrized(module):
+        return "owns tensors"  # a parametrization's tensors are the module's own
     return ""
 
 
@@ -446,6 +464,9 @@ def _owns_tensors(module: Any, *, recurse: bool = False) -> bool:
 
 
 # -- the traced forward ----------------------------------------------------------------
+
+# The per-module tables a forward can change in place (register_buffer and friends).
+_MODULE_TABLES: Final[tuple[str, ...]] = ("_parameters", "_buffers", "_modules")
 
 
 class _Recorder:
@@ -458,9 +479,10 @@ class _Recorder:
         self._running: list[Any] = []
         self._active_rows: list[_Row] = []
         self._calls = 0
-        self._handles = [handle for sub in root.modules() for handle in (
-            sub.register_forward_pre_hook(self._before),
-            sub.register_forward_hook(self._after))]
+        self._handles = [handle for path, sub in root.named_modules()
+                         if "parametrizations" not in path.split(".")
+                         for handle in (sub.register_forward_pre_hook(self._before),
+                                        sub.register_forward_hook(self._after))]
 
     def _before(self, module: Any, args: Any) -> None:
         self._running.append(module)
@@ -500,7 +522,9 @@ class _Recorder:
 def _trace(torch: Any, root: Any, rows: list[_Row], args: tuple[Any, ...],
            kwargs: dict[str, Any]) -> None:
     """Run the forward on meta tensors with the hooks in place; the module is unchanged."""
+    _refuse_lazy(torch, root)
     recorder = _Recorder(torch, root, rows)
+    saved = _module_state(root)
     try:
         with torch.no_grad(), torch.device("meta"):
             if _all_meta(root):
@@ -517,6 +541,38 @@ def _trace(torch: Any, root: Any, rows: list[_Row], args: tuple[Any, ...],
             f"example inputs, or describe such a model with LayerTable.from_records") from error
     finally:
         recorder.remove()
+        _restore_module_state(saved)
+
+
+def _module_state(root: Any) -> list[tuple[Any, dict[str, Any], list[dict[str, Any]]]]:
+    """Each module's attributes and the contents of its tensor and submodule tables."""
+    return [(module, dict(module.__dict__),
+             [dict(module.__dict__[table]) for table in _MODULE_TABLES])
+            for module in root.modules()]
+
+
+def _restore_module_state(saved: list[tuple[Any, dict[str, Any], list[dict[str, Any]]]]) -> None:
+    """Undo what the traced forward changed (a buffer registered on the meta device, a
+    cache length attribute): the module is left as it was."""
+    for module, attributes, tables in saved:
+        if module.__dict__ != attributes:
+            module.__dict__.clear()
+            module.__dict__.update(attributes)
+        for table, contents in zip(_MODULE_TABLES, tables):
+            current = module.__dict__[table]
+            if current != contents or list(current) != list(contents):
+                current.clear()
+                current.update(contents)
+
+
+def _refuse_lazy(torch: Any, root: Any) -> None:
+    """Lazy modules have no shapes until a real forward: say so, before tracing."""
+    for name, tensor in (*root.named_parameters(), *root.named_buffers()):
+        if torch.nn.parameter.is_lazy(tensor):
+            raise ModuleTraceError(
+                f"{name!r} is uninitialized (a lazy module such as LazyLinear): its shape "
+                f"is known only after one real forward; run the module once on real "
+                f"inputs, or initialize it, before describing it")
 
 
 def _all_meta(root: Any) -> bool:
@@ -552,7 +608,6 @@ def _assign_tensors(root: Any, ordered: list[_Row]) -> None:
     first.keys += [name for name, _ in root.named_parameters(recurse=False)]
     first.keys += [name for name, _ in root.named_buffers(recurse=False)]
     owner: dict[int, _Row] = {}
-    owned_buffers: set[int] = set()
     for row in ordered:
         row_params = [p for _, p in row.module.named_parameters(remove_duplicate=False)]
         row_buffers = list(row.module.buffers())
@@ -561,10 +616,8 @@ def _assign_tensors(root: Any, ordered: list[_Row]) -> None:
             row_buffers += list(root.buffers(recurse=False))
         for param in _unique(row_params):
             _add_parameter(row, param, owner)
-        for buffer in _unique(row_buffers):
-            if id(buffer) not in owned_buffers:
-                owned_buffers.add(id(buffer))
-                row.buffer_bytes += int(buffer.numel()) * buffer.dtype.itemsize
+        for buffer in _unique(row_buffers):  # a shared buffer counts in each row
+            row.buffer_bytes += int(buffer.numel()) * buffer.dtype.itemsize
 
 
 def _unique(tensors: list[Any]) -> list[Any]:

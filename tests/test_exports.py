@@ -43,6 +43,33 @@ def test_device_map_keeps_tied_layers_on_the_owner_device() -> None:
     assert result["norm"] == 2
 
 
+def test_device_map_joins_tied_sets_that_share_a_layer() -> None:
+    names = ["l0", "l1", "l2", "head"]  # head reads weights of l0 and of l2
+    assert device_map(names, [0, 2, 4], tied=[("l0", "head"), ("l2", "head")]) == {
+        "l0": 0, "l1": 0, "l2": 0, "head": 0}
+    chained = device_map(["a", "b", "c", "d"], [0, 1, 2, 3, 4],
+                         tied=[("b", "d"), ("c", "a"), ("a", "d")])
+    assert set(chained.values()) == {1}  # one set, placed by the earliest set's owner
+
+
+def test_offload_does_not_part_tied_layers() -> None:
+    names, tied = ["embed", "mid", "head"], [("embed", "head")]
+    for offload in ({"head": "cpu"}, {"embed": "disk"}, {"embed": "cpu", "head": "disk"}):
+        with pytest.raises(ValueError, match=r"shares tied weights with it.*accelerate keeps "
+                                             r"tied modules on one device; offload all of "
+                                             r"\['embed', 'head'\] to one place"):
+            device_map(names, [0, 1, 3], offload=offload, tied=tied)
+    assert device_map(names, [0, 1, 3], offload={"embed": "cpu", "head": "cpu"}, tied=tied) == {
+        "embed": "cpu", "mid": 1, "head": "cpu"}
+    assert device_map(names, [0, 1, 3], offload={"mid": "disk"}, tied=tied) == {
+        "embed": 0, "mid": "disk", "head": 0}
+
+
+def test_a_name_inside_another_is_found_past_names_that_sort_between() -> None:
+    with pytest.raises(ValueError, match="holds both 'enc' and 'enc.0', which is inside it"):
+        device_map(["enc", "enc-x", "enc.0"], [0, 1, 3])
+
+
 def test_device_map_expands_layers_with_several_keys() -> None:
     names = [("embed", "cls_token"), "block", "head"]
     assert device_map(names, [0, 1, 3]) == {"embed": 0, "cls_token": 0, "block": 1, "head": 1}

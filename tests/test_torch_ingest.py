@@ -364,3 +364,92 @@ def test_bad_modules_and_inputs_are_named() -> None:
     with pytest.raises(ValueError, match=re.escape(
             "row 'blocks.0' (Block) mixes parameter precisions fp16, fp32")):
         describe_torch(mixed, IDS, granularity="block")
+
+
+class _Symmetric(nn.Module):
+    def forward(self, weight):
+        return weight.triu() + weight.triu(1).transpose(0, 1)
+
+
+def test_a_parametrized_module_is_one_row_with_its_own_output() -> None:
+    class Two(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(256, 256, bias=False)
+            self.b = nn.Linear(256, 4)
+            nn.utils.parametrize.register_parametrization(self.a, "weight", _Symmetric())
+
+        def forward(self, x):
+            return self.b(self.a(x))
+
+    layers = describe_torch(Two(), torch.zeros(1, 8, 256))
+    assert layers.names == ["a", "b"]
+    assert layers.reasons[0] == "owns tensors"
+    assert layers.table.act_elems_per_token.tolist() == [256, 4]
+    assert layers.table.params.tolist() == [256 * 256, 256 * 4 + 4]
+
+
+def test_state_the_forward_changes_on_its_modules_is_undone() -> None:
+    class Rotary(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.cached = 0
+            self.proj = nn.Linear(8, 8)
+
+        def forward(self, x):
+            n = x.shape[1]
+            if n > self.cached:  # a cache rebuilt for longer inputs, as some models do
+                self.register_buffer("cos", torch.arange(n, dtype=x.dtype), persistent=False)
+                self.cached = n
+            return self.proj(x) * self.cos[:n, None]
+
+    model = nn.Sequential(Rotary(), nn.Linear(8, 2))
+    x = torch.ones(1, 6, 8)
+    describe_torch(model, x)
+    assert model[0].cached == 0 and "cos" not in model[0]._buffers
+    assert all(not t.is_meta for t in (*model.parameters(), *model.buffers()))
+    assert model(x).shape == (1, 6, 2)  # still runs on real tensors
+
+
+def test_a_buffer_held_by_two_rows_counts_in_each() -> None:
+    class UsesMask(nn.Module):
+        def __init__(self, mask: torch.Tensor) -> None:
+            super().__init__()
+            self.register_buffer("mask", mask, persistent=False)
+            self.lin = nn.Linear(16, 16)
+
+        def forward(self, x):
+            return self.lin(x) * self.mask
+
+    mask = torch.ones(16)
+    model = nn.Sequential(UsesMask(mask), UsesMask(mask))
+    layers = describe_torch(model, torch.zeros(1, 4, 16), no_split=[UsesMask])
+    assert layers.table.buffer_bytes.tolist() == [64, 64]
+
+
+def test_a_lazy_module_is_refused_before_tracing() -> None:
+    model = nn.Sequential(nn.LazyLinear(8), nn.Linear(8, 2))
+    with pytest.raises(ModuleTraceError, match=r"'0\.weight' is uninitialized \(a lazy module "
+                                               r"such as LazyLinear\): .* run the module once"):
+        describe_torch(model, torch.zeros(1, 4, 16))
+
+
+def test_split_points_must_be_called_once() -> None:
+    class Reuses(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.shared, self.c, self.unused = (nn.Linear(8, 8) for _ in range(4))
+
+        def forward(self, x):
+            return self.c(self.shared(self.shared(self.a(x))))
+
+    layers = describe_torch(Reuses(), torch.zeros(1, 4, 8))
+    assert layers.calls == (1, 2, 1, 0)
+    pytest.importorskip("torch.distributed.pipelining")
+    assert list(layers.pipeline_split_spec([0, 2, 4])) == ["c"]
+    with pytest.raises(ValueError, match="begins at 'shared', which the example forward "
+                                         "called 2 times"):
+        layers.pipeline_split_spec([0, 1, 4])
+    with pytest.raises(ValueError, match="begins at 'unused', which the example forward "
+                                         "never called"):
+        layers.pipeline_split_spec([0, 3, 4])
