@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything one GPU session measures, in one command run from the repository root on a
-# machine with one H100 or H200, within one 10-minute device command (the tests stop
-# after 150 s, the verification after 360 s; run it with timeout_s=600):
+# machine with one H100 or H200, within one 10-minute device command (the build stops
+# after 90 s, the tests after 140 s, the verification after 340 s, which writes its
+# JSON after every stage; run it with timeout_s=600):
 #   1. the environment (nvidia-smi, Python and package versions) into OUT/env.txt;
 #   2. the native extension, built in place;
 #   3. GPT-2's plan for the card (sublayers, sequence 1024, oversized layers tiled);
@@ -15,13 +16,22 @@
 #     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
 #     --platform manylinux2014_x86_64 -d .whl numpy==2.4.6
 #
-# Usage: bash bench/gpu_session.sh OUT_DIR [h100|h200] [gpu_verify options...]
+# Usage: bash bench/gpu_session.sh OUT_DIR [auto|h100|h200] [gpu_verify options...]
+# (auto, the default: the profile named by the card nvidia-smi reports)
 set -uo pipefail
 
-out=${1:?usage: bash bench/gpu_session.sh OUT_DIR [h100|h200] [gpu_verify options...]}
-card=${2:-h200}
+out=${1:?usage: bash bench/gpu_session.sh OUT_DIR [auto|h100|h200] [gpu_verify options...]}
+card=${2:-auto}
 shift $(( $# >= 2 ? 2 : 1 ))
-case "$card" in h100|h200) ;; *) echo "card must be h100 or h200, got '$card'" >&2; exit 2 ;; esac
+if [ "$card" = auto ]; then
+  case "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" in
+    *H200*) card=h200 ;;
+    *H100*) card=h100 ;;
+    *) echo "cannot tell the card from nvidia-smi: name h100 or h200" >&2; exit 2 ;;
+  esac
+fi
+case "$card" in h100|h200) ;; *) echo "card must be auto, h100 or h200, got '$card'" >&2; exit 2 ;; esac
+echo "planning for the $card profile"
 mkdir -p "$out"
 
 if compgen -G ".whl/*.whl" >/dev/null; then
@@ -38,21 +48,21 @@ print(platform.python_version(), 'numpy', numpy.__version__, 'numba', numba.__ve
 cat "$out/env.txt"
 
 echo "== build"
-python3 setup.py -q build_ext --inplace > "$out/build.log" 2>&1 || { tail -20 "$out/build.log"; exit 1; }
+timeout 90 python3 setup.py -q build_ext --inplace > "$out/build.log" 2>&1 || { tail -20 "$out/build.log"; exit 1; }
 
 echo "== plan"
 python3 -m layerwise_fast plan layerwise_fast/examples/configs/gpt2.json --hardware "$card" \
   --sequence 1024 --on-oversize tile --layers sublayer --format json > "$out/plan.json" || exit 1
 
 echo "== GPU tests"
-NUMBA_ENABLE_CUDASIM=0 timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_sim.py \
+NUMBA_ENABLE_CUDASIM=0 timeout 140 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_sim.py \
   > "$out/gpu_tests.log" 2>&1
 tests_status=$?
 echo "pytest exit status $tests_status (124: stopped by its time limit)"
 tail -4 "$out/gpu_tests.log"
 
 echo "== verification"
-timeout 360 python3 bench/gpu_verify.py --out "$out" --plan "$out/plan.json" --plan-groups 3 "$@" \
+timeout 340 python3 bench/gpu_verify.py --out "$out" --plan "$out/plan.json" --plan-groups 3 "$@" \
   2>&1 | tee "$out/verify.log" | tail -70
 verify_status=${PIPESTATUS[0]}
 echo "gpu_verify exit status $verify_status (124: stopped by its time limit)"

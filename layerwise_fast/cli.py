@@ -27,6 +27,7 @@ from layerwise_fast.cli_plan import add_plan_commands
 from layerwise_fast.errors import InfeasibleError, LayerTooLargeError
 from layerwise_fast.partition import balanced, dp, greedy
 from layerwise_fast.result import Partition
+from layerwise_fast.summary import counted
 from layerwise_fast.units import format_bytes, printable, read_input_file
 
 __all__ = ["main", "read_sizes", "SizesFile", "InputError"]
@@ -165,7 +166,7 @@ def format_table(p: Partition, names: list[str] | None) -> str:
     """A readable table of the groups, headed by one summary line."""
     capacity = f" · capacity {format_bytes(p.capacity)}" if p.capacity is not None else ""
     lines = [
-        f"{p.algorithm} · {p.cost} cost · {p.n} layers in {p.k} groups{capacity}"
+        f"{p.algorithm} · {p.cost} cost · {counted(p.n, 'layer')} in {counted(p.k, 'group')}{capacity}"
         f" · bottleneck {format_bytes(p.bottleneck)} (group {p.bottleneck_group})",
         f"{'group':>5}  {'layers':<13} {'count':>6}  {'cost':>10}  {'slack':>10}  "
         + (f"{'first .. last':<28}" if names else "")
@@ -205,6 +206,7 @@ def _partition_command(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="layerwise-fast",
+        allow_abbrev=False,
         description="Plan layer-wise deployment: cut a network's layers into contiguous groups "
         "whose working set fits a capacity, by default one H100's L2 cache: 50 MB for "
         "partition, the H100 profile's effective 31.5 MB for plan and sweep.",
@@ -215,10 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     part = commands.add_parser(
         "partition",
+        allow_abbrev=False,
         help="partition per-layer sizes read from a file",
-        description="Partition per-layer sizes into contiguous groups. The file holds one size in bytes "
-        "per line, or three (weights activations buffers); '#' starts a comment, and a comment after "
-        "a row names the layer. A .npy array of shape (n,) or (n, 3) works too.",
+        description="Partition per-layer sizes into contiguous groups. The file holds one layer per "
+        "line: one size in bytes, or three (weights activations buffers, separated by spaces, tabs "
+        "or commas); '#' starts a comment, and a comment after a row names the layer. A .npy array "
+        "of shape (n,) or (n, 3) works too.",
         epilog=f"Bundled examples: {', '.join(example_names())}. "
         "Example: layerwise-fast partition --example gpt2-sublayers --capacity 50MB",
     )
@@ -294,7 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 141
     except OSError as err:
-        print(f"layerwise-fast: error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"layerwise-fast: error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("layerwise-fast: interrupted", file=sys.stderr)

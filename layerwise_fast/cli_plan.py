@@ -170,10 +170,12 @@ class _Bar:
 
 
 def _check_output_folders(args: argparse.Namespace) -> None:
-    """Refuse an --output or --plot path in a missing folder before any work (and before
-    the other file is written)."""
+    """Refuse an --output or --plot path in a missing folder, and a --plot that is not a
+    .png, before any work (and before the other file is written)."""
+    if args.plot is not None and not args.plot.lower().endswith(".png"):
+        raise ValueError(f"--plot {args.plot!r}: the plot is a PNG image; name a .png file")
     for option, path in (("--output", args.output), ("--plot", args.plot)):
-        folder = os.path.dirname(os.path.abspath(path)) if path else None
+        folder = os.path.dirname(os.path.abspath(path)) if path and path != "-" else None
         if folder is not None and not os.path.isdir(folder):
             raise ValueError(f"{option} {path!r}: the folder {folder!r} does not exist")
 
@@ -185,7 +187,9 @@ def _plan_command(args: argparse.Namespace) -> int:
     progress = _Bar(sys.stderr, len(model.table)) \
         if len(model.table) > PROGRESS_MIN_LAYERS else None
     result: Plan = plan(model, progress=progress, **settings)
-    if args.output is not None:
+    if args.output == "-":
+        _write_json(result)
+    elif args.output is not None:
         result.to_json(args.output)
     if args.plot is not None:
         try:
@@ -228,6 +232,9 @@ def _sweep_command(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps({"model": model.label, **result.to_dict()}) + "\n")
     else:
         sys.stdout.write(f"{model.label}\n{result.format_table()}\n")
+    if not result.fits.any():
+        print("layerwise-fast: no plan fits at any of the batch sizes", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -266,7 +273,7 @@ def add_plan_commands(commands: Any) -> None:
     """Add ``plan`` and ``sweep`` to the subcommands of the ``layerwise-fast`` parser."""
     examples = "; ".join(f"{s.name}: {s.description}" for s in SCENARIOS.values())
     command = commands.add_parser(
-        "plan", help="plan the deployment of a model on GPUs",
+        "plan", allow_abbrev=False, help="plan the deployment of a model on GPUs",
         description="Plan a layer-wise deployment: chunk, groups under the cache capacity, "
         "devices, oversize layers, traffic, speedup, communication and pipeline timeline.",
         epilog=f"Examples: {examples}. Try: layerwise-fast plan --example llama-2-7b-8xh100")
@@ -291,12 +298,12 @@ def add_plan_commands(commands: Any) -> None:
                          help="elements per token between layers (a transformer's hidden "
                               "size; read from a config.json) for exact cut sizes")
     command.add_argument("--output", metavar="FILE",
-                         help="also write the plan as JSON to FILE")
+                         help="also write the plan as JSON to FILE ('-': standard output)")
     command.add_argument("--plot", metavar="FILE.png",
                          help="draw working sets and timeline (needs the plot extra)")
     command.set_defaults(handler=_plan_command)
     sweeper = commands.add_parser(
-        "sweep", help="chunk and group count for each batch size",
+        "sweep", allow_abbrev=False, help="chunk and group count for each batch size",
         description="For each batch size: the largest chunk that fits and the fewest groups.",
         epilog="Example: layerwise-fast sweep --example llama-2-7b-8xh100 "
                "--batch-sizes 1,2,4,8-16")

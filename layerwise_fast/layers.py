@@ -742,7 +742,10 @@ def _check_document_keys(document: Mapping[str, Any], label: str) -> str:
     version = document["version"]
     body = _BODY_FIELDS.get(int(version)) if _is_int(version) else None
     if body is not None and body not in document:
-        raise LayerTableError(f"{label}: missing field {body!r}")
+        other = next(((v, field) for v, field in _BODY_FIELDS.items() if field in document), None)
+        mixed = (f" (version {version} holds its table in {body!r}; {other[1]!r} belongs to "
+                 f"version {other[0]})" if other is not None else "")
+        raise LayerTableError(f"{label}: missing field {body!r}{mixed}")
     known = ("schema", "version", *([body] if body else _BODY_FIELDS.values()))
     unknown = sorted(set(document) - set(known))
     if unknown:

@@ -64,8 +64,14 @@ TREATMENT_NAMES: Final[tuple[str, ...]] = ("none", "tile", "int8", "int4")
 """Treatment codes by value: ``TREATMENT_NAMES[TILED] == "tile"``."""
 
 _BLOCK_ELEMENTS: Final[int] = 1 << 20
-_HINT: Final[str] = ("on_oversize='tile' streams its weights through the cache in tiles; "
-                     "'quantize' tries int8 then int4 weights")
+_HINT: Final[str] = ("on_oversize='tile' (--on-oversize tile) streams its weights through "
+                     "the cache in tiles; 'quantize' tries int8 then int4 weights")
+_NO_ROOM_HINT: Final[str] = ("its activations and buffers alone fill the capacity, so neither "
+                             "tiling nor quantizing its weights helps: lower the batch or the "
+                             "chunk granularity")
+_BUFFERS_HINT: Final[str] = ("its buffers alone fill the capacity, so neither tiling nor "
+                             "quantizing its weights, nor a smaller chunk, helps: give it "
+                             "smaller buffers or plan with a larger capacity")
 
 
 class OversizeLayerError(LayerTooLargeError):
@@ -275,10 +281,14 @@ class SizeRules:
         buffers = int(units.buffers[layer])
         weights = int(units.weights[layer])
         at = f"for {chunk_text}"
+        # Room for some weights, tiled or quantized? Else say what fills the capacity.
+        no_room = _BUFFERS_HINT if buffers >= self.treat_capacity else _NO_ROOM_HINT
+        room = acts + buffers < self.treat_capacity
         if self.policy == "error":
             raise OversizeLayerError(
                 layer, weights + acts + buffers, self.fit_capacity, name,
-                f"weights {weights} + activations {acts} + buffers {buffers} {at}", _HINT)
+                f"weights {weights} + activations {acts} + buffers {buffers} {at}",
+                _HINT if room else no_room)
         if self.policy == "tile":
             raise OversizeLayerError(
                 layer, acts + buffers, self.treat_capacity, name,
@@ -289,7 +299,9 @@ class SizeRules:
         raise OversizeLayerError(
             layer, int4 + acts + buffers, self.treat_capacity, name,
             f"even with int4 weights: weights {int4} + activations {acts} + buffers "
-            f"{buffers} {at}", "on_oversize='tile' streams its weights in tiles")
+            f"{buffers} {at}",
+            "on_oversize='tile' (--on-oversize tile) streams its weights in tiles"
+            if room else no_room)
 
 
 def oversize_rules(units: UnitSizes, fit_capacity: int, treat_capacity: int, policy: str,

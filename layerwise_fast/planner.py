@@ -43,7 +43,7 @@ from .perf import FloatColumn, LayerTraffic, Rates, group_performance, stage_tim
 from .result import Partition
 from .scaling import CutElems, UnitSizes, chunk_for, unit_sizes
 from .summary import format_seconds
-from .units import (ByteCount, FractionLike, format_bytes, parse_bytes,
+from .units import (UTF8_BOM, ByteCount, FractionLike, format_bytes, parse_bytes,
                     read_input_head)
 
 __all__ = ["DEFAULT_SEQUENCE", "MAX_SEQUENCE", "Model", "load_model", "plan", "sweep"]
@@ -99,7 +99,8 @@ def load_model(source: str | os.PathLike[str], *, layer_granularity: str = "laye
     """
     path = os.fspath(source)
     label = os.path.splitext(os.path.basename(path))[0] or path
-    head = read_input_head(path, _HEAD_BYTES, what="model file", error=LayerTableError)
+    head = read_input_head(path, _HEAD_BYTES, what="model file",
+                           error=LayerTableError).removeprefix(UTF8_BOM)
     if not head.strip():
         raise LayerTableError(f"model file {path!r} is empty: give a layer table or a "
                               f"transformer config.json")
@@ -451,7 +452,8 @@ def _notes(plan_: Plan, units: UnitSizes, capacity: int | None) -> tuple[str, ..
     if not units.cut_exact:
         notes.append("cut sizes are upper bounds: no output width was given, so a cut "
                      "sends the last layer's whole act_elems_per_token per token; pass "
-                     "cut_elems_per_token (a transformer's hidden size) for exact sizes")
+                     "cut_elems_per_token (--hidden; a transformer's hidden size) for exact "
+                     "sizes")
     for name in sorted({d.name for d in plan_.hardware if d.cache_bytes_per_s is None}):
         notes.append(f"{name} has no measured cache rate: L2 hits are modelled at its HBM "
                      f"rate, so its speedups are lower bounds")

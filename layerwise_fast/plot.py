@@ -13,6 +13,7 @@ from typing import Any, Final
 import numpy as np
 
 from .deployment import Plan
+from .summary import counted
 
 __all__ = ["PlotUnavailableError", "plot_plan"]
 
@@ -90,7 +91,7 @@ def _timeline(axes: Any, plan: Plan) -> None:
     tl = plan.timeline
     devices = plan.device_count
     axes.set_xlabel("time (ms)")
-    axes.set_title(f"pipeline: {tl.micro_batches} micro-batches x {tl.chunks} chunks, "
+    axes.set_title(f"pipeline: {counted(tl.micro_batches, 'micro-batch')} x {counted(tl.chunks, 'chunk')}, "
                    f"fill {tl.fill_s * 1e3:.3g} ms, steady {tl.steady_s * 1e3:.3g} ms, "
                    f"drain {tl.drain_s * 1e3:.3g} ms", fontsize="medium")
     if devices > MAX_GANTT_DEVICES:

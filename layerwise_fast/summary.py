@@ -14,6 +14,13 @@ if TYPE_CHECKING:
 __all__ = ["format_plan", "format_seconds"]
 
 
+def counted(count: int, noun: str) -> str:
+    """``"1 layer"``, ``"2 layers"``, ``"3 micro-batches"``."""
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {noun}{'es' if noun.endswith(('ch', 'sh', 's', 'x')) else 's'}"
+
+
 def format_seconds(seconds: float) -> str:
     """Seconds for people, three significant digits: ``"3.2 ms"``, ``"41 us"``."""
     for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
@@ -58,12 +65,12 @@ def _header(plan: Plan) -> str:
     devices = (f"of {s.devices_requested} " if s.devices_requested and
                s.devices_requested != plan.device_count and not s.mixed else "")
     return "\n".join([
-        f"Plan for {s.model}: {plan.n} layers in {plan.k} groups on {plan.device_count} "
-        f"{devices}devices ({', '.join(names)})",
-        f"  batch {s.batch} per micro-batch, {s.micro_batches} micro-batch"
-        f"{'es' if s.micro_batches != 1 else ''} · sequence {s.sequence} tokens · chunk "
-        f"{s.chunk} tokens ({chunk_how}), {s.chunks} chunk{'s' if s.chunks != 1 else ''} "
-        f"per sequence",
+        f"Plan for {s.model}: {counted(plan.n, 'layer')} in {counted(plan.k, 'group')} on "
+        f"{plan.device_count} {devices}device{'s' if plan.device_count != 1 or devices else ''} "
+        f"({', '.join(names)})",
+        f"  batch {s.batch} per micro-batch, {counted(s.micro_batches, 'micro-batch')} · "
+        f"sequence {counted(s.sequence, 'token')} · chunk {counted(s.chunk, 'token')} "
+        f"({chunk_how}), {counted(s.chunks, 'chunk')} per sequence",
         f"  capacity {cap_text} per device ({_capacity_source(plan)}; L2 {l2_text} nominal) · "
         f"{s.algorithm} · {s.cost} cost · on_oversize {s.on_oversize}",
         f"  largest group: {bottleneck} with {format_bytes(plan.partition.bottleneck)} "
@@ -179,8 +186,8 @@ def _totals(plan: Plan) -> str:
     baseline_stage = float(np.maximum(baseline_busy, plan.stages.transfer_s).max())
     planned_stage = float(plan.stages.stage_s.max())
     return "\n".join([
-        f"Timeline for {tl.micro_batches} micro-batch{'es' if tl.micro_batches != 1 else ''}"
-        f" of {tl.chunks} chunk{'s' if tl.chunks != 1 else ''}: fill "
+        f"Timeline for {counted(tl.micro_batches, 'micro-batch')} of "
+        f"{counted(tl.chunks, 'chunk')}: fill "
         f"{format_seconds(tl.fill_s)} · steady {format_seconds(tl.steady_s)} · drain "
         f"{format_seconds(tl.drain_s)} · total {format_seconds(tl.total_s)} "
         f"(bottleneck: {tl.bottleneck})",

@@ -45,6 +45,7 @@ __all__ = [
     "write_text_atomically",
     "DEFAULT_MAX_FILE_BYTES",
     "MAX_FILE_BYTES_ENV",
+    "UTF8_BOM",
 ]
 
 _Checked = TypeVar("_Checked")
@@ -76,6 +77,9 @@ ByteCount = Union[int, float, str, np.integer, np.floating]
 
 FractionLike = Union[int, float, str, Fraction, np.integer, np.floating]
 """What :func:`parse_fraction` accepts."""
+
+UTF8_BOM: Final[bytes] = b"\xef\xbb\xbf"
+"""The UTF-8 byte-order mark, skipped at the start of input files."""
 
 _UNIT_LIST: Final[str] = "B, KB, MB, GB, TB, PB, EB, KiB, MiB, GiB, TiB, PiB, EiB"
 _MAX_TEXT_CHARS: Final[int] = 100
@@ -360,7 +364,7 @@ def _load_json_checked(
     parsed once: the row-columns reading of it is the value described above.
     """
     label = f"{what} {os.fspath(path)!r}"
-    raw = read_input_file(path, what=what, error=error)
+    raw = read_input_file(path, what=what, error=error).removeprefix(UTF8_BOM)
     fast: object = None
     if row_columns is not None:
         key, check_columns = row_columns
@@ -532,6 +536,7 @@ def _write_in_place(label: str, chunks: Iterable[bytes]) -> None:
 
 
 def _decode_json(raw: bytes, label: str, error: type[ValueError]) -> object:
+    raw = raw.removeprefix(UTF8_BOM)  # as some editors save UTF-8 (RFC 8259 allows ignoring it)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

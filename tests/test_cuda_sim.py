@@ -41,7 +41,7 @@ from layerwise_fast.cuda.reference import (  # noqa: E402
     affine,
     make_params,
     reference_forward,
-    relative_error,
+    worst_row_error,
     rmsnorm,
     weight_bytes,
 )
@@ -170,7 +170,7 @@ def test_kernels_match_the_float64_reference(kind: str, dtype: type, hidden: int
     x, params, ref = _inputs(64, hidden, dtype)
     out, geometry, _ = _run(kind, x, params, chunk_tokens=16)
     assert not np.isnan(out).any(), "some output element was never written"
-    assert relative_error(out, ref) <= verify.TOLERANCE[np.dtype(dtype).name]
+    assert worst_row_error(out, ref) <= verify.TOLERANCE[np.dtype(dtype).name]
     assert geometry.team_size == 32
     assert geometry.packed == (hidden % 8 == 0 and dtype is np.float16)
 
@@ -180,7 +180,7 @@ def test_kernels_match_the_float64_reference(kind: str, dtype: type, hidden: int
 def test_chunked_kernel_handles_a_partial_last_chunk_and_keeps_x(barrier: str) -> None:
     x, params, ref = _inputs(40, 24, np.float32)
     out, geometry, x_dev = _run("chunked", x, params, chunk_tokens=16, barrier=barrier)
-    assert relative_error(out, ref) <= verify.TOLERANCE["float32"]
+    assert worst_row_error(out, ref) <= verify.TOLERANCE["float32"]
     assert not np.isnan(out).any()
     np.testing.assert_array_equal(x_dev.copy_to_host(), x)
     assert geometry.barrier == barrier
@@ -195,7 +195,7 @@ def test_packed_rows_match_the_reference_with_each_count_of_packs_in_flight(kind
     x, params, ref = _inputs(4, 768, np.float16)
     out, geometry, _ = _run(kind, x, params, chunk_tokens=2, team_size=32, packs_in_flight=packs)
     assert not np.isnan(out).any(), "some output element was never written"
-    assert relative_error(out, ref) <= verify.TOLERANCE["float16"]
+    assert worst_row_error(out, ref) <= verify.TOLERANCE["float16"]
     assert (geometry.packed, geometry.packs_in_flight) == (True, packs)
 
 
@@ -221,7 +221,7 @@ def test_chunked_kernel_with_the_atomic_barrier_matches_the_reference(dtype: typ
     x, params, ref = _inputs(64, 40, dtype)
     out, _, _ = _run("chunked", x, params, chunk_tokens=16, barrier="atomic")
     assert not np.isnan(out).any()
-    assert relative_error(out, ref) <= verify.TOLERANCE[np.dtype(dtype).name]
+    assert worst_row_error(out, ref) <= verify.TOLERANCE[np.dtype(dtype).name]
 
 
 @needs_device
@@ -307,7 +307,7 @@ def test_kernels_reduce_rows_over_a_two_warp_team(kind: str) -> None:
     x, params, ref = _inputs(4, 200, np.float32, layers)
     out, geometry, _ = _run(kind, x, params, layers=layers, chunk_tokens=2, team_size=64)
     assert geometry.team_size == 64
-    assert relative_error(out, ref) <= verify.TOLERANCE["float32"]
+    assert worst_row_error(out, ref) <= verify.TOLERANCE["float32"]
 
 
 _PACK_PTX_PROBE = """
@@ -515,6 +515,9 @@ class _FakeDeviceArray:
     def is_c_contiguous(self) -> bool:
         return self._contiguous
 
+    def copy_to_host(self) -> np.ndarray:  # marks a device array; never called by the checks
+        raise AssertionError("the argument checks read no data")
+
 
 @pytest.fixture(scope="module")
 def small_group() -> kernels.DeviceGroup:
@@ -536,6 +539,53 @@ def small_group() -> kernels.DeviceGroup:
 def test_run_chunked_rejects_bad_arguments(small_group, x, y, options, message) -> None:
     with pytest.raises(ValueError, match=message):
         kernels.run_chunked(_FakeDeviceArray(x), _FakeDeviceArray(y), small_group, **options)
+
+
+def test_launchers_refuse_host_arrays_and_other_dtypes(small_group) -> None:
+    host = np.zeros((4, 8), np.float16)
+    with pytest.raises(TypeError, match="x must be a device array .* got ndarray"):
+        kernels.run_layer_by_layer(host, _FakeDeviceArray((4, 8)), small_group)
+    with pytest.raises(TypeError, match="y must be a device array"):
+        kernels.poison(host)
+    with pytest.raises(ValueError, match="x and y must hold one of float32, float16, bfloat16, got int32"):
+        kernels.run_layer_by_layer(_FakeDeviceArray((4, 8), "int32"), _FakeDeviceArray((4, 8), "int32"),
+                                   small_group)
+
+
+@needs_device
+def test_count_mismatches_counts_elements_off_the_expected_and_non_finite_ones() -> None:
+    expected = np.linspace(-4, 4, 3 * 50, dtype=np.float32).reshape(3, 50).astype(np.float16)
+    actual = expected.copy()
+    same = kernels.count_mismatches(cuda.to_device(actual), cuda.to_device(expected), 1e-2)
+    actual[1, 7] += np.float16(0.5)  # a stale element
+    actual[2, 0] = np.nan  # an unwritten one
+    actual[0, 3] = expected[0, 3] * np.float16(1.004)  # within the tolerance
+    off = kernels.count_mismatches(cuda.to_device(actual), cuda.to_device(expected), 1e-2)
+    assert (same, off) == (0, 2)
+    with pytest.raises(ValueError, match="shapes differ"):
+        kernels.count_mismatches(cuda.to_device(actual), cuda.to_device(expected[:2]), 1e-2)
+
+
+def test_worst_row_error_counts_one_stale_row_in_full() -> None:
+    rng = np.random.default_rng(1)
+    expected = rng.standard_normal((4096, 64))
+    actual = expected * (1 + 1e-4)
+    assert worst_row_error(actual, expected) == pytest.approx(1e-4)
+    actual[17] = expected[17] * 1.3  # one row from a layer too few, say
+    assert worst_row_error(actual, expected) == pytest.approx(0.3)
+    actual[5, 2] = np.nan
+    assert np.isnan(worst_row_error(actual, expected))
+    assert worst_row_error(np.zeros((2, 3)), np.zeros((2, 3))) == 0.0
+    assert worst_row_error(np.ones((2, 3)), np.zeros((2, 3))) == math.inf
+
+
+def test_a_run_that_differs_from_the_control_is_wrong() -> None:
+    cal = _synthetic_calibration()
+    group = verify.GroupSpec("A", (affine("relu"),), 4096, 131072, 2048)
+    runs = _timed_runs(4.3, 3.1, 2.9, 3.0)
+    assert verify.group_report(group, cal, 5e-3, runs).verdict != "wrong"
+    runs["planned"].mismatches = 12
+    assert verify.group_report(group, cal, 5e-3, runs).verdict == "wrong"
 
 
 def test_launchers_reject_other_bad_arguments(small_group) -> None:
@@ -723,11 +773,14 @@ def test_groups_from_plan_keep_the_planned_chunk_and_scale_the_tokens() -> None:
         ({"chunk_tokens": 6}, "group 'g': chunk_tokens must be a power of two, got 6"),
         ({"dtype": "float64"}, "group 'g': dtype must be one of"),
         ({"predicted_speedup": -1.0}, "group 'g': predicted_speedup must be finite and > 0, got -1.0"),
+        ({"hidden": 8.0}, "group 'g': hidden must be an int, got float 8.0"),
+        ({"tokens": 2**28, "hidden": 16}, r"group 'g': 268435456 tokens x 16 channels = 4294967296 "
+                                          r"elements; the kernels take at most 2147483648"),
     ],
 )
 def test_group_spec_rejects_bad_fields(changes: dict, message: str) -> None:
     fields = {"name": "g", "layers": (affine("relu"),), "hidden": 8, "tokens": 16, "chunk_tokens": 4}
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises((ValueError, TypeError), match=message):
         verify.GroupSpec(**{**fields, **changes})
 
 
@@ -883,6 +936,20 @@ def test_one_call_run_is_wrong_when_a_variant_run_is(tmp_path: Path, capsys, mon
     assert printed[-1] == "overall: wrong"
     result = json.loads((tmp_path / "verification.json").read_text())
     assert result["verdict"] == "wrong" and result["variants"]["correct"] is False
+
+
+@pytest.mark.skipif(not SIMULATED, reason="on a GPU the one-call run is bench/gpu_verify.py's job")
+def test_one_call_run_keeps_what_it_measured_when_cut_short(tmp_path: Path, monkeypatch) -> None:
+    def stopped(*args: Any, **kwargs: Any) -> list[verify.GroupReport]:
+        raise KeyboardInterrupt  # as a time limit would stop it, before the groups
+
+    monkeypatch.setattr(verify, "verify_groups", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        verify.run_gpu_verification(tmp_path)
+    result = json.loads((tmp_path / "verification.json").read_text())
+    assert result["verdict"] == "incomplete" and result["groups"] == []
+    assert result["variants"]["correct"] is True and result["barrier_costs"]
+    assert result["calibration"]["timed"] is False
 
 
 def test_one_call_run_checks_its_choices_before_any_work(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,18 @@ def test_readme_command_output_is_what_the_command_prints(
                    for start in range(len(head), len(printed) - len(tail) + 1))
     else:
         assert printed == shown
+
+
+def test_readme_gpu_tables_are_those_of_the_committed_runs() -> None:
+    """The GPU tables in README.md are what bench/gpu_report.py makes of the JSON of
+    the runs kept in bench/gpu_results."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import gpu_report
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    runs = [gpu_report.load(ROOT / "bench" / "gpu_results" / card) for card in ("h200", "h100")]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    between = readme.split(gpu_report.BEGIN + "\n", 1)[1].split(gpu_report.END, 1)[0]
+    assert between == gpu_report.render(runs)
+    assert "| H200 | A | 8 | 16.2 MiB |" in between

@@ -22,6 +22,7 @@ from layerwise_fast.layers import (
     LayerTableError,
     _table_from_document,
 )
+from layerwise_fast.planner import load_model
 
 CONFIGS = Path(__file__).resolve().parents[1] / "layerwise_fast" / "examples" / "configs"
 
@@ -538,8 +539,12 @@ def _layers_file(tmp_path: Path, document: object) -> Path:
          r": field 'schema' must be 'layerwise_fast\.layers', got 'layerwise_fast\.calibration'$"),
         ({"schema": LAYERS_SCHEMA, "version": 3, "layers": []},
          r": unsupported version 3 \(this release reads versions 1 and 2\)$"),
-        ({"schema": LAYERS_SCHEMA, "version": 2, "layers": []}, r": missing field 'columns'$"),
-        ({"schema": LAYERS_SCHEMA, "version": 1, "columns": {}}, r": missing field 'layers'$"),
+        ({"schema": LAYERS_SCHEMA, "version": 2, "layers": []},
+         r": missing field 'columns' \(version 2 holds its table in 'columns'; 'layers' belongs "
+         r"to version 1\)$"),
+        ({"schema": LAYERS_SCHEMA, "version": 1, "columns": {}},
+         r": missing field 'layers' \(version 1 holds its table in 'layers'; 'columns' belongs "
+         r"to version 2\)$"),
         ({"schema": LAYERS_SCHEMA, "version": 2, "columns": {}, "layers": []},
          r": unknown field 'layers' \(known: schema, version, columns\)$"),
         ({"schema": LAYERS_SCHEMA, "version": True, "layers": []}, r": unsupported version True"),
@@ -674,3 +679,17 @@ def test_json_file_is_one_row_per_line(tmp_path: Path) -> None:
 
 def test_layer_table_error_is_a_value_error() -> None:
     assert issubclass(LayerTableError, ValueError)
+
+
+def test_json_files_may_open_with_a_utf8_byte_order_mark(tmp_path: Path) -> None:
+    table = LayerTable.from_records([{"name": "a", "kind": "mlp", "params": 100,
+                                      "weight_dtype": "bf16", "act_elems_per_token": 10}])
+    for columnar in (False, True):
+        path = tmp_path / f"table-{columnar}.json"
+        table.to_json(path, columnar=columnar)
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+        assert LayerTable.from_json(path) == table
+        assert load_model(path).table == table
+    config = tmp_path / "config.json"
+    config.write_bytes(b"\xef\xbb\xbf" + (CONFIGS / "gpt2.json").read_bytes())
+    assert load_model(config).table == load_model(CONFIGS / "gpt2.json").table

@@ -342,6 +342,19 @@ def test_error_policy_names_the_first_oversize_layer() -> None:
     assert "on_oversize='tile'" in str(e)
 
 
+@pytest.mark.parametrize("policy", ["error", "quantize"])
+@pytest.mark.parametrize("layer, hint", [
+    ((10, 200, 0, 0), "its activations and buffers alone fill the capacity, so neither tiling"),
+    ((10, 1, 1000, 0), "its buffers alone fill the capacity"),
+])
+def test_no_treatment_is_suggested_where_none_can_help(policy: str, layer: tuple[int, ...],
+                                                       hint: str) -> None:
+    with pytest.raises(OversizeLayerError) as err:
+        lf.plan(table(layer), TOY, sequence=8, on_oversize=policy)  # type: ignore[arg-type]
+    assert hint in str(err.value)
+    assert "on_oversize='tile'" not in str(err.value)
+
+
 def test_oversize_error_pickles() -> None:
     import pickle
 

@@ -209,6 +209,23 @@ def test_sweep_table_and_json() -> None:
                     "must lie within 1..")
 
 
+def test_sweep_exits_1_when_no_batch_size_fits() -> None:
+    out = run("sweep", "--example", "seed-30b", "--batch-sizes", "1,128")
+    assert out.returncode == 1
+    assert out.stdout.count("does not fit") == 2
+    assert out.stderr == "layerwise-fast: no plan fits at any of the batch sizes\n"
+
+
+@pytest.mark.parametrize("args", [
+    ("sweep", "--example", "llama-2-7b-8xh100", "--batch-sizes", "1", "--batch", "2"),
+    ("plan", "--example", "llama-2-7b-8xh100", "--micro", "2"),
+    ("partition", "--example", "gpt2-sublayers", "--cap", "50MB"),
+])
+def test_abbreviated_options_are_not_taken_for_others(args: tuple[str, ...]) -> None:
+    out = run(*args)
+    assert out.returncode == 2 and "unrecognized arguments" in out.stderr, out.stderr
+
+
 def test_plot_writes_a_png_that_is_not_blank(tmp_path: Path) -> None:
     image = pytest.importorskip("matplotlib.image",
                                 reason="matplotlib is the optional 'plot' extra")
@@ -258,3 +275,27 @@ def test_unwritable_output_exits_2(tmp_path: Path) -> None:
     target = tmp_path / "no-such-folder" / "plan.json"
     one_clean_error(run("plan", "--example", "llama-2-7b-8xh100", "--output", str(target)), 2,
                     str(target), "no-such-folder' does not exist")
+
+
+def test_output_dash_is_standard_output_and_plot_must_be_png(tmp_path: Path) -> None:
+    out = run("plan", "--example", "llama-2-7b-8xh100", "--output", "-")
+    assert out.returncode == 0, out.stderr
+    written, end = json.JSONDecoder().raw_decode(out.stdout)
+    assert written["schema"] == "layerwise_fast.plan"
+    assert out.stdout[end:].lstrip().startswith("Plan for llama-2-7b-8xh100")
+    assert not (Path.cwd() / "-").exists()
+    one_clean_error(run("plan", "--example", "llama-2-7b-8xh100", "--plot", str(tmp_path / "p.pdf")),
+                    2, "the plot is a PNG image; name a .png file")
+    assert not (tmp_path / "p.pdf").exists()
+
+
+def test_one_layer_one_group_one_device_read_in_the_singular(tmp_path: Path) -> None:
+    table = tmp_path / "one.json"
+    lf.LayerTable.from_records([{"name": "only", "kind": "mlp", "params": 10, "weight_dtype": "bf16",
+                                 "act_elems_per_token": 1}]).to_json(table)
+    out = run("plan", str(table), "--sequence", "1", "--granularity", "1")
+    assert out.returncode == 0, out.stderr
+    first, second = out.stdout.splitlines()[:2]
+    assert first.startswith("Plan for one: 1 layer in 1 group on 1 device (h100)")
+    assert "1 micro-batch · sequence 1 token · chunk 1 token (" in second
+    assert second.endswith("1 chunk per sequence")

@@ -581,6 +581,24 @@ def fill_kernel(out, value):  # type: ignore[no-untyped-def]
         i = uint32(i + stride)
 
 
+@cuda.jit
+def mismatch_kernel(actual, expected, tolerance, count):  # type: ignore[no-untyped-def]
+    """Add to ``count[0]`` the elements of the flat arrays where ``|a - e| > tolerance x
+    (1 + |e|)`` or either is not finite (a NaN compares false)."""
+    n = uint32(actual.shape[0])
+    stride = uint32(uint32(cuda.blockDim.x) * uint32(cuda.gridDim.x))
+    i = uint32(uint32(cuda.blockIdx.x) * uint32(cuda.blockDim.x) + uint32(cuda.threadIdx.x))
+    found = uint32(0)
+    while i < n:
+        a = float32(actual[i])
+        e = float32(expected[i])
+        if not abs(a - e) <= tolerance * (_F1 + abs(e)):
+            found = uint32(found + _U1)
+        i = uint32(i + stride)
+    if found > _U0:
+        cuda.atomic.add(count, 0, found)
+
+
 # --------------------------------------------------------------------------- host side
 
 
@@ -830,12 +848,16 @@ def resident_block_limit(kernel: Any, args: Sequence[Any], threads_per_block: in
 
 def _check_activations(x: Any, y: Any, group: DeviceGroup) -> tuple[int, int]:
     """Validate ``x`` and ``y`` against ``group``; return ``(tokens, hidden)``."""
+    for name, array in (("x", x), ("y", y)):
+        _require_device_array(array, name)
     if x.ndim != 2 or y.ndim != 2:
         raise ValueError(f"x and y must be 2-D (tokens, hidden), got shapes {x.shape} and {y.shape}")
     if x.shape != y.shape:
         raise ValueError(f"x and y must have the same shape, got {x.shape} and {y.shape}")
     if x.dtype != y.dtype:
         raise ValueError(f"x and y must have the same dtype, got {x.dtype} and {y.dtype}")
+    if np.dtype(x.dtype).name not in SUPPORTED_DTYPES:
+        raise ValueError(f"x and y must hold one of {', '.join(SUPPORTED_DTYPES)}, got {x.dtype}")
     if not (x.is_c_contiguous() and y.is_c_contiguous()):
         raise ValueError("x and y must be C-contiguous")
     tokens, hidden = (int(n) for n in x.shape)
@@ -1116,19 +1138,47 @@ def prepare_barrier_rounds(
     return Launch(geometry, ((kernel, blocks, threads_per_block, args),), word)
 
 
+def _require_device_array(array: Any, name: str) -> None:
+    """Refuse a host array (or anything else) where a device array is needed."""
+    if isinstance(array, np.ndarray) or not hasattr(array, "copy_to_host"):
+        raise TypeError(f"{name} must be a device array (numba.cuda.to_device(...) or "
+                        f"device_array(...)), got {type(array).__name__}")
+
+
+def count_mismatches(actual: Any, expected: Any, tolerance: float) -> int:
+    """Elements of two device arrays of one shape that differ by more than ``tolerance x
+    (1 + |expected|)``, or that are not finite, counted on the device (synchronises)."""
+    _require_device_array(actual, "actual")
+    _require_device_array(expected, "expected")
+    if actual.shape != expected.shape:
+        raise ValueError(f"shapes differ: {actual.shape} and {expected.shape}")
+    for array in (actual, expected):
+        if not array.is_c_contiguous():
+            raise ValueError("both arrays must be C-contiguous")
+    count = cuda.to_device(np.zeros(1, dtype=np.uint32))
+    blocks, threads = _flat_grid(actual.size)
+    mismatch_kernel[blocks, threads](actual.reshape(actual.size), expected.reshape(expected.size),
+                                     np.float32(tolerance), count)
+    return int(count.copy_to_host()[0])
+
+
+def _flat_grid(size: int) -> tuple[int, int]:
+    """Blocks and threads of a grid-stride loop over ``size`` elements."""
+    # The simulator runs each block as Python threads: one small block keeps it quick.
+    if is_simulated():
+        return 1, WARP_SIZE
+    return max(1, min(-(-size // 1024), 65535)), 256
+
+
 def poison(y: Any, value: float = math.nan) -> None:
     """Fill the C-contiguous device array ``y`` (any shape) with ``value``, asynchronously.
 
     NaN by default, so that an element no kernel wrote stands out.
     """
+    _require_device_array(y, "y")
     if not y.is_c_contiguous():
         raise ValueError("y must be C-contiguous")
     if y.size > MAX_ELEMENTS:
         raise ValueError(f"y holds {y.size} elements, more than {MAX_ELEMENTS}")
-    flat = y.reshape(y.size)
-    # The simulator runs each block as Python threads: one small block keeps it quick.
-    if is_simulated():
-        blocks, threads = 1, WARP_SIZE
-    else:
-        blocks, threads = max(1, min(-(-y.size // 1024), 65535)), 256
-    fill_kernel[blocks, threads](flat, np.float32(value))
+    blocks, threads = _flat_grid(y.size)
+    fill_kernel[blocks, threads](y.reshape(y.size), np.float32(value))

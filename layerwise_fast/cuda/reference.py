@@ -165,13 +165,15 @@ def reference_forward(x: np.ndarray, layers: Sequence[LayerSpec], params: np.nda
     return out
 
 
-def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
-    """``||actual - expected|| / ||expected||`` in float64 (Frobenius norms); NaN stays NaN.
-
-    Returns 0.0 when both are exactly zero and ``inf`` when only ``expected`` is.
+def worst_row_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    """The largest ``||actual[r] - expected[r]|| / ||expected[r]||`` over the rows ``r``
+    (float64, last axis), so one wrong row counts in full however many rows are right.
+    NaN stays NaN; a row of zeros in ``expected`` gives 0.0 if matched, else ``inf``.
     """
-    diff = np.linalg.norm(np.asarray(actual, dtype=np.float64) - expected)
-    scale = np.linalg.norm(expected)
-    if scale == 0.0:
-        return 0.0 if diff == 0.0 else math.inf
-    return float(diff / scale)
+    diff = np.linalg.norm(np.asarray(actual, dtype=np.float64) - expected, axis=-1)
+    scale = np.linalg.norm(expected, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(scale > 0.0, diff / np.where(scale > 0.0, scale, 1.0),
+                          np.where(diff == 0.0, 0.0, math.inf))
+    ratios = np.where(np.isnan(diff), math.nan, ratios)
+    return float(np.max(ratios)) if ratios.size else 0.0

@@ -65,12 +65,14 @@ import numpy as np
 from .barrier import BARRIER_MODES
 from .calibrate import BarrierCost, Calibration, calibrate, calibration_sizes, measure_barriers, time_launches
 from .kernels import (
+    MAX_ELEMENTS,
     PACKS_IN_FLIGHT,
     PACKS_IN_FLIGHT_CHOICES,
     DeviceGroup,
     Launch,
     LaunchGeometry,
     check_packs_in_flight,
+    count_mismatches,
     cuda,
     device_info,
     is_simulated,
@@ -80,14 +82,16 @@ from .kernels import (
     storage_dtype,
     upload_group,
 )
-from .reference import LayerSpec, affine, make_params, reference_forward, relative_error, rmsnorm, weight_bytes
+from .reference import LayerSpec, affine, make_params, reference_forward, rmsnorm, weight_bytes, worst_row_error
 
 MIB = 1 << 20
 GIB = 1 << 30
 
 TOLERANCE = {"float32": 1e-5, "float16": 5e-3, "bfloat16": 4e-2}
-"""Largest ``||out - ref|| / ||ref||`` accepted per storage dtype (the reference is float64
-with no rounding between layers; the kernels round to the dtype after every layer)."""
+"""Largest ``||out - ref|| / ||ref||`` of any sampled row accepted per storage dtype (the
+reference is float64 with no rounding between layers; the kernels round to the dtype
+after every layer). Twice this, times ``1 + |control|``, is the most an element of a
+chunked run may differ from the layer-by-layer control's."""
 
 ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2}
 """Bytes per activation element of each storage dtype."""
@@ -131,10 +135,18 @@ class GroupSpec:
         object.__setattr__(self, "layers", tuple(self.layers))
         if not self.layers:
             raise ValueError(f"group {self.name!r}: layers must hold at least one layer")
-        for label, value in (("hidden", self.hidden), ("tokens", self.tokens)):
+        for label, value in (("hidden", self.hidden), ("tokens", self.tokens),
+                             ("chunk_tokens", self.chunk_tokens)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                raise TypeError(f"group {self.name!r}: {label} must be an int, got "
+                                f"{type(value).__name__} {value!r}")
             if value < 1:
                 raise ValueError(f"group {self.name!r}: {label} must be >= 1, got {value}")
-        if self.chunk_tokens < 1 or self.chunk_tokens & (self.chunk_tokens - 1):
+        if self.tokens * self.hidden > MAX_ELEMENTS:
+            raise ValueError(f"group {self.name!r}: {self.tokens} tokens x {self.hidden} "
+                             f"channels = {self.tokens * self.hidden} elements; the kernels "
+                             f"take at most {MAX_ELEMENTS}")
+        if self.chunk_tokens & (self.chunk_tokens - 1):
             raise ValueError(
                 f"group {self.name!r}: chunk_tokens must be a power of two, got {self.chunk_tokens}"
             )
@@ -398,8 +410,12 @@ class RunReport:
         bytes_moved: bytes read + written per run.
         seconds: median time per run, None when untimed.
         bandwidth_bytes_per_s: ``bytes_moved / seconds``, None when untimed.
-        relative_error: worst ``||out - ref|| / ||ref||`` over the checks (None for the copy).
+        relative_error: the worst sampled row's ``||out - ref|| / ||ref||`` over the checks
+            (None for the copy).
         unwritten: most elements left non-finite (poison) over the checks (None for the copy).
+        mismatches: most elements, over the whole tensor, that differ from the
+            layer-by-layer control's output beyond twice the dtype's tolerance (None for
+            the control and the copy).
         geometry: the launch geometry (None for the copy).
         barrier_timeouts: grid barrier waits that gave up (the run's output is then not valid).
     """
@@ -414,6 +430,7 @@ class RunReport:
     unwritten: int | None = None
     geometry: LaunchGeometry | None = None
     barrier_timeouts: int = 0
+    mismatches: int | None = None
 
 
 @dataclass
@@ -515,8 +532,7 @@ def verify_groups(
             ``PACKS_IN_FLIGHT_CHOICES``; packed rows only).
     """
     check_packs_in_flight(packs_in_flight)
-    if repeats < 1 or sample_rows < 1:
-        raise ValueError(f"repeats and sample_rows must be >= 1, got {repeats} and {sample_rows}")
+    _check_run_counts(repeats, sample_rows)
     _check_barriers((barrier, *compare_barriers))
     cache = _resolve_cache(cache_bytes, calibration)
     rng = np.random.default_rng(seed)
@@ -524,6 +540,13 @@ def verify_groups(
                           tuple(mode for mode in dict.fromkeys(compare_barriers) if mode != barrier),
                           packs_in_flight)
     return [_verify_group(group, calibration, cache, options, rng) for group in groups]
+
+
+def _check_run_counts(repeats: int, sample_rows: int) -> None:
+    # Two rows at least: the first and the last row are always among those sampled.
+    if repeats < 1 or sample_rows < 2:
+        raise ValueError(f"repeats must be >= 1 and sample_rows >= 2, got {repeats} and "
+                         f"{sample_rows}")
 
 
 def _check_barriers(modes: Sequence[str]) -> None:
@@ -552,6 +575,13 @@ class _Workspace:
     rows: np.ndarray
     reference: np.ndarray
     tolerance: float
+    control: Any = None  # the layer-by-layer output, once the control has run
+
+    def keep_control_output(self) -> None:
+        """Keep the output the control just wrote, for the chunked runs to match."""
+        self.control = cuda.device_array_like(self.y)
+        self.control.copy_to_device(self.y)
+        cuda.synchronize()
 
 
 def _to_device(host: np.ndarray) -> Any:
@@ -586,23 +616,51 @@ def _prepare(group: GroupSpec, sample_rows: int, rng: np.random.Generator) -> _W
                       reference, TOLERANCE[group.dtype])
 
 
-def _check(work: _Workspace) -> tuple[float, int]:
-    """(relative error on the sampled rows, count of non-finite elements in the output)."""
+@dataclass(frozen=True)
+class _Checked:
+    """What one checked run wrote: the worst relative error of a sampled row, the count
+    of non-finite elements and of elements off the control's output (None: not matched)."""
+
+    error: float
+    unwritten: int
+    mismatches: int | None
+
+    def worse(self, other: _Checked) -> _Checked:
+        mismatches = (None if self.mismatches is None or other.mismatches is None
+                      else max(self.mismatches, other.mismatches))
+        return _Checked(max(self.error, other.error), max(self.unwritten, other.unwritten),
+                        mismatches)
+
+
+def _check(work: _Workspace, against_control: bool) -> _Checked:
+    """Check the output of the last run."""
     out = _to_host(work.y)
     unwritten = int(out.size - np.count_nonzero(np.isfinite(out)))
-    return relative_error(out[work.rows], work.reference), unwritten
+    mismatches = (count_mismatches(work.y, work.control, 2 * work.tolerance)
+                  if against_control else None)
+    return _Checked(worst_row_error(out[work.rows], work.reference), unwritten, mismatches)
+
+
+def _checked_run(launch: Launch, work: _Workspace, against_control: bool) -> _Checked:
+    """Poison the output, run once and check it: every element must be written anew."""
+    poison(work.y)
+    launch()
+    cuda.synchronize()
+    return _check(work, against_control)
 
 
 def _run_kernel_variant(
     variant: str, launch: Launch, work: _Workspace, bytes_moved: int, repeats: int,
     chunk_tokens: int | None, working_set: int | None,
 ) -> RunReport:
-    poison(work.y)
-    launch()
-    cuda.synchronize()
-    first_error, first_unwritten = _check(work)
+    """A checked run, the timed runs, then another checked run (timing can change what a
+    race does). Chunked runs are also matched element by element against the control's
+    output, when it has run."""
+    against_control = chunk_tokens is not None and work.control is not None
+    first = _checked_run(launch, work, against_control)
     times = time_launches(launch, repeats)
-    error, unwritten = _check(work)
+    last = _checked_run(launch, work, against_control)
+    checked = first.worse(last)
     seconds = None if times is None else statistics.median(times)
     return RunReport(
         variant=variant,
@@ -611,10 +669,11 @@ def _run_kernel_variant(
         bytes_moved=bytes_moved,
         seconds=seconds,
         bandwidth_bytes_per_s=None if seconds is None else bytes_moved / seconds,
-        relative_error=max(first_error, error),
-        unwritten=max(first_unwritten, unwritten),
+        relative_error=checked.error,
+        unwritten=checked.unwritten,
         geometry=launch.geometry,
         barrier_timeouts=launch.barrier_timeouts(),
+        mismatches=checked.mismatches,
     )
 
 
@@ -647,6 +706,13 @@ def _verify_group(
     }
     chunks.update({f"planned_{mode}": (group.chunk_tokens, mode) for mode in options.compare_barriers})
     runs: dict[str, RunReport] = {}
+    runs["layer_by_layer"] = _run_kernel_variant(
+        "layer_by_layer",
+        prepare_layer_by_layer(work.x, work.y, work.device_group, options.threads_per_block,
+                               packs_in_flight=options.packs_in_flight),
+        work, bytes_moved, options.repeats, None, None,
+    )
+    work.keep_control_output()
     for variant, (chunk, barrier) in chunks.items():
         runs[variant] = _run_kernel_variant(
             variant,
@@ -655,12 +721,6 @@ def _verify_group(
             work, bytes_moved, options.repeats, chunk,
             chunk_working_set_bytes(group.layers, group.hidden, min(chunk, group.tokens), group.itemsize),
         )
-    runs["layer_by_layer"] = _run_kernel_variant(
-        "layer_by_layer",
-        prepare_layer_by_layer(work.x, work.y, work.device_group, options.threads_per_block,
-                               packs_in_flight=options.packs_in_flight),
-        work, bytes_moved, options.repeats, None, None,
-    )
     runs["device_copy"] = _run_copy(work, options.repeats)
     return group_report(group, calibration, work.tolerance, runs)
 
@@ -709,8 +769,7 @@ def sweep_variants(
     for count in packs:
         if count not in PACKS_IN_FLIGHT_CHOICES:
             raise ValueError(f"packs must be among {PACKS_IN_FLIGHT_CHOICES}, got {count!r}")
-    if repeats < 1 or sample_rows < 1:
-        raise ValueError(f"repeats and sample_rows must be >= 1, got {repeats} and {sample_rows}")
+    _check_run_counts(repeats, sample_rows)
     work = _prepare(group, sample_rows, np.random.default_rng(seed))
     bytes_moved = group.bytes_per_run
     working_set = chunk_working_set_bytes(group.layers, group.hidden, min(group.chunk_tokens, group.tokens),
@@ -722,6 +781,7 @@ def sweep_variants(
             prepare_layer_by_layer(work.x, work.y, work.device_group, threads_per_block, packs_in_flight=count),
             work, bytes_moved, repeats, None, None,
         )
+        work.keep_control_output()
         for mode in dict.fromkeys(barriers):
             chunked = _run_kernel_variant(
                 f"planned_{mode}_packs{count}",
@@ -759,6 +819,7 @@ def _run_correct(run: RunReport, tolerance: float) -> bool:
         and run.relative_error <= tolerance
         and run.unwritten == 0
         and run.barrier_timeouts == 0
+        and run.mismatches in (None, 0)
     )
 
 
@@ -892,28 +953,45 @@ def run_gpu_verification(
     print(f"device: {_device_line(env['device'])}", flush=True)
     l2 = settings.cache_bytes if settings.cache_bytes is not None else env["device"]["l2_bytes"]
     sizes = settings.calibration_sizes or tuple(calibration_sizes(l2, points_per_octave=settings.points_per_octave))
-    print(f"calibration: {len(sizes)} sizes from {sizes[0]} to {sizes[-1]} bytes, {barrier} barrier", flush=True)
-    cal = calibrate(sizes, l2_bytes=l2, repeats=reps, bytes_per_launch=settings.bytes_per_launch,
-                    threads_per_block=threads, barrier=barrier)
-    barrier_costs = measure_barriers(threads_per_block=threads, rounds=settings.barrier_rounds,
-                                     repeats=reps, barriers=(barrier, *others))
-    print(format_barrier_costs(barrier_costs), flush=True)
-    if cal.timed:
-        cal.save(out / "calibration.json")
-    else:
-        print("calibration untimed (simulator): calibration.json not written", flush=True)
+    # Every group is built before the GPU work: a plan that cannot run fails at once.
     groups = groups_from_plan(bundled_plan(settings.small_plan), cache_bytes=l2,
                               total_bytes=settings.total_bytes)
-    print(f"kernel variants of group {groups[0].name}: every barrier and packs in flight", flush=True)
-    variants = sweep_variants(groups[0], repeats=reps, threads_per_block=threads)
-    variants_correct = all(run.correct(TOLERANCE[groups[0].dtype]) for run in variants)
-    variant_table = format_variants(groups[0], variants, TOLERANCE[groups[0].dtype])
     if plan is not None:
         specs, left = plan_specs(plan, cache_bytes=l2, hidden=32 if settings.small_plan else 4096,
                                  max_groups=plan_groups_limit, total_bytes=settings.total_bytes)
         print(f"plan {plan.settings.model!r}: {plan.partition.k} groups, verifying {len(specs)} distinct"
               + (f" ({left} more distinct left out)" if left else ""), flush=True)
         groups += specs
+    # verification.json is rewritten after each stage, so a run stopped early keeps
+    # what it measured; "verdict" stays "incomplete" until the last group is in.
+    result: dict[str, Any] = {"environment": env, "barrier": barrier,
+                              "packs_in_flight": packs_in_flight, "verdict": "incomplete"}
+    print(f"calibration: {len(sizes)} sizes from {sizes[0]} to {sizes[-1]} bytes, {barrier} barrier", flush=True)
+    cal = calibrate(sizes, l2_bytes=l2, repeats=reps, bytes_per_launch=settings.bytes_per_launch,
+                    threads_per_block=threads, barrier=barrier)
+    if cal.timed:
+        cal.save(out / "calibration.json")
+    else:
+        print("calibration untimed (simulator): calibration.json not written", flush=True)
+    result["calibration"] = cal.describe()
+    _save_verification(out, result)
+    barrier_costs = measure_barriers(threads_per_block=threads, rounds=settings.barrier_rounds,
+                                     repeats=reps, barriers=(barrier, *others))
+    print(format_barrier_costs(barrier_costs), flush=True)
+    result["barrier_costs"] = [asdict(cost) for cost in barrier_costs]
+    _save_verification(out, result)
+    print(f"kernel variants of group {groups[0].name}: every barrier and packs in flight", flush=True)
+    variants = sweep_variants(groups[0], repeats=reps, threads_per_block=threads)
+    variants_correct = all(run.correct(TOLERANCE[groups[0].dtype]) for run in variants)
+    variant_table = format_variants(groups[0], variants, TOLERANCE[groups[0].dtype])
+    print(variant_table, flush=True)
+    result["variants"] = {
+        "group": groups[0].name,
+        "runs": [{**asdict(run), "speedup": run.speedup} for run in variants],
+        "correct": variants_correct,
+    }
+    result["groups"] = []
+    _save_verification(out, result)
     reports = []
     for index, group in enumerate(groups):
         print(f"verifying group {group.name}: {len(group.layers)} layers, hidden {group.hidden}, "
@@ -921,25 +999,18 @@ def run_gpu_verification(
         reports += verify_groups([group], cal, cache_bytes=l2, repeats=reps, seed=index,
                                  threads_per_block=threads, barrier=barrier, compare_barriers=others,
                                  packs_in_flight=packs_in_flight)
-    result = {
-        "environment": env,
-        "barrier": barrier,
-        "packs_in_flight": packs_in_flight,
-        "barrier_costs": [asdict(cost) for cost in barrier_costs],
-        "variants": {
-            "group": groups[0].name,
-            "runs": [{**asdict(run), "speedup": run.speedup} for run in variants],
-            "correct": variants_correct,
-        },
-        "calibration": cal.describe(),
-        "groups": [report.to_dict() for report in reports],
-        "verdict": _overall_verdict(reports, variants_correct),
-    }
-    (out / "verification.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+        result["groups"].append(reports[-1].to_dict())
+        _save_verification(out, result)
+    result["verdict"] = _overall_verdict(reports, variants_correct)
+    _save_verification(out, result)
     print(plot_bandwidth(cal, reports, out / "bandwidth.png"))
     print(variant_table)
     print(format_table(cal, reports, barrier_costs, variants_correct))
     return result
+
+
+def _save_verification(out: Path, result: dict[str, Any]) -> None:
+    (out / "verification.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
 
 
 def _overall_verdict(reports: Sequence[GroupReport], variants_correct: bool = True) -> str:
@@ -1079,6 +1150,7 @@ def format_table(
 def build_arg_parser(prog: str = "gpu_verify") -> argparse.ArgumentParser:
     """The argument parser of ``bench/gpu_verify.py`` and ``layerwise-fast verify``."""
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog=prog,
         description=(
             "Check on one GPU that planned layer groups fit its cache: calibrate the "
