@@ -64,6 +64,7 @@ module, when a tied parameter's owner is also the module accelerate names first.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -82,6 +83,7 @@ __all__ = [
     "TORCH_GRANULARITIES",
     "BlockTooLargeError",
     "ModuleTraceError",
+    "SplitInsideModuleWarning",
     "TorchLayers",
     "describe_torch",
 ]
@@ -104,6 +106,10 @@ _REASONS: Final[Mapping[str, str]] = {
     "block": "kept whole at granularity='block' (granularity='leaf' opens it)",
     "owns tensors": "kept whole because it owns tensors besides its submodules",
 }
+
+
+class SplitInsideModuleWarning(UserWarning):
+    """A device map puts two rows of one module's forward on different devices."""
 
 
 class ModuleTraceError(ValueError):
@@ -151,6 +157,9 @@ class TorchLayers:
         tied: per set of rows sharing a parameter, their names, the owner first.
         uncalled: rows the example forward never called (placed last).
         tokens: the tokens the example inputs hold (the divisor of the activations).
+        enclosing: per row, the outermost module above it, below the top module, that
+            runs its children in a forward of its own (not a ``ModuleList``,
+            ``ModuleDict`` or ``Sequential``), or ``""`` where there is none.
     """
 
     table: LayerTable
@@ -160,6 +169,7 @@ class TorchLayers:
     tied: tuple[tuple[str, ...], ...]
     uncalled: tuple[str, ...]
     tokens: int
+    enclosing: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -170,8 +180,30 @@ class TorchLayers:
                    devices: int | Sequence[Device] | None = None, *,
                    offload: Mapping[str, str] | None = None) -> dict[str, Device]:
         """accelerate's ``device_map`` for a partition of these rows (tied rows kept
-        together); see :func:`layerwise_fast.exports.device_map`."""
-        return device_map(self.keys, partition, devices, offload=offload, tied=self.tied)
+        together); see :func:`layerwise_fast.exports.device_map`.
+
+        Warns (:class:`SplitInsideModuleWarning`) where two rows on different devices
+        share an :attr:`enclosing` module: accelerate moves the inputs of each mapped
+        module, not the tensors that module's own forward combines (a residual add),
+        so such a map can fail at run time. ``no_split`` or ``granularity="block"``
+        keeps such modules whole.
+        """
+        mapping = device_map(self.keys, partition, devices, offload=offload, tied=self.tied)
+        self._warn_splits_inside_modules(mapping)
+        return mapping
+
+    def _warn_splits_inside_modules(self, mapping: Mapping[str, Device]) -> None:
+        for row in range(1, len(self.keys)):
+            outer = self.enclosing[row] if self.enclosing else ""
+            before, after = mapping[self.keys[row - 1][0]], mapping[self.keys[row][0]]
+            if outer and outer == self.enclosing[row - 1] and before != after:
+                warnings.warn(
+                    f"the device map puts {self.keys[row - 1][0]!r} on {before!r} and "
+                    f"{self.keys[row][0]!r} on {after!r}, both inside {outer!r}, whose forward "
+                    f"may combine their tensors (a residual add) on one device; keep it whole "
+                    f"(no_split=[its class] or granularity='block') or check that it runs",
+                    SplitInsideModuleWarning, stacklevel=3)
+                return
 
     def pipeline_split_spec(self, partition: PartitionLike) -> dict[str, Any]:
         """The split spec for ``torch.distributed.pipelining.pipeline``; see
@@ -277,6 +309,7 @@ def describe_torch(
         tied=tied,
         uncalled=tuple(row.name for row in uncalled),
         tokens=token_count,
+        enclosing=tuple(row.enclosing for row in ordered),
     )
 
 
@@ -398,6 +431,7 @@ class _Row:
     module: Any
     reason: str
     keys: list[str] = field(default_factory=list)
+    enclosing: str = ""
     first_call: int = -1
     calls: int = 0
     output_elems: int = 0
@@ -427,8 +461,10 @@ def _select_rows(torch: Any, root: Any, granularity: str, no_split: frozenset[st
     rows: list[_Row] = []
     seen: set[int] = {id(root)}
 
-    def visit(prefix: str, parent: Any) -> None:
+    def visit(prefix: str, parent: Any, enclosing: str) -> None:
         in_container = isinstance(parent, containers)
+        if not enclosing and prefix and not in_container:
+            enclosing = prefix  # the outermost module whose forward runs its children
         for child_name, child in parent.named_children():
             if id(child) in seen:
                 continue
@@ -436,11 +472,11 @@ def _select_rows(torch: Any, root: Any, granularity: str, no_split: frozenset[st
             path = f"{prefix}.{child_name}" if prefix else child_name
             reason = _whole_reason(torch, child, granularity, in_container, no_split)
             if reason:
-                rows.append(_Row(path, child, reason))
+                rows.append(_Row(path, child, reason, enclosing=enclosing))
             else:
-                visit(path, child)
+                visit(path, child, enclosing)
 
-    visit("", root)
+    visit("", root, "")
     return rows
 
 

@@ -4,6 +4,7 @@ compute_module_sizes, tied weights, no_split, and the errors for bad inputs."""
 from __future__ import annotations
 
 import pickle
+import warnings
 import re
 
 import pytest
@@ -453,3 +454,22 @@ def test_split_points_must_be_called_once() -> None:
     with pytest.raises(ValueError, match="begins at 'unused', which the example forward "
                                          "never called"):
         layers.pipeline_split_spec([0, 3, 4])
+
+
+def test_a_device_map_that_cuts_inside_a_module_warns() -> None:
+    from layerwise_fast.torch_ingest import SplitInsideModuleWarning
+    layers = describe_torch(TinyLM(), torch.zeros(1, 4, dtype=torch.long))
+    names = layers.names
+    assert layers.enclosing[names.index("blocks.0.up")] == "blocks.0"
+    assert layers.enclosing[names.index("embed")] == ""
+    inside = names.index("blocks.0.down")  # a group starting at down leaves up on device 0
+    with pytest.warns(SplitInsideModuleWarning, match=r"puts 'blocks\.0\.act' on 0 and "
+                                                      r"'blocks\.0\.down' on 1, both inside "
+                                                      r"'blocks\.0'"):
+        layers.device_map([0, inside, len(names)])
+    between = names.index("blocks.1.norm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layers.device_map([0, between, len(names)])
+        describe_torch(TinyLM(), torch.zeros(1, 4, dtype=torch.long),
+                       granularity="block").device_map([0, 2, 6])
