@@ -20,7 +20,7 @@ import numpy.typing as npt
 from .oversize import POLICIES, oversize_rules
 from .partition import greedy
 from .scaling import UnitSizes, chunk_for
-from .units import first_bool
+from .units import first_bool, format_bytes
 
 __all__ = ["DEFAULT_GRANULARITY", "Sweep", "sweep_sizes"]
 
@@ -49,6 +49,7 @@ class Sweep:
         granularity: chunks are multiples of this many tokens.
         on_oversize: the oversize policy.
         cost: the cost model.
+        hardware: the device the capacity is that of ("" where only a capacity was given).
     """
 
     batch_sizes: IntColumn
@@ -61,29 +62,40 @@ class Sweep:
     granularity: int
     on_oversize: str
     cost: str
+    hardware: str = ""
 
     def __len__(self) -> int:
         return len(self.batch_sizes)
 
+    @property
+    def chunks(self) -> IntColumn:
+        """Chunks per sequence for each batch size (0 where nothing fits)."""
+        fitting = np.maximum(self.chunk, 1)
+        return np.where(self.chunk > 0, -(-self.sequence // fitting), 0)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of plain Python values."""
         return {
-            "capacity": self.capacity, "sequence": self.sequence,
+            "hardware": self.hardware, "capacity": self.capacity, "sequence": self.sequence,
             "granularity": self.granularity, "on_oversize": self.on_oversize,
             "cost": self.cost, "batch_sizes": self.batch_sizes.tolist(),
-            "chunk": self.chunk.tolist(), "groups": self.groups.tolist(),
+            "chunk": self.chunk.tolist(), "chunks": self.chunks.tolist(),
+            "groups": self.groups.tolist(),
             "treated": self.treated.tolist(), "fits": self.fits.tolist(),
         }
 
     def format_table(self) -> str:
         """One line per batch size: batch, chunk, chunks per sequence, groups, treated."""
-        lines = [f"capacity {self.capacity} bytes · sequence {self.sequence} · chunks of "
-                 f"{self.granularity}-token multiples · on_oversize {self.on_oversize}",
+        device = f"{self.hardware} · " if self.hardware else ""
+        lines = [f"{device}capacity {format_bytes(self.capacity)} ({self.capacity} bytes) · "
+                 f"sequence {self.sequence} · chunks of {self.granularity}-token multiples · "
+                 f"on_oversize {self.on_oversize}",
                  f"{'batch':>8}  {'chunk':>7}  {'chunks':>7}  {'groups':>7}  {'treated':>7}"]
-        for b, c, g, t in zip(self.batch_sizes.tolist(), self.chunk.tolist(),
-                              self.groups.tolist(), self.treated.tolist()):
+        for b, c, n, g, t in zip(self.batch_sizes.tolist(), self.chunk.tolist(),
+                                 self.chunks.tolist(), self.groups.tolist(),
+                                 self.treated.tolist()):
             if c:
-                lines.append(f"{b:>8}  {c:>7}  {-(-self.sequence // c):>7}  {g:>7}  {t:>7}")
+                lines.append(f"{b:>8}  {c:>7}  {n:>7}  {g:>7}  {t:>7}")
             else:
                 lines.append(f"{b:>8}  {'-':>7}  {'-':>7}  {'-':>7}  {t:>7}  does not fit")
         return "\n".join(lines)
@@ -98,6 +110,7 @@ def sweep_sizes(
     granularity: int = DEFAULT_GRANULARITY,
     cost: Literal["sum", "peak"] = "sum",
     on_oversize: str = "error",
+    hardware: str = "",
 ) -> Sweep:
     """The largest chunk and the fewest groups for each batch size, from unit sizes.
 
@@ -133,7 +146,7 @@ def sweep_sizes(
             sizes = columns["weights"] + columns["activations"] + columns["buffers"]
         groups[index] = greedy(sizes, capacity, cost=cost).k
     return Sweep(batches, chunk, groups, treated, chunk > 0, capacity, sequence,
-                 granularity, on_oversize, cost)
+                 granularity, on_oversize, cost, hardware)
 
 
 def batch_sizes_array(values: object) -> IntColumn:

@@ -251,7 +251,7 @@ def sweep(
                        working_set_ratio=working_set_ratio, default_buffers=default_buffers)
     return sweep_sizes(units, batch_sizes, capacity=cap, sequence=request.sequence,
                        granularity=request.granularity, cost=request.cost,
-                       on_oversize=on_oversize)
+                       on_oversize=on_oversize, hardware=device.name)
 
 
 # -- arguments ---------------------------------------------------------------------------
