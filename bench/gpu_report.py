@@ -36,7 +36,7 @@ def load(path: str | Path) -> dict[str, Any]:
         result: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise SystemExit(f"gpu_report: cannot read {file}: {exc}") from exc
-    if "environment" not in result or "groups" not in result:
+    if not isinstance(result, dict) or "environment" not in result:
         raise SystemExit(f"gpu_report: {file} is not a verification.json of gpu_verify")
     return result
 
@@ -68,12 +68,13 @@ def calibration_table(results: Sequence[dict[str, Any]]) -> list[str]:
     lines = ["| card | L2 (device) | plateau | at | HBM rate | knee | knee / L2 | copy |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for result in results:
-        cal = result["calibration"]
+        cal = result.get("calibration", {})
         if not cal.get("timed"):
             continue
         rates, sizes = cal["bytes_per_s"], cal["sizes"]
         at = sizes[rates.index(max(rates))]
-        copy = _rate(result["groups"][0]["runs"].get("device_copy")) if result["groups"] else None
+        groups = result.get("groups")
+        copy = _rate(groups[0]["runs"].get("device_copy")) if groups else None
         lines.append(
             f"| {cal['device_name']} | {_mib(cal['l2_bytes'])} | {_tbps(cal['plateau_bytes_per_s'])} "
             f"| {_mib(at)} | {_tbps(cal['hbm_bytes_per_s'])} | {_mib(cal['knee_bytes'])} "
@@ -91,7 +92,7 @@ def groups_table(results: Sequence[dict[str, Any]]) -> list[str]:
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for result in results:
         card = card_label(result)
-        for report in result["groups"]:
+        for report in result.get("groups", []):
             group, runs = report["group"], report["runs"]
             lines.append(
                 f"| {card} | {_group_name(group['name'])} | {len(group['layers'])} "
@@ -128,7 +129,8 @@ def variants_table(results: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def _correct(run: dict[str, Any], result: dict[str, Any]) -> bool:
-    tolerance = result["groups"][0]["tolerance"] if result["groups"] else None
+    groups = result.get("groups")
+    tolerance = result["variants"].get("tolerance", groups[0]["tolerance"] if groups else None)
     error = run.get("relative_error")
     return (error is not None and tolerance is not None and error <= tolerance
             and run.get("unwritten") == 0 and run.get("barrier_timeouts", 0) == 0
@@ -162,7 +164,7 @@ def render(results: Sequence[dict[str, Any]]) -> str:
         ("Grid barriers alone:", barrier_table(results)),
     ]
     parts = [f"{heading}\n\n" + "\n".join(table) + "\n" for heading, table in sections if table]
-    verdicts = ", ".join(f"{card_label(r)} {r['verdict']}" for r in results)
+    verdicts = ", ".join(f"{card_label(r)} {r.get('verdict', 'incomplete')}" for r in results)
     parts.append(f"Overall verdicts: {verdicts}.\n")
     return "\n".join(parts)
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Everything one GPU session measures, in one command run from the repository root on a
-# machine with one H100 or H200, within one 10-minute device command (the build stops
-# after 90 s, the tests after 140 s, the verification after 340 s, which writes its
-# JSON after every stage; run it with timeout_s=600):
+# machine with one H100 or H200, within one 10-minute device command (one deadline of
+# 590 s: the build stops after 90 s, the tests after at most 140 s, the verification,
+# which writes its JSON after every stage, at the deadline; run it with timeout_s=600):
 #   1. the environment (nvidia-smi, Python and package versions) into OUT/env.txt;
 #   2. the native extension, built in place;
 #   3. GPT-2's plan for the card (sublayers, sequence 1024, oversized layers tiled);
@@ -55,14 +55,22 @@ python3 -m layerwise_fast plan layerwise_fast/examples/configs/gpt2.json --hardw
   --sequence 1024 --on-oversize tile --layers sublayer --format json > "$out/plan.json" || exit 1
 
 echo "== GPU tests"
-NUMBA_ENABLE_CUDASIM=0 timeout 140 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_sim.py \
+# One deadline for the whole script (590 s of a 600 s command; GPU_SESSION_SECONDS sets
+# another): the tests get at most 140 s and leave the verification at least 240 s; the
+# verification gets the rest.
+deadline=${GPU_SESSION_SECONDS:-590}
+tests_limit=$(( deadline - SECONDS - 240 )); tests_limit=$(( tests_limit > 140 ? 140 : tests_limit ))
+tests_limit=$(( tests_limit < 30 ? 30 : tests_limit ))
+NUMBA_ENABLE_CUDASIM=0 timeout "$tests_limit" python3 -m pytest -q -p no:cacheprovider tests/test_cuda_sim.py \
   > "$out/gpu_tests.log" 2>&1
 tests_status=$?
 echo "pytest exit status $tests_status (124: stopped by its time limit)"
 tail -4 "$out/gpu_tests.log"
 
 echo "== verification"
-timeout 340 python3 bench/gpu_verify.py --out "$out" --plan "$out/plan.json" --plan-groups 3 "$@" \
+verify_limit=$(( deadline - SECONDS )); verify_limit=$(( verify_limit < 60 ? 60 : verify_limit ))
+echo "verification time limit: $verify_limit s"
+timeout "$verify_limit" python3 bench/gpu_verify.py --out "$out" --plan "$out/plan.json" --plan-groups 3 "$@" \
   2>&1 | tee "$out/verify.log" | tail -70
 verify_status=${PIPESTATUS[0]}
 echo "gpu_verify exit status $verify_status (124: stopped by its time limit)"

@@ -172,10 +172,13 @@ class _Bar:
 def _check_output_folders(args: argparse.Namespace) -> None:
     """Refuse an --output or --plot path in a missing folder, and a --plot that is not a
     .png, before any work (and before the other file is written)."""
+    if args.output == "-":
+        raise ValueError("--output names a file; for the plan's JSON on standard output, "
+                         "use --format json")
     if args.plot is not None and not args.plot.lower().endswith(".png"):
         raise ValueError(f"--plot {args.plot!r}: the plot is a PNG image; name a .png file")
     for option, path in (("--output", args.output), ("--plot", args.plot)):
-        folder = os.path.dirname(os.path.abspath(path)) if path and path != "-" else None
+        folder = os.path.dirname(os.path.abspath(path)) if path else None
         if folder is not None and not os.path.isdir(folder):
             raise ValueError(f"{option} {path!r}: the folder {folder!r} does not exist")
 
@@ -187,9 +190,7 @@ def _plan_command(args: argparse.Namespace) -> int:
     progress = _Bar(sys.stderr, len(model.table)) \
         if len(model.table) > PROGRESS_MIN_LAYERS else None
     result: Plan = plan(model, progress=progress, **settings)
-    if args.output == "-":
-        _write_json(result)
-    elif args.output is not None:
+    if args.output is not None:
         result.to_json(args.output)
     if args.plot is not None:
         try:
@@ -298,7 +299,7 @@ def add_plan_commands(commands: Any) -> None:
                          help="elements per token between layers (a transformer's hidden "
                               "size; read from a config.json) for exact cut sizes")
     command.add_argument("--output", metavar="FILE",
-                         help="also write the plan as JSON to FILE ('-': standard output)")
+                         help="also write the plan as JSON to FILE (--format json prints it)")
     command.add_argument("--plot", metavar="FILE.png",
                          help="draw working sets and timeline (needs the plot extra)")
     command.set_defaults(handler=_plan_command)

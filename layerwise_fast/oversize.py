@@ -67,8 +67,8 @@ _BLOCK_ELEMENTS: Final[int] = 1 << 20
 _HINT: Final[str] = ("on_oversize='tile' (--on-oversize tile) streams its weights through "
                      "the cache in tiles; 'quantize' tries int8 then int4 weights")
 _NO_ROOM_HINT: Final[str] = ("its activations and buffers alone fill the capacity, so neither "
-                             "tiling nor quantizing its weights helps: lower the batch or the "
-                             "chunk granularity")
+                             "tiling nor quantizing its weights helps: lower the batch, the "
+                             "chunk or its granularity")
 _BUFFERS_HINT: Final[str] = ("its buffers alone fill the capacity, so neither tiling nor "
                              "quantizing its weights, nor a smaller chunk, helps: give it "
                              "smaller buffers or plan with a larger capacity")

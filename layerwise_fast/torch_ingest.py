@@ -5,8 +5,9 @@ module's forward once on torch's ``meta`` device: tensors there have shapes and 
 but no storage, so nothing is loaded, allocated or downloaded, and a module built under
 ``torch.device("meta")`` (or accelerate's ``init_empty_weights``) works as well as one
 with real weights, whose tensors are swapped for meta ones for the call and left as
-they were (as is anything the forward changes on its modules, such as a buffer it
-registers or a cache length it records). A parametrized module
+they were (as is any attribute the forward sets on its modules, such as a buffer it
+registers or replaces or a cache length it records; changes made inside objects, such
+as a list it appends to, are not undone). A parametrized module
 (``torch.nn.utils.parametrize``) is one row: its parametrizations are its weights. Forward hooks record which modules run, in which order, and the shapes of
 their outputs.
 
@@ -157,9 +158,10 @@ class TorchLayers:
         tied: per set of rows sharing a parameter, their names, the owner first.
         uncalled: rows the example forward never called (placed last).
         tokens: the tokens the example inputs hold (the divisor of the activations).
-        enclosing: per row, the outermost module above it, below the top module, that
-            runs its children in a forward of its own (not a ``ModuleList``,
-            ``ModuleDict`` or ``Sequential``), or ``""`` where there is none.
+        enclosing: per row, the modules above it that run their children in a forward
+            of their own (not a ``ModuleList``, ``ModuleDict`` or ``Sequential``) and are,
+            or lie inside, an element of such a container: the repeated blocks of a
+            network and their parts, outermost first.
     """
 
     table: LayerTable
@@ -169,7 +171,7 @@ class TorchLayers:
     tied: tuple[tuple[str, ...], ...]
     uncalled: tuple[str, ...]
     tokens: int
-    enclosing: tuple[str, ...] = ()
+    enclosing: tuple[tuple[str, ...], ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -182,26 +184,31 @@ class TorchLayers:
         """accelerate's ``device_map`` for a partition of these rows (tied rows kept
         together); see :func:`layerwise_fast.exports.device_map`.
 
-        Warns (:class:`SplitInsideModuleWarning`) where two rows on different devices
-        share an :attr:`enclosing` module: accelerate moves the inputs of each mapped
-        module, not the tensors that module's own forward combines (a residual add),
-        so such a map can fail at run time. ``no_split`` or ``granularity="block"``
-        keeps such modules whole.
+        Warns (:class:`SplitInsideModuleWarning`) where consecutive rows on different
+        devices meet in one of their :attr:`enclosing` modules (the innermost module
+        holding both runs them in its own forward): accelerate moves the inputs of each
+        mapped module, not the tensors that forward combines (a residual add), so such
+        a map can fail at run time. Rows that meet between blocks (in a container, or
+        in a module outside every container) do not warn. ``no_split`` or
+        ``granularity="block"`` keeps blocks whole.
         """
         mapping = device_map(self.keys, partition, devices, offload=offload, tied=self.tied)
         self._warn_splits_inside_modules(mapping)
         return mapping
 
     def _warn_splits_inside_modules(self, mapping: Mapping[str, Device]) -> None:
+        if not self.enclosing:
+            return
         for row in range(1, len(self.keys)):
-            outer = self.enclosing[row] if self.enclosing else ""
-            before, after = mapping[self.keys[row - 1][0]], mapping[self.keys[row][0]]
-            if outer and outer == self.enclosing[row - 1] and before != after:
+            first, second = self.keys[row - 1][0], self.keys[row][0]
+            before, after = mapping[first], mapping[second]
+            meeting = _common_module(first, second)
+            if before != after and meeting in self.enclosing[row]:
                 warnings.warn(
-                    f"the device map puts {self.keys[row - 1][0]!r} on {before!r} and "
-                    f"{self.keys[row][0]!r} on {after!r}, both inside {outer!r}, whose forward "
-                    f"may combine their tensors (a residual add) on one device; keep it whole "
-                    f"(no_split=[its class] or granularity='block') or check that it runs",
+                    f"the device map puts {first!r} on {before!r} and {second!r} on "
+                    f"{after!r}, both inside {meeting!r}, whose forward may combine their "
+                    f"tensors (a residual add) on one device; keep it whole (no_split=[its "
+                    f"class] or granularity='block') or check that it runs",
                     SplitInsideModuleWarning, stacklevel=3)
                 return
 
@@ -431,7 +438,7 @@ class _Row:
     module: Any
     reason: str
     keys: list[str] = field(default_factory=list)
-    enclosing: str = ""
+    enclosing: tuple[str, ...] = ()
     first_call: int = -1
     calls: int = 0
     output_elems: int = 0
@@ -448,6 +455,16 @@ class _Row:
         self.keys = [self.name]
 
 
+def _common_module(first: str, second: str) -> str:
+    """The path of the innermost module holding both module paths ("" for the top)."""
+    common = []
+    for a, b in zip(first.split("."), second.split(".")):
+        if a != b:
+            break
+        common.append(a)
+    return ".".join(common)
+
+
 def _select_rows(torch: Any, root: Any, granularity: str, no_split: frozenset[str]) -> list[_Row]:
     """The rows in registration order (see the module docstring for the rule)."""
     root_kind = type(root).__name__
@@ -461,10 +478,10 @@ def _select_rows(torch: Any, root: Any, granularity: str, no_split: frozenset[st
     rows: list[_Row] = []
     seen: set[int] = {id(root)}
 
-    def visit(prefix: str, parent: Any, enclosing: str) -> None:
+    def visit(prefix: str, parent: Any, enclosing: tuple[str, ...], in_block: bool) -> None:
         in_container = isinstance(parent, containers)
-        if not enclosing and prefix and not in_container:
-            enclosing = prefix  # the outermost module whose forward runs its children
+        if in_block and not in_container:
+            enclosing = (*enclosing, prefix)  # a block, or a part of one, with a forward
         for child_name, child in parent.named_children():
             if id(child) in seen:
                 continue
@@ -474,9 +491,9 @@ def _select_rows(torch: Any, root: Any, granularity: str, no_split: frozenset[st
             if reason:
                 rows.append(_Row(path, child, reason, enclosing=enclosing))
             else:
-                visit(path, child, enclosing)
+                visit(path, child, enclosing, in_block or in_container)
 
-    visit("", root, "")
+    visit("", root, (), False)
     return rows
 
 
@@ -588,17 +605,24 @@ def _module_state(root: Any) -> list[tuple[Any, dict[str, Any], list[dict[str, A
 
 
 def _restore_module_state(saved: list[tuple[Any, dict[str, Any], list[dict[str, Any]]]]) -> None:
-    """Undo what the traced forward changed (a buffer registered on the meta device, a
-    cache length attribute): the module is left as it was."""
+    """Undo what the traced forward set on its modules (a buffer registered or replaced
+    on the meta device, a cache length): every attribute and table entry is put back.
+    Changes made inside objects (a list the forward appends to) are not undone."""
     for module, attributes, tables in saved:
-        if module.__dict__ != attributes:
+        if not _same_entries(module.__dict__, attributes):
             module.__dict__.clear()
             module.__dict__.update(attributes)
         for table, contents in zip(_MODULE_TABLES, tables):
             current = module.__dict__[table]
-            if current != contents or list(current) != list(contents):
+            if not _same_entries(current, contents):
                 current.clear()
                 current.update(contents)
+
+
+def _same_entries(current: Mapping[str, Any], saved: Mapping[str, Any]) -> bool:
+    """The same keys, in order, holding the very same objects (tensors are compared by
+    identity: ``==`` on them compares elements)."""
+    return list(current) == list(saved) and all(current[key] is saved[key] for key in saved)
 
 
 def _refuse_lazy(torch: Any, root: Any) -> None:

@@ -880,6 +880,10 @@ def test_verify_groups_checks_every_variant(dtype: str) -> None:
     assert report.runs["planned"].geometry.barrier == "cg"
     assert report.runs["planned_atomic"].geometry.barrier == "atomic"
     assert report.correct, {k: (r.relative_error, r.unwritten) for k, r in report.runs.items()}
+    # Every chunked run was matched element by element against the control's output.
+    assert {k: r.mismatches for k, r in report.runs.items() if r.chunk_tokens is not None} == {
+        "planned": 0, "2x_cache": 0, "4x_cache": 0, "planned_atomic": 0}
+    assert report.runs["layer_by_layer"].mismatches is None
     # The smallest power-of-two chunk over 4 KiB once the weights (640 bytes) are counted.
     assert report.runs["4x_cache"].chunk_tokens == 4096 // (32 * np.dtype(dtype).itemsize)
     assert report.runs["planned"].bytes_moved == 2 * 3 * 64 * 32 * np.dtype(dtype).itemsize
@@ -993,6 +997,7 @@ def test_sweep_runs_every_variant_on_one_set_of_inputs() -> None:
     assert [(r.barrier, r.packs_in_flight) for r in runs] == [
         (m, p) for p in kernels.PACKS_IN_FLIGHT_CHOICES for m in BARRIER_MODES]
     assert all(r.correct(verify.TOLERANCE["float16"]) for r in runs)
+    assert all(r.chunked.mismatches == 0 and r.control.mismatches is None for r in runs)
     assert all(r.chunked.geometry.barrier == r.barrier and r.chunked.geometry.packs_in_flight == r.packs_in_flight
                for r in runs)
     # One control per count of packs, shared by both barriers.

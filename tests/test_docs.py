@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import doctest
+import json
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,16 +63,40 @@ def test_readme_command_output_is_what_the_command_prints(
         assert printed == shown
 
 
-def test_readme_gpu_tables_are_those_of_the_committed_runs() -> None:
-    """The GPU tables in README.md are what bench/gpu_report.py makes of the JSON of
-    the runs kept in bench/gpu_results."""
+def _gpu_report() -> Any:
     sys.path.insert(0, str(ROOT / "bench"))
     try:
         import gpu_report
     finally:
         sys.path.remove(str(ROOT / "bench"))
+    return gpu_report
+
+
+def test_readme_gpu_tables_are_those_of_the_committed_runs() -> None:
+    """The GPU tables in README.md are what bench/gpu_report.py makes of the JSON of
+    the runs kept in bench/gpu_results."""
+    gpu_report = _gpu_report()
     runs = [gpu_report.load(ROOT / "bench" / "gpu_results" / card) for card in ("h200", "h100")]
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     between = readme.split(gpu_report.BEGIN + "\n", 1)[1].split(gpu_report.END, 1)[0]
     assert between == gpu_report.render(runs)
     assert "| H200 | A | 8 | 16.2 MiB |" in between
+
+
+def test_gpu_report_reads_a_run_cut_short_after_the_variant_sweep(tmp_path: Path) -> None:
+    variant = {"barrier": "cg", "packs_in_flight": 4, "speedup": 1.5,
+               "chunked": {"seconds": 0.004, "bandwidth_bytes_per_s": 4.0e12, "relative_error": 1e-4,
+                           "unwritten": 0, "barrier_timeouts": 0, "mismatches": 0},
+               "control": {"seconds": 0.006, "bandwidth_bytes_per_s": 2.7e12, "relative_error": 1e-4,
+                           "unwritten": 0, "barrier_timeouts": 0, "mismatches": None}}
+    run = {"environment": {"device": {"name": "NVIDIA H200"}}, "verdict": "incomplete",
+           "calibration": {"timed": False}, "groups": [],
+           "variants": {"group": "A", "runs": [variant], "correct": True, "tolerance": 5e-3}}
+    (tmp_path / "verification.json").write_text(json.dumps(run))
+    gpu_report = _gpu_report()
+    markdown = gpu_report.render([gpu_report.load(tmp_path)])
+    assert "| H200 | A | cg | 4 | 4.00 TB/s | 2.70 TB/s | 1.50x | 1.50x | yes |" in markdown
+    assert markdown.endswith("Overall verdicts: H200 incomplete.\n")
+    variant["chunked"]["mismatches"] = 3
+    (tmp_path / "verification.json").write_text(json.dumps(run))
+    assert "| NO |" in gpu_report.render([gpu_report.load(tmp_path)])

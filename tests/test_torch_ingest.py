@@ -412,6 +412,27 @@ def test_state_the_forward_changes_on_its_modules_is_undone() -> None:
     assert model(x).shape == (1, 6, 2)  # still runs on real tensors
 
 
+def test_attributes_and_buffers_the_forward_replaces_are_put_back() -> None:
+    class Recomputed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(8, 8)
+            self.register_buffer("scale", torch.ones(8))
+            self.last = torch.zeros(8)  # a tensor attribute, set anew by every forward
+
+        def forward(self, x):
+            self.scale = torch.full((8,), 2.0)  # replaces the registered buffer
+            self.last = x.sum(dim=(0, 1))
+            return self.lin(x) * self.scale
+
+    block = Recomputed()
+    scale, last = block.scale, block.last
+    model = nn.Sequential(block, nn.Linear(8, 2))
+    describe_torch(model, torch.ones(1, 3, 8))
+    assert block.scale is scale and block.last is last
+    assert model(torch.ones(1, 3, 8)).shape == (1, 3, 2)
+
+
 def test_a_buffer_held_by_two_rows_counts_in_each() -> None:
     class UsesMask(nn.Module):
         def __init__(self, mask: torch.Tensor) -> None:
@@ -460,8 +481,8 @@ def test_a_device_map_that_cuts_inside_a_module_warns() -> None:
     from layerwise_fast.torch_ingest import SplitInsideModuleWarning
     layers = describe_torch(TinyLM(), torch.zeros(1, 4, dtype=torch.long))
     names = layers.names
-    assert layers.enclosing[names.index("blocks.0.up")] == "blocks.0"
-    assert layers.enclosing[names.index("embed")] == ""
+    assert layers.enclosing[names.index("blocks.0.up")] == ("blocks.0",)
+    assert layers.enclosing[names.index("embed")] == ()
     inside = names.index("blocks.0.down")  # a group starting at down leaves up on device 0
     with pytest.warns(SplitInsideModuleWarning, match=r"puts 'blocks\.0\.act' on 0 and "
                                                       r"'blocks\.0\.down' on 1, both inside "
@@ -473,3 +494,27 @@ def test_a_device_map_that_cuts_inside_a_module_warns() -> None:
         layers.device_map([0, between, len(names)])
         describe_torch(TinyLM(), torch.zeros(1, 4, dtype=torch.long),
                        granularity="block").device_map([0, 2, 6])
+
+
+def test_blocks_of_a_wrapped_model_split_without_a_warning() -> None:
+    from layerwise_fast.torch_ingest import SplitInsideModuleWarning
+
+    class ForCausalLM(nn.Module):  # the usual layout: the network one level down
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = TinyLM()
+
+        def forward(self, ids):
+            return self.model(ids)
+
+    ids = torch.zeros(1, 4, dtype=torch.long)
+    blocks = describe_torch(ForCausalLM(), ids, granularity="block")
+    assert blocks.enclosing[blocks.names.index("model.blocks.1")] == ()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        blocks.device_map([0, blocks.names.index("model.blocks.1"), len(blocks.names)])
+    leaves = describe_torch(ForCausalLM(), ids)
+    assert leaves.enclosing[leaves.names.index("model.blocks.0.down")] == ("model.blocks.0",)
+    assert leaves.enclosing[leaves.names.index("model.head")] == ()
+    with pytest.warns(SplitInsideModuleWarning, match="both inside 'model.blocks.0'"):
+        leaves.device_map([0, leaves.names.index("model.blocks.0.down"), len(leaves.names)])

@@ -82,6 +82,7 @@ from .kernels import (
     storage_dtype,
     upload_group,
 )
+from ..units import write_text_atomically
 from .reference import LayerSpec, affine, make_params, reference_forward, rmsnorm, weight_bytes, worst_row_error
 
 MIB = 1 << 20
@@ -989,6 +990,7 @@ def run_gpu_verification(
         "group": groups[0].name,
         "runs": [{**asdict(run), "speedup": run.speedup} for run in variants],
         "correct": variants_correct,
+        "tolerance": TOLERANCE[groups[0].dtype],
     }
     result["groups"] = []
     _save_verification(out, result)
@@ -1010,7 +1012,9 @@ def run_gpu_verification(
 
 
 def _save_verification(out: Path, result: dict[str, Any]) -> None:
-    (out / "verification.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    """Write verification.json whole (through a temporary file and a rename): a run
+    stopped mid-write keeps the last complete one."""
+    write_text_atomically(out / "verification.json", json.dumps(result, indent=2, default=str) + "\n")
 
 
 def _overall_verdict(reports: Sequence[GroupReport], variants_correct: bool = True) -> str:
