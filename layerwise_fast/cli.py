@@ -28,7 +28,8 @@ from layerwise_fast.errors import InfeasibleError, LayerTooLargeError
 from layerwise_fast.partition import balanced, dp, greedy
 from layerwise_fast.result import Partition
 from layerwise_fast.summary import counted
-from layerwise_fast.units import format_bytes, printable, read_input_file
+from layerwise_fast.units import (MAX_FILE_BYTES_ENV, format_bytes, max_file_bytes, printable,
+                                  read_input_file)
 
 __all__ = ["main", "read_sizes", "SizesFile", "InputError"]
 
@@ -70,8 +71,9 @@ def _parse_line(text: str, path: Path, line: int) -> tuple[list[int], str | None
     return values, comment.strip() or None
 
 
-def _read_text(path: Path) -> SizesFile:
-    raw = read_input_file(path, what="sizes file", error=InputError)
+def _read_text(path: Path, raw: bytes | None = None) -> SizesFile:
+    if raw is None:
+        raw = read_input_file(path, what="sizes file", error=InputError)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -115,13 +117,27 @@ def _read_npy(path: Path) -> SizesFile:
 def read_sizes(path: str | Path) -> SizesFile:
     """Read sizes from a text file (one size, or weights activations buffers, per line;
     ``#`` starts a comment, and a comment after a row names that layer) or a ``.npy``
-    array of shape (n,) or (n, 3). Directories, FIFOs and files over the input size
-    limit (:func:`layerwise_fast.units.max_file_bytes`) are refused before reading."""
+    array of shape (n,) or (n, 3); ``"-"`` reads text from standard input. Directories,
+    FIFOs and files over the input size limit (:func:`layerwise_fast.units.max_file_bytes`)
+    are refused before reading."""
+    if str(path) == "-":
+        return _read_text(Path("<stdin>"), _read_stdin())
     path = Path(path)
     if path.suffix != ".npy":
         return _read_text(path)
     read_input_file(path, what="sizes file", error=InputError)  # the checks; np.load rereads it
     return _read_npy(path)
+
+
+def _read_stdin() -> bytes:
+    """Standard input, whole, within the input size limit (text sizes only)."""
+    limit = max_file_bytes()
+    raw: bytes = sys.stdin.buffer.read(limit + 1)
+    if len(raw) > limit:
+        raise InputError(f"standard input holds more than the limit of {limit} bytes; raise it "
+                         f"with the environment variable {MAX_FILE_BYTES_ENV} (e.g. "
+                         f"{MAX_FILE_BYTES_ENV}=8GiB)")
+    return raw
 
 
 def example_names() -> list[str]:
@@ -226,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"Bundled examples: {', '.join(example_names())}. "
         "Example: layerwise-fast partition --example gpt2-sublayers --capacity 50MB",
     )
-    part.add_argument("file", nargs="?", metavar="FILE", help="sizes file (.txt or .npy)")
+    part.add_argument("file", nargs="?", metavar="FILE",
+                      help="sizes file (.txt or .npy), or - for text on standard input")
     part.add_argument("--example", metavar="NAME", help="use a bundled example instead of FILE")
     part.add_argument(
         "--capacity",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -191,3 +192,19 @@ def test_closed_pipe_stops_quietly(tmp_path: Path) -> None:
         stderr = process.stderr.read().decode()
     assert process.wait(timeout=120) == 141
     assert stderr == ""
+
+
+def test_a_dash_reads_sizes_from_standard_input() -> None:
+    def piped(text: str, *env: tuple[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "layerwise_fast", "partition", "-", "--capacity", "40",
+                               "--json"], input=text, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, **dict(env)})
+
+    out = piped("10\n20 # b\n30\n")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["boundaries"] == [0, 2, 3] and result["names"] == ["0", "b", "2"]
+    bad = piped("10\nx\n")
+    assert bad.returncode == 2 and bad.stderr == "layerwise-fast: error: <stdin>:2: 'x' is not a whole number of bytes\n"
+    big = piped("10\n20\n", ("LAYERWISE_FAST_MAX_FILE_BYTES", "4"))
+    assert big.returncode == 2 and "standard input holds more than the limit of 4 bytes" in big.stderr
