@@ -562,6 +562,8 @@ def test_count_mismatches_counts_elements_off_the_expected_and_non_finite_ones()
     actual[0, 3] = expected[0, 3] * np.float16(1.004)  # within the tolerance
     off = kernels.count_mismatches(cuda.to_device(actual), cuda.to_device(expected), 1e-2)
     assert (same, off) == (0, 2)
+    actual[0, 0] = np.inf
+    assert kernels.count_non_finite(cuda.to_device(actual)) == 2  # the NaN and the inf
     with pytest.raises(ValueError, match="shapes differ"):
         kernels.count_mismatches(cuda.to_device(actual), cuda.to_device(expected[:2]), 1e-2)
 

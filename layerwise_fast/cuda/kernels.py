@@ -583,8 +583,8 @@ def fill_kernel(out, value):  # type: ignore[no-untyped-def]
 
 @cuda.jit
 def mismatch_kernel(actual, expected, tolerance, count):  # type: ignore[no-untyped-def]
-    """Add to ``count[0]`` the elements of the flat arrays where ``|a - e| > tolerance x
-    (1 + |e|)`` or either is not finite (a NaN compares false)."""
+    """Add to ``count[0]`` the elements of the flat arrays where either is not finite or
+    ``|a - e| > tolerance x (1 + |e|)``."""
     n = uint32(actual.shape[0])
     stride = uint32(uint32(cuda.blockDim.x) * uint32(cuda.gridDim.x))
     i = uint32(uint32(cuda.blockIdx.x) * uint32(cuda.blockDim.x) + uint32(cuda.threadIdx.x))
@@ -592,7 +592,7 @@ def mismatch_kernel(actual, expected, tolerance, count):  # type: ignore[no-unty
     while i < n:
         a = float32(actual[i])
         e = float32(expected[i])
-        if not abs(a - e) <= tolerance * (_F1 + abs(e)):
+        if not (math.isfinite(a) and math.isfinite(e) and abs(a - e) <= tolerance * (_F1 + abs(e))):
             found = uint32(found + _U1)
         i = uint32(i + stride)
     if found > _U0:
@@ -1160,6 +1160,12 @@ def count_mismatches(actual: Any, expected: Any, tolerance: float) -> int:
     mismatch_kernel[blocks, threads](actual.reshape(actual.size), expected.reshape(expected.size),
                                      np.float32(tolerance), count)
     return int(count.copy_to_host()[0])
+
+
+def count_non_finite(array: Any) -> int:
+    """Elements of a device array that are NaN or infinite, counted on the device (an
+    element never differs from itself unless it is not finite)."""
+    return count_mismatches(array, array, 0.0)
 
 
 def _flat_grid(size: int) -> tuple[int, int]:
