@@ -29,7 +29,7 @@ from layerwise_fast.partition import balanced, dp, greedy
 from layerwise_fast.result import Partition
 from layerwise_fast.summary import counted
 from layerwise_fast.units import (MAX_FILE_BYTES_ENV, format_bytes, max_file_bytes, printable,
-                                  read_input_file)
+                                  read_input_file, read_input_head)
 
 __all__ = ["main", "read_sizes", "SizesFile", "InputError"]
 
@@ -100,7 +100,14 @@ def _read_text(path: Path, raw: bytes | None = None) -> SizesFile:
     return SizesFile(sizes[:, 0] if sizes.shape[1] == 1 else sizes, names if has_names else None)
 
 
-def _read_npy(path: Path) -> SizesFile:
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _read_npy(path: Path, head: bytes) -> SizesFile:
+    if not head.startswith((_NPY_MAGIC, _ZIP_MAGIC)):  # np.load would try it as a pickle
+        raise InputError(f"{path}: not a .npy file (it does not start with the .npy magic "
+                         f"bytes); save the sizes with numpy.save, or give a text file")
     try:
         sizes = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
@@ -125,8 +132,8 @@ def read_sizes(path: str | Path) -> SizesFile:
     path = Path(path)
     if path.suffix != ".npy":
         return _read_text(path)
-    read_input_file(path, what="sizes file", error=InputError)  # the checks; np.load rereads it
-    return _read_npy(path)
+    head = read_input_head(path, len(_NPY_MAGIC), what="sizes file", error=InputError)
+    return _read_npy(path, head)  # np.load reads it again
 
 
 def _read_stdin() -> bytes:

@@ -110,11 +110,14 @@ def test_non_utf8_directory_missing_and_bad_npy(tmp_path: Path) -> None:
     np.save(tmp_path / "wide.npy", np.ones((3, 2), dtype=np.int64))
     np.savez(tmp_path / "archive.npz", sizes=np.arange(3))
     (tmp_path / "archive.npz").rename(tmp_path / "archive.npy")
+    cut = np.lib.format.magic(1, 0) + b"\x76\x00{'descr'"  # a .npy file cut short
+    (tmp_path / "cut.npy").write_bytes(cut)
     cases = {
         "latin.txt": "not UTF-8 text",
         ".": "' is a directory, not a file",
         "missing.txt": "' does not exist",
-        "bad.npy": "not a readable .npy array",
+        "bad.npy": "bad.npy: not a .npy file (it does not start with the .npy magic bytes)",
+        "cut.npy": "cut.npy: not a readable .npy array",
         "wide.npy": "expected shape (n,) or (n, 3), got (3, 2)",
         "archive.npy": "an .npz archive of arrays, not one .npy array",
     }
@@ -122,6 +125,7 @@ def test_non_utf8_directory_missing_and_bad_npy(tmp_path: Path) -> None:
         out = cli("partition", str(tmp_path / name))
         assert out.returncode == 2, name
         assert message in out.stderr and "Traceback" not in out.stderr, out.stderr
+        assert "pickle" not in out.stderr, out.stderr
 
 
 def test_infeasible_exits_1() -> None:
