@@ -28,8 +28,8 @@ from layerwise_fast.errors import InfeasibleError, LayerTooLargeError
 from layerwise_fast.partition import balanced, dp, greedy
 from layerwise_fast.result import Partition
 from layerwise_fast.summary import counted
-from layerwise_fast.units import (MAX_FILE_BYTES_ENV, format_bytes, max_file_bytes, printable,
-                                  read_input_file, read_input_head)
+from layerwise_fast.units import (format_bytes, printable, read_input_file, read_input_head,
+                                  read_standard_input)
 
 __all__ = ["main", "read_sizes", "SizesFile", "InputError"]
 
@@ -128,23 +128,12 @@ def read_sizes(path: str | Path) -> SizesFile:
     FIFOs and files over the input size limit (:func:`layerwise_fast.units.max_file_bytes`)
     are refused before reading."""
     if str(path) == "-":
-        return _read_text(Path("<stdin>"), _read_stdin())
+        return _read_text(Path("<stdin>"), read_standard_input(error=InputError))
     path = Path(path)
     if path.suffix != ".npy":
         return _read_text(path)
     head = read_input_head(path, len(_NPY_MAGIC), what="sizes file", error=InputError)
     return _read_npy(path, head)  # np.load reads it again
-
-
-def _read_stdin() -> bytes:
-    """Standard input, whole, within the input size limit (text sizes only)."""
-    limit = max_file_bytes()
-    raw: bytes = sys.stdin.buffer.read(limit + 1)
-    if len(raw) > limit:
-        raise InputError(f"standard input holds more than the limit of {limit} bytes; raise it "
-                         f"with the environment variable {MAX_FILE_BYTES_ENV} (e.g. "
-                         f"{MAX_FILE_BYTES_ENV}=8GiB)")
-    return raw
 
 
 def example_names() -> list[str]:

@@ -169,7 +169,7 @@ class _Bar:
         self.stream.flush()
 
 
-def _check_output_folders(args: argparse.Namespace) -> None:
+def _check_output_paths(args: argparse.Namespace) -> None:
     """Refuse an --output or --plot path in a missing folder, and a --plot that is not a
     .png, before any work (and before the other file is written)."""
     if args.output == "-":
@@ -184,7 +184,7 @@ def _check_output_folders(args: argparse.Namespace) -> None:
 
 
 def _plan_command(args: argparse.Namespace) -> int:
-    _check_output_folders(args)
+    _check_output_paths(args)
     model, base = _model(args)
     settings = _plan_settings(args, base)
     progress = _Bar(sys.stderr, len(model.table)) \

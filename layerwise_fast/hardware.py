@@ -60,13 +60,13 @@ HARDWARE_SCHEMA: Final[str] = "layerwise_fast.hardware"
 HARDWARE_VERSION: Final[int] = 1
 
 # Effective fractions, from one measurement per card (an in-place bf16 read+write pass
-# repeated over one buffer; README, "Hardware figures"). The rate starts to fall at 32 MB on the H100 (L2
-# reported as 50 MiB) and at 36 MB on the H200 (60 MiB). Reading those sizes as decimal
-# megabytes (the smaller reading), 32e6 / 52428800 = 0.610 and 36e6 / 62914560 = 0.572;
-# rounding down to a multiple of 0.05 keeps the planned capacity inside the measured
-# plateau: H100 0.60 (31,457,280 bytes = 30 MiB), H200 0.55 (34,603,008 bytes = 33 MiB).
-# The A100 has no measurement here; it is given the H100's fraction (both split L2 into
-# two partitions) and its profile says the figure is assumed.
+# repeated over one buffer; README, "Hardware figures"). The rate starts to fall at 32 MB
+# on the H100 (L2 reported as 50 MiB) and at 36 MB on the H200 (60 MiB). Reading those
+# sizes as decimal megabytes (the smaller reading), 32e6 / 52428800 = 0.610 and
+# 36e6 / 62914560 = 0.572; rounding down to a multiple of 0.05 keeps the planned capacity
+# inside the measured plateau: H100 0.60 (31,457,280 bytes = 30 MiB), H200 0.55
+# (34,603,008 bytes = 33 MiB). The A100 has no measurement here; it is given the H100's
+# fraction (both split L2 into two partitions) and its profile says the figure is assumed.
 H100_EFFECTIVE_FRACTION: Final[Fraction] = Fraction(3, 5)
 H200_EFFECTIVE_FRACTION: Final[Fraction] = Fraction(11, 20)
 DEFAULT_EFFECTIVE_FRACTION: Final[Fraction] = H100_EFFECTIVE_FRACTION

@@ -8,7 +8,8 @@ with real weights, whose tensors are swapped for meta ones for the call and left
 they were (as is any attribute the forward sets on its modules, such as a buffer it
 registers or replaces or a cache length it records; changes made inside objects, such
 as a list it appends to, are not undone). A parametrized module
-(``torch.nn.utils.parametrize``) is one row: its parametrizations are its weights. Forward hooks record which modules run, in which order, and the shapes of
+(``torch.nn.utils.parametrize``) is one row: its parametrizations are its weights.
+Forward hooks record which modules run, in which order, and the shapes of
 their outputs.
 
 Rows. The module is opened from the top; a submodule becomes one row, kept whole, when

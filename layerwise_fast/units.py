@@ -22,6 +22,7 @@ import os
 import re
 import secrets
 import stat
+import sys
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from types import MappingProxyType
@@ -41,6 +42,7 @@ __all__ = [
     "format_bytes",
     "max_file_bytes",
     "read_input_file",
+    "read_standard_input",
     "write_bytes_atomically",
     "write_text_atomically",
     "DEFAULT_MAX_FILE_BYTES",
@@ -442,8 +444,19 @@ def _read_within(handle: BinaryIO, expected: int, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def _too_big(error: type[ValueError], label: str, size: int, limit: int) -> ValueError:
-    return error(f"{label} is {size} bytes, more than the limit of {limit} bytes; to read it anyway, "
+def read_standard_input(*, error: type[ValueError]) -> bytes:
+    """Standard input, whole, within :func:`max_file_bytes`; ``error`` when it holds more."""
+    limit = max_file_bytes()
+    raw: bytes = sys.stdin.buffer.read(limit + 1)
+    if len(raw) > limit:
+        raise _too_big(error, "standard input", None, limit)
+    return raw
+
+
+def _too_big(error: type[ValueError], label: str, size: int | None, limit: int) -> ValueError:
+    """``size`` None: more than ``limit`` (a stream, whose size is not known)."""
+    holds = "holds" if size is None else f"is {size} bytes,"
+    return error(f"{label} {holds} more than the limit of {limit} bytes; to read it anyway, "
                  f"raise the limit with the environment variable {MAX_FILE_BYTES_ENV} (e.g. {MAX_FILE_BYTES_ENV}=8GiB)")
 
 

@@ -170,10 +170,9 @@ def worst_row_error(actual: np.ndarray, expected: np.ndarray) -> float:
     (float64, last axis), so one wrong row counts in full however many rows are right.
     NaN stays NaN; a row of zeros in ``expected`` gives 0.0 if matched, else ``inf``.
     """
-    diff = np.linalg.norm(np.asarray(actual, dtype=np.float64) - expected, axis=-1)
-    scale = np.linalg.norm(expected, axis=-1)
+    diff = np.atleast_1d(np.linalg.norm(np.asarray(actual, dtype=np.float64) - expected, axis=-1))
+    scale = np.atleast_1d(np.linalg.norm(expected, axis=-1))
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = np.where(scale > 0.0, diff / np.where(scale > 0.0, scale, 1.0),
-                          np.where(diff == 0.0, 0.0, math.inf))
-    ratios = np.where(np.isnan(diff), math.nan, ratios)
+        ratios = diff / scale  # x / 0 is inf; NaN stays NaN
+    ratios[(diff == 0.0) & (scale == 0.0)] = 0.0  # a row of zeros, matched
     return float(np.max(ratios)) if ratios.size else 0.0
