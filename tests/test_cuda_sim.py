@@ -727,11 +727,40 @@ def test_calibrate_runs_the_sweep_and_checks_every_increment(tmp_path: Path) -> 
             cal.save(tmp_path / "c.json")
 
 
+@needs_device
+@pytest.mark.parametrize("warmup_seconds", [0.0, 1e-9, 0.05])
+def test_calibrate_counts_its_warm_up_launches_in_the_increment_check(warmup_seconds: float) -> None:
+    cal = cal_mod.calibrate([1024, 2048], l2_bytes=1024, repeats=1, bytes_per_launch=4096,
+                            threads_per_block=32, warmup_seconds=warmup_seconds)
+    launches = cal.method["warmup"]["launches"]
+    if warmup_seconds == 0.0:
+        assert launches == 0
+    elif warmup_seconds < 1e-6:
+        assert launches == 1  # the compiling launch alone
+    else:
+        assert launches >= 2
+
+
+@needs_device
+def test_calibrate_warm_up_stops_where_the_increments_would_stop_being_exact(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 4 passes a launch: the sweep's 3 launches, then room for 3 warm-up launches, not 4
+    monkeypatch.setattr(cal_mod, "_MAX_INCREMENTS", 4 * (1 + 2) + 4 * 3 + 3)
+    cal = cal_mod.calibrate([1024], l2_bytes=1024, repeats=1, bytes_per_launch=8192,
+                            threads_per_block=32, warmup_seconds=60.0)
+    assert cal.passes == (4,)
+    assert cal.method["warmup"] == {"seconds": 60.0, "launches": 3}
+
+
 def test_calibrate_rejects_bad_sizes() -> None:
     with pytest.raises(ValueError, match=r"calibration sizes must be multiples of 4 bytes in \[4, 8589934592\], got 1022"):
         cal_mod.calibrate([1022], l2_bytes=1024)
     with pytest.raises(ValueError, match="the sweep would make"):
         cal_mod.calibrate([4096], l2_bytes=1024, repeats=100, max_passes=2**20, bytes_per_launch=2**40)
+    for bad in (-1.0, 61.0, float("nan")):
+        with pytest.raises(ValueError, match="warmup_seconds must be in \\[0, 60\\], got"):
+            cal_mod.calibrate([4096], l2_bytes=1024, warmup_seconds=bad)
 
 
 @pytest.mark.skipif(not SIMULATED, reason="checks the simulator's behaviour")

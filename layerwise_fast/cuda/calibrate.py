@@ -7,6 +7,8 @@ block (so a pass reads what another multiprocessor wrote, from L2 or HBM, never 
 its own L1). Sweeping the buffer from about 1 MiB to 4x the nominal L2 gives the
 bandwidth curve; rates count bytes read plus bytes written (``2 * size * passes``
 over the launch's time, the median of ``repeats`` launches timed with CUDA events).
+Before the sweep, launches over the largest buffer run for ``warmup_seconds`` so the
+clocks have left idle (an idle H100 reports 345 MHz) before the first size is timed.
 Every element must end up incremented by exactly the number of passes it saw, which
 the sweep checks (the values stay on a grid of ``2**-12`` where float32 is exact).
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +63,7 @@ MIB = 1 << 20
 _ELEMENT_BYTES = 4  # float32 stream
 _INCREMENT = 2.0**-12  # exact in float32 for the values the sweep reaches
 _MAX_INCREMENTS = 2**23  # keeps every value below 2**11 + 1.5, where 2**-12 steps stay exact
+_MAX_WARMUP_LAUNCHES = 10_000
 
 
 @dataclass(frozen=True)
@@ -327,6 +331,7 @@ def calibrate(
     knee_fraction: float = KNEE_FRACTION,
     seed: int = 0,
     barrier: str = "cg",
+    warmup_seconds: float = 0.25,
 ) -> Calibration:
     """Run the bandwidth sweep on the current device (or the simulator).
 
@@ -343,6 +348,8 @@ def calibrate(
         seed: seed of the buffer's initial values.
         barrier: the grid barrier between passes (one of ``BARRIER_MODES``, see
             :mod:`.barrier`).
+        warmup_seconds: host wall time spent launching over the largest buffer before
+            the sweep, after one launch that compiles; 0 skips the warm-up.
 
     Raises:
         RuntimeError: some element was not incremented exactly once per pass, or a
@@ -363,6 +370,8 @@ def calibrate(
         raise ValueError("calibration sizes must be distinct")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if not 0.0 <= warmup_seconds <= 60.0:
+        raise ValueError(f"warmup_seconds must be in [0, 60], got {warmup_seconds}")
     if max_passes < 1 or bytes_per_launch < 1:
         raise ValueError(
             f"max_passes and bytes_per_launch must be >= 1, got {max_passes} and {bytes_per_launch}"
@@ -376,6 +385,12 @@ def calibrate(
         )
     initial = _initial_values(sizes[-1] // _ELEMENT_BYTES, np.random.default_rng(seed))
     device_buf = cuda.to_device(initial)
+    warmup_launches = 0
+    most = min(_MAX_WARMUP_LAUNCHES, (_MAX_INCREMENTS - sum(passes) * (repeats + 2)) // passes[-1])
+    if warmup_seconds > 0 and most >= 1:
+        warm = prepare_stream_passes(device_buf, passes[-1], 1.0, _INCREMENT, threads_per_block, barrier)
+        warmup_launches = _warm_up_clocks(warm, warmup_seconds, most)
+        warm.check_barrier()
     rates: list[float] = []
     launches = []
     for size, count in zip(sizes, passes):
@@ -389,6 +404,7 @@ def calibrate(
         if times is not None:
             rates.append(2.0 * size * count / statistics.median(times))
         launch.check_barrier()
+    launches[-1] += warmup_launches  # the warm-up passed over the largest buffer
     _check_increments(device_buf.copy_to_host(), initial, sizes, passes, launches)
     timed = not is_simulated()
     summary = analyse_curve(sizes, rates, l2, knee_fraction) if timed else None
@@ -402,9 +418,27 @@ def calibrate(
         "repeats": repeats,
         "threads_per_block": threads_per_block,
         "bytes_per_launch": bytes_per_launch,
+        "warmup": {"seconds": warmup_seconds, "launches": warmup_launches},
     }
     return Calibration(info, l2, tuple(sizes), tuple(passes), tuple(rates) if timed else None,
                        summary, method)
+
+
+def _warm_up_clocks(launch: Callable[[], object], seconds: float, most_launches: int) -> int:
+    """Launch until ``seconds`` of wall time pass after a first (compiling) launch.
+
+    Returns how many launches ran, at least one and at most ``most_launches`` (which
+    keeps the increments exact; at least one is always left).
+    """
+    launch()
+    cuda.synchronize()
+    count = 1
+    start = time.perf_counter()
+    while count < most_launches and time.perf_counter() - start < seconds:
+        launch()
+        cuda.synchronize()
+        count += 1
+    return count
 
 
 def _check_increments(
