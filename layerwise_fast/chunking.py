@@ -22,7 +22,7 @@ from .partition import greedy
 from .scaling import UnitSizes, chunk_for
 from .units import first_bool, format_bytes
 
-__all__ = ["DEFAULT_GRANULARITY", "Sweep", "sweep_sizes"]
+__all__ = ["DEFAULT_GRANULARITY", "MAX_BATCH", "MAX_TOKENS", "Sweep", "check_tokens", "sweep_sizes"]
 
 IntColumn = npt.NDArray[np.int64]
 
@@ -30,6 +30,9 @@ DEFAULT_GRANULARITY: Final[int] = 64
 """Tokens: chunks are multiples of this unless told otherwise."""
 MAX_BATCH: Final[int] = 2**31
 """Largest batch size a sweep or a plan accepts."""
+MAX_TOKENS: Final[int] = 2**62
+"""Most tokens (batch x sequence) a sweep or a plan accepts: their byte counts stay
+within int64."""
 
 _BLOCK_ELEMENTS: Final[int] = 1 << 20
 
@@ -42,14 +45,16 @@ class Sweep:
         batch_sizes: the batch sizes (sequences per micro-batch), in the order given.
         chunk: tokens per chunk for each batch size (0 where nothing fits).
         groups: the fewest groups at that chunk (0 where nothing fits).
-        treated: oversize layers tiled or quantized at that batch size.
+        treated: oversize layers tiled or quantized at that batch size (0 where
+            nothing fits).
         fits: whether a plan exists at that batch size.
         capacity: bytes each group fits.
         sequence: tokens per sequence.
         granularity: chunks are multiples of this many tokens.
         on_oversize: the oversize policy.
         cost: the cost model.
-        hardware: the device the capacity is that of ("" where only a capacity was given).
+        hardware: the device's name ("" where none was given); a given capacity
+            replaces its own.
     """
 
     batch_sizes: IntColumn
@@ -126,6 +131,7 @@ def sweep_sizes(
     if on_oversize not in POLICIES:
         raise ValueError(f"on_oversize must be one of {', '.join(POLICIES)}, "
                          f"got {on_oversize!r}")
+    check_tokens(int(batches.max()), sequence, "the largest of batch_sizes")
     smallest = min(granularity, sequence)
     tokens_min = batches * smallest
     rules = oversize_rules(units, capacity, capacity, on_oversize, int(tokens_min.max()))
@@ -145,8 +151,16 @@ def sweep_sizes(
         if cost == "sum":
             sizes = columns["weights"] + columns["activations"] + columns["buffers"]
         groups[index] = greedy(sizes, capacity, cost=cost).k
+    treated[chunk == 0] = 0
     return Sweep(batches, chunk, groups, treated, chunk > 0, capacity, sequence,
                  granularity, on_oversize, cost, hardware)
+
+
+def check_tokens(batch: int, sequence: int, what: str) -> None:
+    """ValueError unless ``batch x sequence`` is at most :data:`MAX_TOKENS`."""
+    if batch * sequence > MAX_TOKENS:
+        raise ValueError(f"{what} ({batch}) x sequence ({sequence}) is {batch * sequence} "
+                         f"tokens, more than the {MAX_TOKENS} (2**62) a plan can count in bytes")
 
 
 def batch_sizes_array(values: object) -> IntColumn:
@@ -162,6 +176,10 @@ def batch_sizes_array(values: object) -> IntColumn:
     if index is not None:
         raise TypeError(f"batch_sizes[{index}] is a bool; batch sizes must be ints")
     array = np.asarray(values)
+    if array.ndim == 1 and array.dtype == object \
+            and all(isinstance(value, int) for value in array.tolist()):
+        bad = next(v for v in array.tolist() if not 1 <= v <= MAX_BATCH)  # beyond int64
+        raise ValueError(f"batch_sizes must be between 1 and {MAX_BATCH}, got {bad}")
     if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
         raise TypeError(f"batch_sizes must be a 1-D sequence of ints, got dtype "
                         f"{array.dtype} and shape {array.shape}")

@@ -72,7 +72,7 @@ from .oversize import TREATMENT_NAMES, Treatments
 from .perf import Cuts, GroupPerformance, LayerTraffic, StageTimes, Timeline, evaluate
 from .result import Partition
 from .scaling import scaled_activations
-from .summary import format_plan
+from .summary import counted, format_plan
 from .units import INT64_MAX, _json_type, _load_json_checked, write_bytes_atomically
 
 __all__ = ["PLAN_SCHEMA", "PLAN_VERSION", "Plan", "PlanFormatError", "PlanSettings"]
@@ -285,13 +285,23 @@ class Plan:
     # -- text ----------------------------------------------------------------------------
 
     def summary(self, max_rows: int = SUMMARY_ROWS) -> str:
-        """The plan as readable tables (a table longer than ``max_rows`` loses its middle)."""
-        return format_plan(self, max_rows)
+        """The plan as readable tables (a table longer than ``max_rows`` loses its middle).
+
+        Raises:
+            TypeError, ValueError: ``max_rows`` is not an int of at least 2 (the first
+                and the last row).
+        """
+        if isinstance(max_rows, (bool, np.bool_)) or not isinstance(max_rows, (int, np.integer)):
+            raise TypeError(f"max_rows must be an int, got {type(max_rows).__name__}")
+        if max_rows < 2:
+            raise ValueError(f"max_rows must be at least 2 (the first and the last row), "
+                             f"got {max_rows}")
+        return format_plan(self, int(max_rows))
 
     def __repr__(self) -> str:
         s = self.settings
-        return (f"<Plan {s.model!r}: {self.n} layers in {self.k} groups on "
-                f"{self.device_count} devices, chunk {s.chunk} tokens, "
+        return (f"<Plan {s.model!r}: {counted(self.n, 'layer')} in {counted(self.k, 'group')} "
+                f"on {counted(self.device_count, 'device')}, chunk {counted(s.chunk, 'token')}, "
                 f"on_oversize={s.on_oversize!r}>")
 
     # -- JSON ----------------------------------------------------------------------------
@@ -801,10 +811,7 @@ def _read_groups(read: _Reader, value: object, settings: PlanSettings,
 
 
 def _partitioner(settings: PlanSettings) -> str:
-    """The algorithm a plan's Partition reports: next-fit reachability for a list of
-    devices is built on greedy, and the cut-aware mode is the stage-time dp."""
-    if settings.mixed:
-        return "greedy"
+    """The algorithm a plan's Partition reports: the cut-aware mode is the stage-time dp."""
     return "dp" if settings.algorithm == "stage_time" else settings.algorithm
 
 

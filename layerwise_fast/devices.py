@@ -10,7 +10,8 @@ Three ways to give the devices, resolved by :func:`device_pool`:
   :func:`~layerwise_fast.partition.balanced` over the groups' stage times.
 * a list of devices (profile names or :class:`~layerwise_fast.hardware.Hardware`):
   mixed cards, in pipeline order, each with its own capacity; group ``i`` runs on
-  device ``i``. :func:`ordered_fit` finds the fewest groups for that order exactly.
+  device ``i``. :func:`ordered_fit` finds the fewest groups for that order exactly, and
+  :func:`ordered_balanced` the smallest largest group among them.
 
 Next-fit is not exact once capacities differ: filling device 0 to the brim can leave a
 large layer to a small device 1 (sizes 1, 1, 2 on capacities 2, 1, 2), so
@@ -39,6 +40,7 @@ __all__ = [
     "device_pool",
     "group_costs",
     "groups_to_devices",
+    "ordered_balanced",
     "ordered_fit",
     "resolve_hardware",
 ]
@@ -199,24 +201,70 @@ def ordered_fit(columns: dict[str, IntColumn], capacities: Sequence[int],
     """
     alone = columns["weights"] + columns["activations"] + columns["buffers"]
     n = len(alone)
-    reach = [np.zeros(n + 1, dtype=bool)]
-    reach[0][0] = True
-    for device, capacity in enumerate(capacities):
-        step = _extend(reach[-1], columns, alone, capacity, cost)
-        if not step.any():
-            layer = int(np.flatnonzero(reach[-1][:n]).max())
-            raise OversizeLayerError(layer, int(alone[layer]), capacity, str(names[layer]),
-                                     f"on device {device}, the next in pipeline order")
-        reach.append(step)
-        if step[n]:
-            return _cuts_back(reach, n)
+    reach = _reach(columns, alone, capacities, cost)
+    if reach[-1][n]:
+        return _cuts_back(reach, n)
+    if not reach[-1].any():
+        device = len(reach) - 2
+        layer = int(np.flatnonzero(reach[-2][:n]).max())
+        raise OversizeLayerError(layer, int(alone[layer]), capacities[device], str(names[layer]),
+                                 f"on device {device}, the next in pipeline order")
     furthest = int(np.flatnonzero(reach[-1]).max())
+    largest = max(capacities)
+    beyond = np.flatnonzero(alone[furthest:] > largest)
+    if beyond.size:  # the count below would be of no use: no device can hold this layer
+        layer = furthest + int(beyond[0])
+        raise OversizeLayerError(layer, int(alone[layer]), largest, str(names[layer]),
+                                 "on any listed device")
     rest: Any = {key: value[furthest:] for key, value in columns.items()}
-    more = greedy(rest, max(capacities), cost=cost).k
+    more = greedy(rest, largest, cost=cost).k
     raise TooManyGroupsError(len(capacities) + more, len(capacities),
                              f"layers {furthest}..{n - 1} remain after the last device; the "
                              f"count fits them to the largest capacity, so it is a lower "
                              f"bound", listed=True)
+
+
+def ordered_balanced(columns: dict[str, IntColumn], capacities: Sequence[int],
+                     cost: Literal["sum", "peak"], names: npt.NDArray[np.object_]) -> IntColumn:
+    """Boundaries of the fewest groups, group ``i`` fitting ``capacities[i]``, and among
+    those the smallest largest group cost: :func:`balanced` for an ordered device list.
+
+    :func:`ordered_fit` gives the fewest groups k and a first bound; then a bisection on
+    the largest group cost B, each probe :func:`ordered_fit`'s reachability over the first
+    k devices with their capacities lowered to B. Exact on integers; O(log B) probes.
+
+    Raises:
+        OversizeLayerError, TooManyGroupsError: as :func:`ordered_fit`.
+    """
+    cuts = ordered_fit(columns, capacities, cost, names)
+    devices = list(capacities[: len(cuts) - 1])
+    alone = columns["weights"] + columns["activations"] + columns["buffers"]
+    n = len(alone)
+    feasible = int(group_costs(columns, cuts, cost).max())
+    infeasible = int(alone.max()) - 1  # every group holds at least its largest layer
+    while feasible - infeasible > 1:
+        bound = (feasible + infeasible) // 2
+        reach = _reach(columns, alone, [min(c, bound) for c in devices], cost)
+        if reach[-1][n]:
+            feasible, cuts = bound, _cuts_back(reach, n)
+        else:
+            infeasible = bound
+    return cuts
+
+
+def _reach(columns: dict[str, IntColumn], alone: IntColumn, capacities: Sequence[int],
+           cost: Literal["sum", "peak"]) -> list[npt.NDArray[np.bool_]]:
+    """``reach[i]``: the boundaries ``i`` groups on devices ``0..i-1`` can end at; it stops
+    at the first that includes the last boundary, or that is empty, or at the last device."""
+    n = len(alone)
+    reach = [np.zeros(n + 1, dtype=bool)]
+    reach[0][0] = True
+    for capacity in capacities:
+        step = _extend(reach[-1], columns, alone, capacity, cost)
+        reach.append(step)
+        if step[n] or not step.any():
+            break
+    return reach
 
 
 def _extend(reachable: npt.NDArray[np.bool_], columns: dict[str, IntColumn],

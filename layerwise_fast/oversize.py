@@ -291,9 +291,10 @@ class SizeRules:
                 _HINT if room else no_room)
         if self.policy == "tile":
             raise OversizeLayerError(
-                layer, acts + buffers, self.treat_capacity, name,
-                f"activations {acts} + buffers {buffers} {at} leave no room for a weight "
-                f"tile", "lower the batch or the chunk granularity")
+                layer, acts + buffers + 1, self.treat_capacity, name,
+                f"activations {acts} + buffers {buffers} {at} + a weight tile of at least "
+                f"1 byte", _BUFFERS_HINT if buffers >= self.treat_capacity
+                else "lower the batch or the chunk granularity")
         assert self.int4_weights is not None
         int4 = int(self.int4_weights[layer])
         raise OversizeLayerError(

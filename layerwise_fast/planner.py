@@ -12,7 +12,8 @@
    (the group count only grows with the chunk);
 4. the groups, by the chosen native partitioner (``balanced`` by default: the fewest
    groups, then the smallest largest group), or, for an ordered list of mixed devices,
-   by next-fit with each device's own capacity (:func:`~layerwise_fast.devices.ordered_fit`);
+   with each device's own capacity (:func:`~layerwise_fast.devices.ordered_fit` for
+   ``greedy``, :func:`~layerwise_fast.devices.ordered_balanced` for ``balanced`` and ``dp``);
 5. groups to devices (:mod:`layerwise_fast.devices`), and the performance model
    (:mod:`layerwise_fast.perf`).
 
@@ -30,10 +31,11 @@ from typing import Any, Callable, Final, Literal, Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from .chunking import DEFAULT_GRANULARITY, MAX_BATCH, Sweep, sweep_sizes
+from .chunking import DEFAULT_GRANULARITY, MAX_BATCH, Sweep, check_tokens, sweep_sizes
 from .deployment import Plan, PlanSettings
 from .devices import (DevicePool, DeviceSpec, TooManyGroupsError, device_pool, group_costs,
-                      groups_to_devices, ordered_fit, resolve_hardware)
+                      groups_to_devices, ordered_balanced, ordered_fit,
+                      resolve_hardware)
 from .errors import InfeasibleError
 from .hardware import Hardware
 from .layers import LayerTable, LayerTableError, _transformer_table
@@ -70,13 +72,14 @@ class Model:
 
     Attributes:
         table: its layers.
-        cut_elems_per_token: elements per token between layers (a transformer's hidden
-            size), or None where the source does not say.
+        cut_elems_per_token: elements per token leaving each layer, one for all or one
+            per layer (a transformer's hidden size; its head's output is the vocabulary),
+            or None where the source does not say.
         label: a short name for reports (the file name without its extension).
     """
 
     table: LayerTable
-    cut_elems_per_token: int | None
+    cut_elems_per_token: int | tuple[int, ...] | None
     label: str
 
 
@@ -111,7 +114,13 @@ def load_model(source: str | os.PathLike[str], *, layer_granularity: str = "laye
         return Model(LayerTable.from_json(path), None, label)
     table, config = _transformer_table(path, layer_granularity, "bf16")
     hidden = config.get("hidden_size", config.get("n_embd"))
-    return Model(table, hidden if type(hidden) is int else None, label)
+    if type(hidden) is not int:
+        return Model(table, None, label)
+    # Every row hands the next one `hidden` elements per token, but the head's
+    # output is the logits: one per vocabulary entry (its out_channels).
+    heads = np.asarray(table.kind) == "head"
+    cut = np.where(heads, table.out_channels, hidden)
+    return Model(table, tuple(int(width) for width in cut), label)
 
 
 def plan(
@@ -310,7 +319,9 @@ class _Request:
         given = None if chunk is None else _count(chunk, "chunk", MAX_SEQUENCE)
         if given is not None and given > length:
             raise ValueError(f"chunk ({given} tokens) exceeds sequence ({length} tokens)")
-        return cls(_count(batch, "batch", MAX_BATCH), length, given,
+        count = _count(batch, "batch", MAX_BATCH)
+        check_tokens(count, length, "batch")
+        return cls(count, length, given,
                    _count(granularity, "granularity", MAX_SEQUENCE),
                    _count(micro_batches, "micro_batches", MAX_BATCH),
                    str(algorithm), cost)  # type: ignore[arg-type]
@@ -371,12 +382,13 @@ def _device_fit(columns: dict[str, IntColumn], pool: DevicePool, cost: Literal["
 
 def _partition(columns: dict[str, IntColumn], pool: DevicePool, request: _Request,
                names: npt.NDArray[np.object_], traffic: LayerTraffic) -> Partition:
-    """The groups: the chosen partitioner, or next-fit per device for a mixed list."""
-    if pool.mixed:
-        cuts_ = ordered_fit(columns, pool.capacities, request.cost, names)
+    """The groups: the chosen partitioner, with each device's own capacity for a list."""
+    if pool.mixed:  # balanced and dp share their objective; stage_time was refused
+        fit = ordered_fit if request.algorithm == "greedy" else ordered_balanced
+        cuts_ = fit(columns, pool.capacities, request.cost, names)
         costs = group_costs(columns, cuts_, request.cost)
         return Partition(cuts_, costs, int(costs.max()), int(np.argmax(costs)),
-                         capacity=None, algorithm="greedy", cost=request.cost)
+                         capacity=None, algorithm=request.algorithm, cost=request.cost)
     capacity = pool.capacities[0]
     sizes: Any = columns
     if request.algorithm == "balanced":
@@ -466,7 +478,8 @@ def _notes(plan_: Plan, units: UnitSizes, capacity: int | None) -> tuple[str, ..
     quantized = {code: int((treated.kind == name).sum()) for code, name in
                  ((INT8, "int8"), (INT4, "int4"))}
     if sum(quantized.values()):
-        notes.append(f"{sum(quantized.values())} layers are quantized to fit ("
+        count = sum(quantized.values())
+        notes.append(f"{count} layer{'s are' if count > 1 else ' is'} quantized to fit ("
                      f"{quantized[INT8]} to int8, {quantized[INT4]} to int4); check the "
                      f"accuracy before deploying")
     total_base, total_plan = float(perf.baseline_s.sum()), float(perf.planned_s.sum())

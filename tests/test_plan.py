@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import layerwise_fast as lf
-from layerwise_fast.chunking import MAX_BATCH, sweep_sizes
-from layerwise_fast.devices import TooManyGroupsError, ordered_fit
+from layerwise_fast.chunking import MAX_BATCH, MAX_TOKENS, sweep_sizes
+from layerwise_fast.devices import TooManyGroupsError, group_costs, ordered_balanced, ordered_fit
 from layerwise_fast.oversize import OversizeLayerError
 from layerwise_fast.planner import MAX_SEQUENCE, load_model
 from layerwise_fast.scaling import activations, chunk_for, fit_tokens, unit_sizes
@@ -221,6 +221,61 @@ def test_ordered_fit_is_exact_for_the_order(sizes: list[int], caps: list[int]) -
         assert all(sum(sizes[a:b]) <= caps[g] for g, (a, b) in enumerate(zip(cuts, cuts[1:])))
 
 
+def _brute_ordered(weights: list[int], live: list[int], caps: list[int],
+                   cost: str) -> tuple[int, int] | None:
+    """(fewest groups, then smallest largest group), group i fitting caps[i], by trying
+    every cut set."""
+    n, best = len(weights), None
+    for mask in range(1 << (n - 1)):
+        cuts = [0] + [i + 1 for i in range(n - 1) if mask >> i & 1] + [n]
+        if len(cuts) - 1 > len(caps):
+            continue
+        costs = [sum(weights[a:b]) + (sum(live[a:b]) if cost == "sum" else max(live[a:b]))
+                 for a, b in zip(cuts, cuts[1:])]
+        if all(c <= caps[g] for g, c in enumerate(costs)):
+            found = (len(costs), max(costs))
+            best = found if best is None else min(best, found)
+    return best
+
+
+@given(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 9)), min_size=1, max_size=7),
+       st.lists(st.integers(1, 25), min_size=1, max_size=5), st.sampled_from(["sum", "peak"]))
+def test_ordered_balanced_is_exact_for_the_order(layers: list[tuple[int, int]], caps: list[int],
+                                                 cost: str) -> None:
+    """Fewest groups, then the smallest largest group, against brute force."""
+    weights, live = [w for w, _ in layers], [a for _, a in layers]
+    columns = {"weights": np.array(weights, dtype=np.int64),
+               "activations": np.array(live, dtype=np.int64),
+               "buffers": np.zeros(len(layers), dtype=np.int64)}
+    names = np.array([f"l{i}" for i in range(len(layers))], dtype=object)
+    expected = _brute_ordered(weights, live, caps, cost)
+    if expected is None:
+        with pytest.raises(lf.InfeasibleError):
+            ordered_balanced(columns, caps, cost, names)  # type: ignore[arg-type]
+        return
+    cuts = ordered_balanced(columns, caps, cost, names)  # type: ignore[arg-type]
+    costs = group_costs(columns, cuts, cost)
+    assert (len(costs), int(costs.max())) == expected
+    assert all(c <= caps[g] for g, c in enumerate(costs.tolist()))
+
+
+def test_a_device_list_balances_unless_greedy_is_asked_for() -> None:
+    four = table(*[(10, 0, 0, 0)] * 4)  # 20 bytes each in bf16
+    for algorithm, cuts in (("balanced", [0, 2, 4]), ("dp", [0, 2, 4]), ("greedy", [0, 3, 4])):
+        p = lf.plan(four, capacity=60, devices=["h100", "h100"], algorithm=algorithm,
+                    sequence=4, chunk=1)
+        assert p.partition.boundaries.tolist() == cuts
+        assert p.partition.algorithm == p.settings.algorithm == algorithm
+        assert lf.Plan.from_dict(p.to_dict()) == p
+
+
+def test_ordered_fit_names_the_layer_no_listed_device_holds() -> None:
+    columns = {"weights": np.array([1, 5], dtype=np.int64),
+               "activations": np.zeros(2, dtype=np.int64), "buffers": np.zeros(2, dtype=np.int64)}
+    with pytest.raises(OversizeLayerError, match=r"layer 1 \('b'\) needs 5 bytes .*on any listed device"):
+        ordered_fit(columns, [2], "sum", np.array(["a", "b"], dtype=object))
+
+
 # -- the working set and the chunk -----------------------------------------------------------
 
 
@@ -355,6 +410,18 @@ def test_no_treatment_is_suggested_where_none_can_help(policy: str, layer: tuple
     assert "on_oversize='tile'" not in str(err.value)
 
 
+@pytest.mark.parametrize("layer, needs, hint", [
+    ((10, 0, 1000, 0), 1001, "its buffers alone fill the capacity"),  # exactly full
+    ((10, 200, 0, 0), 3201, "lower the batch or the chunk granularity"),
+])
+def test_tile_policy_counts_the_smallest_tile(layer: tuple[int, ...], needs: int,
+                                              hint: str) -> None:
+    with pytest.raises(OversizeLayerError) as err:
+        lf.plan(table(layer), TOY, sequence=8, on_oversize="tile")
+    assert (err.value.nbytes, err.value.capacity) == (needs, 1000)
+    assert "a weight tile of at least 1 byte" in str(err.value) and hint in str(err.value)
+
+
 def test_oversize_error_pickles() -> None:
     import pickle
 
@@ -420,6 +487,19 @@ def test_llama_example_fits_by_tiling() -> None:
     assert sorted(SCENARIOS) == ["llama-2-7b-8xh100", "seed-30b"]
 
 
+def test_a_config_models_head_sends_the_vocabulary_not_the_hidden_size() -> None:
+    gpt2 = load_model(EXAMPLES / "configs" / "gpt2.json", layer_granularity="sublayer")
+    widths = dict(zip(gpt2.table.name, gpt2.cut_elems_per_token or ()))
+    assert widths.pop("lm_head") == 50257
+    assert set(widths.values()) == {768}
+    p = lf.plan(gpt2, sequence=1024, on_oversize="tile", capacity="200MB")
+    head_group = p.partition.k - 1
+    start, stop = p.partition.boundaries[head_group:]
+    assert p.names[start:stop] == ["lm_head"]  # alone: its logits must go to HBM
+    assert p.performance.hit_rate[head_group] == 0.0
+    assert p.performance.speedup[head_group] == 1.0
+
+
 # -- sweep ----------------------------------------------------------------------------------
 
 
@@ -449,6 +529,14 @@ def test_sweep_error_policy_marks_instead_of_raising() -> None:
     assert result.treated.tolist() == [0, 0, 0, 0]  # oversize layers, but none treated
 
 
+def test_sweep_counts_no_treated_layers_where_nothing_fits() -> None:
+    # Tiled at batch 1 and 2; at 1000, 64 tokens of activations alone overflow.
+    result = lf.sweep(table((1000, 3, 0, 0)), [1, 2, 1000], TOY, sequence=1024,
+                      on_oversize="tile")
+    assert result.fits.tolist() == [True, True, False]
+    assert result.treated.tolist() == [1, 1, 0]
+
+
 def test_sweep_sizes_is_vectorised_over_many_batches() -> None:
     units = unit_sizes(TOY_TABLE)
     result = sweep_sizes(units, np.arange(1, 4097), capacity=1000, sequence=64, granularity=4)
@@ -458,6 +546,7 @@ def test_sweep_sizes_is_vectorised_over_many_batches() -> None:
 @pytest.mark.parametrize("bad, error, text", [
     ([], ValueError, "batch_sizes is empty"),
     ([0, 1], ValueError, "between 1 and"),
+    ([1, 2**70], ValueError, f"between 1 and {2**31}, got {2**70}"),
     ([1.5], TypeError, "1-D sequence of ints"),
     ("12", TypeError, "got a string"),
     ([True, 2], TypeError, r"batch_sizes\[0\] is a bool"),
@@ -547,12 +636,24 @@ def test_peak_cost_groups_more_layers() -> None:
 
 
 @pytest.mark.parametrize("layers", [1, 3])
-def test_a_model_of_zeros_plans_at_the_largest_batch_and_sequence(layers: int) -> None:
-    """batch x sequence = 2**71 tokens: beyond int64, yet every byte count is 0."""
+def test_a_model_of_zeros_plans_at_the_most_tokens(layers: int) -> None:
+    """batch x sequence = 2**62 tokens; nothing grows with the chunk: one chunk."""
     zeros = table(*[(0, 0, 0, 0)] * layers)
-    p = lf.plan(zeros, TOY, batch=MAX_BATCH, sequence=MAX_SEQUENCE)
-    assert p.k == 1 and not p.performance.baseline_bytes.any()
+    p = lf.plan(zeros, TOY, batch=MAX_TOKENS // MAX_SEQUENCE, sequence=MAX_SEQUENCE)
+    assert p.k == 1 and p.settings.chunk == MAX_SEQUENCE
+    assert not p.performance.baseline_bytes.any()
     assert lf.Plan.from_dict(p.to_dict()) == p
+    sweep = lf.sweep(zeros, [1, MAX_TOKENS // MAX_SEQUENCE], TOY, sequence=MAX_SEQUENCE)
+    assert sweep.chunk.tolist() == [MAX_SEQUENCE] * 2
+
+
+def test_more_tokens_than_bytes_can_count_are_refused() -> None:
+    zeros = table((0, 0, 0, 0))
+    too_many = r"x sequence \(1099511627776\) is \d+ tokens, more than the \d+ \(2\*\*62\)"
+    with pytest.raises(ValueError, match=r"batch \(4194305\) " + too_many):
+        lf.plan(zeros, TOY, batch=MAX_TOKENS // MAX_SEQUENCE + 1, sequence=MAX_SEQUENCE)
+    with pytest.raises(ValueError, match=r"the largest of batch_sizes \(2147483648\) " + too_many):
+        lf.sweep(zeros, [1, MAX_BATCH], TOY, sequence=MAX_SEQUENCE)
 
 
 def test_summary_says_where_the_capacity_comes_from() -> None:
@@ -560,6 +661,27 @@ def test_summary_says_where_the_capacity_comes_from() -> None:
     assert line.format("1.0 KB", "effective") in toy_plan().summary()
     assert line.format("2.0 KB", "as given, above the L2 size") in toy_plan(capacity=2000).summary()
     assert line.format("900 B", "as given") in toy_plan(capacity=900).summary()
+
+
+def test_summary_elides_whole_rows_and_refuses_fewer_than_two() -> None:
+    p = toy_plan(devices=2)  # 2 groups
+    assert "more groups" not in p.summary(max_rows=2)
+    for bad, error in ((1, ValueError), (0, ValueError), (-3, ValueError), (2.0, TypeError),
+                       (True, TypeError)):
+        with pytest.raises(error, match="max_rows must be"):
+            p.summary(max_rows=bad)  # type: ignore[arg-type]
+    three = lf.plan(table(*[(400, 0, 0, 0)] * 3), TOY, sequence=4)  # one layer a group
+    assert "... 1 more groups ..." in three.summary(max_rows=2)
+
+
+def test_one_of_a_kind_reads_in_the_singular() -> None:
+    one = lf.plan(table((10, 0, 0, 0)), TOY, sequence=4)
+    assert repr(one) == ("<Plan 'model': 1 layer in 1 group on 1 device, chunk 4 tokens, "
+                         "on_oversize='error'>")
+    quantized = lf.plan(table((10, 0, 0, 0), (600, 0, 0, 0)), TOY, sequence=4,
+                        on_oversize="quantize")
+    assert any(note.startswith("1 layer is quantized to fit (1 to int8, 0 to int4)")
+               for note in quantized.notes)
 
 
 def test_summary_reads_as_a_report() -> None:
