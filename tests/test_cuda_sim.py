@@ -767,7 +767,23 @@ def test_calibrate_rejects_bad_sizes() -> None:
 def test_time_launches_under_the_simulator_launches_nothing() -> None:
     calls = []
     assert cal_mod.time_launches(lambda: calls.append(1), 3) is None
+    assert cal_mod.time_launches(lambda: calls.append(1), 3, warm_up_seconds=0.1) is None
     assert calls == []
+
+
+def test_warm_up_runs_for_its_wall_time_within_its_launch_limit() -> None:
+    calls = []
+    assert cal_mod.warm_up_clocks(lambda: calls.append(1), 0.0, 100) == 1 == len(calls)
+    assert cal_mod.warm_up_clocks(lambda: calls.append(1), 60.0, 5) == 5
+    assert len(calls) == 6
+
+
+def test_two_checks_combine_to_the_worse_even_when_one_is_nan() -> None:
+    ok = verify._Checked(1e-3, 0, 0)
+    broken = verify._Checked(float("nan"), 2, None)
+    for combined in (ok.worse(broken), broken.worse(ok)):
+        assert math.isnan(combined.error)
+        assert (combined.unwritten, combined.mismatches) == (2, None)
 
 
 # --------------------------------------------------------------------------- verification

@@ -159,13 +159,16 @@ def analyse_curve(
     )
 
 
-def time_launches(launch: Callable[[], object], repeats: int) -> list[float] | None:
+def time_launches(launch: Callable[[], object], repeats: int,
+                  warm_up_seconds: float = 0.0) -> list[float] | None:
     """Seconds taken on the device by each of ``repeats`` back-to-back calls of ``launch``.
 
-    One untimed call first fills the queue; then an event is recorded after each call,
-    so the host's launch overhead overlaps the device's work instead of being timed.
-    The caller warms up (compiles) first. Under the simulator, events carry no time:
-    nothing is launched and the answer is ``None``.
+    With ``warm_up_seconds``, calls run for that much wall time first, so that the clocks
+    have left idle after host-only work (see :func:`warm_up_clocks`). One untimed call
+    then fills the queue; then an event is recorded after each call, so the host's
+    launch overhead overlaps the device's work instead of being timed. The caller
+    compiles first. Under the simulator, events carry no time: nothing is launched and
+    the answer is ``None``.
 
     Raises:
         RuntimeError: a real device returned a non-positive event time.
@@ -174,6 +177,8 @@ def time_launches(launch: Callable[[], object], repeats: int) -> list[float] | N
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     if is_simulated():
         return None
+    if warm_up_seconds > 0:
+        warm_up_clocks(launch, warm_up_seconds, _MAX_WARMUP_LAUNCHES)
     events = [cuda.event(timing=True) for _ in range(repeats + 1)]
     launch()
     events[0].record()
@@ -389,7 +394,7 @@ def calibrate(
     most = min(_MAX_WARMUP_LAUNCHES, (_MAX_INCREMENTS - sum(passes) * (repeats + 2)) // passes[-1])
     if warmup_seconds > 0 and most >= 1:
         warm = prepare_stream_passes(device_buf, passes[-1], 1.0, _INCREMENT, threads_per_block, barrier)
-        warmup_launches = _warm_up_clocks(warm, warmup_seconds, most)
+        warmup_launches = warm_up_clocks(warm, warmup_seconds, most)
         warm.check_barrier()
     rates: list[float] = []
     launches = []
@@ -424,11 +429,11 @@ def calibrate(
                        summary, method)
 
 
-def _warm_up_clocks(launch: Callable[[], object], seconds: float, most_launches: int) -> int:
-    """Launch until ``seconds`` of wall time pass after a first (compiling) launch.
+def warm_up_clocks(launch: Callable[[], object], seconds: float, most_launches: int) -> int:
+    """Launch until ``seconds`` of wall time pass after a first (compiling) launch: an
+    idle GPU runs at low clocks (345 MHz on an idle H100) until work has kept it busy.
 
-    Returns how many launches ran, at least one and at most ``most_launches`` (which
-    keeps the increments exact; at least one is always left).
+    Returns how many launches ran: at least one, at most ``most_launches``.
     """
     launch()
     cuda.synchronize()

@@ -138,7 +138,7 @@ _TWO_PACKS = 2 * PACK
 @cuda.jit(device=True, fastmath=True)
 def _activate(value, code):  # type: ignore[no-untyped-def]
     """The activation ``code`` applied to a float32 ``value`` (fast math: approximate
-    exp, tanh and division, well inside the float32 tolerance of the checks)."""
+    exp, tanh and division; the float32 tolerance of the checks allows for them)."""
     if code == _CODE_RELU:
         return value if value > _F0 else _F0
     if code == _CODE_GELU_TANH:
