@@ -478,6 +478,26 @@ PYBIND11_MODULE(_core, m) {
     });
   }, sizes, live, py::arg("capacity"), py::arg("layer_time").noconvert(), py::arg("cut_time").noconvert());
 
+  m.def("stage_times", [](const Times& layer_time, const Times& cut_time, const Column& boundaries) {
+    const auto n = layer_time.ndim() == 1 ? layer_time.shape(0) : -1;
+    if (n < 1 || cut_time.ndim() != 1 || cut_time.shape(0) != n || boundaries.ndim() != 1) {
+      throw std::invalid_argument("stage_times needs one layer_time and one cut_time per layer and 1-D boundaries");
+    }
+    const int64_t* cuts = boundaries.data();
+    const auto count = boundaries.shape(0);
+    for (py::ssize_t g = 0; g < count; ++g) {
+      const bool ends_right = g == 0 ? cuts[0] == 0 : (cuts[g] > cuts[g - 1] && (g + 1 < count || cuts[g] == n));
+      if (!ends_right || count < 2) throw std::invalid_argument("boundaries must rise from 0 to the layer count");
+    }
+    std::vector<double> times;
+    {
+      py::gil_scoped_release release;
+      times = lf::stage_times(lf::StageTime{layer_time.data(), cut_time.data()},
+                              std::vector<int64_t>(cuts, cuts + count));
+    }
+    return py::array_t<double>(static_cast<py::ssize_t>(times.size()), times.data());
+  }, py::arg("layer_time").noconvert(), py::arg("cut_time").noconvert(), py::arg("boundaries").noconvert());
+
   m.def("combine_sum", [](const Column& w, const Column& a, const std::optional<Column>& b) {
     return combine(w, a, b, lf::combine_sum);
   }, py::arg("weights").noconvert(), py::arg("activations").noconvert(), py::arg("buffers").noconvert());

@@ -14,8 +14,9 @@ Sizes come in one of two forms:
   fields, or an object with an ``as_columns()`` method returning such a mapping. Both
   cost models accept them.
 
-int64 C-contiguous arrays in native byte order are used as they are; anything else is
-converted once (a copy), which is logged at DEBUG level on the ``layerwise_fast`` logger.
+Aligned int64 C-contiguous arrays in native byte order (of any ndarray subclass, such
+as a memmap) are used as they are; anything else is converted once (a copy), which is
+logged at DEBUG level on the ``layerwise_fast`` logger. Masked entries are refused.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def _is_ready(values: Any) -> bool:
         and values.dtype == _INT64
         and values.ndim == 1
         and values.flags.c_contiguous
+        and values.flags.aligned  # the core reads int64 through aligned references
     )
 
 
@@ -126,9 +128,17 @@ def _to_int64(values: np.ndarray, name: str) -> np.ndarray:
     raise TypeError(f"{name} must hold integers (bytes), got dtype {values.dtype}")
 
 
+def _refuse_masked(values: np.ndarray, name: str) -> None:
+    if np.ma.is_masked(values):
+        raise ValueError(f"{name} has masked entries, which have no size: fill them "
+                         f"(values.filled(...)) or leave those layers out")
+
+
 def _array_of(values: Any, name: str, rule: str) -> np.ndarray:
     """numpy's reading of a per-layer argument, after refusing the bools it would take
-    for numbers and wording its error for ragged nesting."""
+    for numbers and masked entries, and wording its error for ragged nesting."""
+    if isinstance(values, np.ndarray):
+        _refuse_masked(values, name)
     index = first_bool(values)
     if index is not None:
         raise TypeError(f"{name}[{index}] is a bool; {rule}")
@@ -140,6 +150,9 @@ def _array_of(values: Any, name: str, rule: str) -> np.ndarray:
 
 def _as_column(values: Any, name: str) -> np.ndarray:
     """One size column as a 1-D, C-contiguous, native int64 array (no copy if it is one)."""
+    if isinstance(values, np.ndarray) and type(values) is not np.ndarray:
+        _refuse_masked(values, name)
+        values = values.view(np.ndarray)  # a memmap's (or other subclass's) data, uncopied
     if _is_ready(values):
         ready: np.ndarray = values
         return ready
@@ -175,7 +188,7 @@ def _columns_of(sizes: Any) -> Mapping[str, Any] | None:
     if isinstance(sizes, np.ndarray) and sizes.dtype.names is not None:
         sizes = {field: sizes[field] for field in sizes.dtype.names}
     if isinstance(sizes, Mapping):
-        unknown = sorted(set(sizes) - set(_COLUMNS))
+        unknown = sorted(set(sizes) - set(_COLUMNS), key=repr)
         if unknown:
             raise ValueError(f"sizes has unknown columns {unknown}; expected {list(_COLUMNS)}")
         missing = [c for c in _COLUMNS[:2] if c not in sizes]
@@ -293,7 +306,11 @@ def balanced(sizes: Any, k: Any = None, *, capacity: Any = None, cost: Literal["
         assert cap is not None
         raw = _core.balanced_fewest(first, live, cap)
     else:
-        groups = _as_positive_int(k, "k")
+        try:
+            groups = _as_positive_int(k, "k")
+        except OverflowError:  # beyond int64, so beyond the layer count too
+            raise ValueError(f"k must be between 1 and the number of layers ({len(first)}), "
+                             f"got {k}") from None
         raw = _core.balanced(first, live, groups, _core.UNBOUNDED if cap is None else cap)
     return _partition(raw, cap, "balanced", cost)
 
@@ -309,7 +326,8 @@ def dp(
     """Fewest groups that fit `capacity`, then the smallest bottleneck among them.
 
     The dynamic programme over prefixes, with reconstruction of the cuts. Gives the
-    same (k, bottleneck) as ``balanced(sizes, capacity=capacity)``; it is the reference
+    same (k, bottleneck) as ``balanced(sizes, capacity=capacity)`` (and an answer where
+    the total of the sizes leaves int64, which ``balanced`` refuses); it is the reference
     engine for objectives that bisection cannot handle. In bytes it slides two windows
     over the layers: O(n) time (plus a binary search per layer where the best start is
     ambiguous) and two int64 arrays of n + 1 entries, however many layers a group holds,
@@ -337,8 +355,7 @@ def dp(
     cuts = _as_times(cut_time, "cut_time", len(first))
     _check_time_range(layers, cuts)
     result = _partition(_core.dp_stage_time(first, live, cap, layers, cuts), cap, "dp", cost)
-    starts, stops = result.boundaries[:-1], result.boundaries[1:]
-    result.stage_times = np.add.reduceat(layers, starts) + cuts[stops - 1]
+    result.stage_times = _core.stage_times(layers, cuts, result.boundaries)  # as the dp summed
     result.stage_times.flags.writeable = False
     return result
 
@@ -352,7 +369,7 @@ def _as_times(values: Any, name: str, n: int) -> np.ndarray:
         raise TypeError(f"{name} must be real numbers (seconds), one per layer; got dtype {array.dtype}")
     if array.dtype.kind == "O":
         return np.array([_seconds(value, name, i) for i, value in enumerate(array.tolist())])
-    return np.ascontiguousarray(array, dtype=np.float64)
+    return np.require(array, dtype=np.float64, requirements=["C", "A"])
 
 
 def _seconds(value: Any, name: str, i: int) -> float:
@@ -363,14 +380,17 @@ def _seconds(value: Any, name: str, i: int) -> float:
         return float(value)
     except OverflowError:
         raise OverflowError(f"{name}[{i}] = {value} is beyond the float range") from None
+    except ValueError:  # a signalling NaN Decimal
+        raise ValueError(f"{name}[{i}] = {value!r} is not a finite time >= 0") from None
 
 
 def _check_time_range(layers: np.ndarray, cuts: np.ndarray) -> None:
     """Stage times must stay finite: the sum of all layer times plus the largest cut."""
-    if not (np.isfinite(layers).all() and np.isfinite(cuts).all()):
-        return  # the core names the first value that is not finite
+    if not (np.isfinite(layers).all() and np.isfinite(cuts).all()) \
+            or (layers < 0).any() or (cuts < 0).any():
+        return  # the core names the first value that is not a finite time >= 0
     with np.errstate(over="ignore"):
-        total = float(np.abs(layers).sum()) + float(np.abs(cuts).max())
+        total = float(layers.sum()) + float(cuts.max())
     if not math.isfinite(total):
         raise OverflowError("layer_time and cut_time are too large: the layer times of a group "
                             "plus its cut time could exceed the float range (about 1.8e308 s)")

@@ -240,12 +240,52 @@ def test_stage_time_matches_exhaustive_search() -> None:
         assert (p.k, float(p.stage_times.max())) == best
 
 
+def test_stage_times_are_the_values_the_dp_minimised() -> None:
+    """The core sums a group's layer times last layer first; so are they reported."""
+    p = lf.dp([1] * 5, 4, layer_time=[1e-17, 1e-17, 1e-17, 0.2, 1e-17], cut_time=[0.0] * 5)
+    assert float(p.stage_times.max()) == 0.2  # left to right, [0, 4) sums to 0.20000000000000004
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        n = int(rng.integers(1, 40))
+        layer_time, cut_time = rng.random(n) * 10.0 ** rng.integers(-18, 2, n), rng.random(n)
+        p = lf.dp(rng.integers(0, 5, n), 12, layer_time=layer_time, cut_time=cut_time)
+        expected = []
+        for start, stop in p:
+            total = 0.0
+            for j in range(stop - 1, start - 1, -1):
+                total += float(layer_time[j])
+            expected.append(total + float(cut_time[stop - 1]))
+        assert p.stage_times.tolist() == expected
+
+
+def test_misaligned_arrays_are_copied_before_the_core_reads_them() -> None:
+    from layerwise_fast.partition import _as_column, _as_times
+
+    sizes = np.frombuffer(bytearray(8 * 10 + 1), dtype=np.int64, count=10, offset=1)
+    times = np.frombuffer(bytearray(8 * 10 + 1), dtype=np.float64, count=10, offset=1)
+    assert not sizes.flags.aligned and not times.flags.aligned
+    assert _as_column(sizes, "sizes").flags.aligned and _as_times(times, "layer_time", 10).flags.aligned
+    assert lf.dp(sizes, 10, layer_time=times, cut_time=times).k == 1
+
+
+def test_a_memmap_is_read_in_place(tmp_path) -> None:
+    from layerwise_fast.partition import _as_column
+
+    np.save(tmp_path / "sizes.npy", np.arange(1000, dtype=np.int64) % 7)
+    mapped = np.load(tmp_path / "sizes.npy", mmap_mode="r")
+    assert np.shares_memory(_as_column(mapped, "sizes"), mapped)
+    assert lf.greedy(mapped, 100).k == lf.greedy(np.asarray(mapped).copy(), 100).k
+
+
 @pytest.mark.parametrize(
     "layer_time, cut_time, error, message",
     [
         ([1.0, 2.0], None, ValueError, "layer_time and cut_time go together"),
         ([1.0, 2.0], [1.0], ValueError, r"cut_time needs one entry per layer \(2\), got shape \(1,\)"),
-        ([1.0, -2.0], [0.0, 0.0], ValueError, r"layer_time\[1\] = -2.000000 is not a finite time >= 0"),
+        ([1.0, -2.0], [0.0, 0.0], ValueError, r"layer_time\[1\] = -2 is not a finite time >= 0"),
+        ([1.0, 2.0], [0.0, -1e-9], ValueError, r"cut_time\[1\] = -1e-09 is not a finite time >= 0"),
+        ([1e308, -1e308], [0.0, 0.0], ValueError, r"layer_time\[1\] = -1e\+308 is not a finite time >= 0"),
+        ([1.0, Decimal("sNaN")], [0.0, 0.0], ValueError, r"layer_time\[1\] = Decimal\('sNaN'\) is not a finite"),
         ([1.0, 2.0], [0.0, float("nan")], ValueError, r"cut_time\[1\] = nan is not a finite time >= 0"),
         (["a", "b"], [0.0, 0.0], TypeError, r"layer_time must be real numbers \(seconds\), one per layer; got dtype <U1"),
         ([1.0, 2.0], 0.0, ValueError, r"cut_time needs one entry per layer \(2\), got shape \(\)"),

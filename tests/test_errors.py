@@ -117,9 +117,10 @@ def test_k_below_one(k, message) -> None:
         lf.balanced([1, 2, 3], k)
 
 
-def test_k_above_n() -> None:
-    with pytest.raises(ValueError, match=r"k must be between 1 and the number of layers \(3\), got 4"):
-        lf.balanced([1, 2, 3], 4)
+@pytest.mark.parametrize("k", [4, 2**63 - 1, 2**63, 2**100])
+def test_k_above_n(k: int) -> None:
+    with pytest.raises(ValueError, match=rf"k must be between 1 and the number of layers \(3\), got {k}"):
+        lf.balanced([1, 2, 3], k)
 
 
 def test_k_type() -> None:
@@ -179,6 +180,21 @@ def test_unknown_and_missing_columns() -> None:
         lf.greedy({"weight": [1], "activations": [1]}, 10)
     with pytest.raises(ValueError, match=r"sizes is missing the column\(s\) \['activations'\]"):
         lf.greedy({"weights": [1]}, 10)
+
+
+def test_unknown_columns_of_mixed_key_types_are_named() -> None:
+    with pytest.raises(ValueError, match=r"sizes has unknown columns \['x', 3\]"):
+        lf.greedy({"weights": [1], "activations": [1], 3: [1], "x": [1]}, 20)
+
+
+@pytest.mark.parametrize("columns", [False, True])
+def test_masked_entries_are_refused(columns: bool) -> None:
+    masked = np.ma.masked_array([1, 2, 3], mask=[0, 1, 0])
+    sizes = {"weights": masked, "activations": [0, 0, 0]} if columns else masked
+    name = "weights" if columns else "sizes"
+    with pytest.raises(ValueError, match=rf"{name} has masked entries, which have no size"):
+        lf.greedy(sizes, 50)
+    assert lf.greedy(np.ma.masked_array([1, 2, 3]), 50).group_costs.tolist() == [6]  # no mask
 
 
 def test_structured_arrays_are_checked_like_mappings() -> None:

@@ -20,6 +20,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <limits>
 #include <memory>
@@ -61,11 +63,36 @@ struct StageTime {
   Value value(const Group& g, int64_t, int64_t stop) const noexcept { return g.time + cut_time[stop - 1]; }
 };
 
+// Each group's stage time, summed as the dp sums it (last layer first), so that the
+// largest is, to the last bit, the bottleneck the dp minimised. `boundaries` are k + 1
+// ascending cuts from 0 to n, as a Partition holds them.
+inline std::vector<double> stage_times(const StageTime& objective, const std::vector<int64_t>& boundaries) {
+  std::vector<double> times;
+  times.reserve(boundaries.empty() ? 0 : boundaries.size() - 1);
+  for (size_t g = 1; g < boundaries.size(); ++g) {
+    const int64_t start = boundaries[g - 1], stop = boundaries[g];
+    auto group = objective.open(stop);
+    for (int64_t j = stop - 2; j >= start; --j) objective.extend(group, j);
+    times.push_back(objective.value(group, start, stop));
+  }
+  return times;
+}
+
+// The shortest decimal text that reads back as `value` (as Python's repr writes it).
+inline std::string shortest_text(double value) {
+  char text[32];
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(text, sizeof text, "%.*g", digits, value);
+    if (std::strtod(text, nullptr) == value) break;
+  }
+  return text;
+}
+
 // Every time must be finite and >= 0.
 inline void check_times(const double* times, int64_t n, const char* column) {
   for (int64_t i = 0; i < n; ++i) {
     if (!(times[i] >= 0.0 && times[i] <= std::numeric_limits<double>::max())) {
-      throw std::invalid_argument(std::string(column) + "[" + std::to_string(i) + "] = " + std::to_string(times[i]) +
+      throw std::invalid_argument(std::string(column) + "[" + std::to_string(i) + "] = " + shortest_text(times[i]) +
                                   " is not a finite time >= 0");
     }
   }

@@ -362,9 +362,14 @@ static void test_stage_time_dp_against_exhaustive() {
       CHECK(p.group_costs[static_cast<size_t>(g)] <= capacity);
     }
     CHECK(p.k() == best_groups && worst == best_time);
+    const std::vector<double> stages = lf::stage_times(lf::StageTime{layer.data(), cut.data()}, p.boundaries);
+    CHECK(static_cast<int64_t>(stages.size()) == p.k() && *std::max_element(stages.begin(), stages.end()) == worst);
   }
-  const std::vector<double> bad{1.0, -2.0};
-  CHECK_THROWS(std::invalid_argument, lf::check_times(bad.data(), 2, "layer_time"), "layer_time[1] = -2.000000 is not a finite time >= 0");
+  const std::vector<double> bad{1.0, -2.0, -1e-9};
+  CHECK_THROWS(std::invalid_argument, lf::check_times(bad.data(), 2, "layer_time"), "layer_time[1] = -2 is not a finite time >= 0");
+  CHECK_THROWS(std::invalid_argument, lf::check_times(bad.data() + 1, 2, "cut_time"), "cut_time[0] = -2 is not");
+  const std::vector<double> tiny{0.0, -1e-9};
+  CHECK_THROWS(std::invalid_argument, lf::check_times(tiny.data(), 2, "cut_time"), "cut_time[1] = -1e-09 is not");
 }
 
 // greedy() on the `sum` model runs in aligned blocks of 16 layers: groups ending in the
