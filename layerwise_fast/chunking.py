@@ -20,7 +20,7 @@ import numpy.typing as npt
 from .oversize import POLICIES, oversize_rules
 from .partition import greedy
 from .scaling import UnitSizes, chunk_for
-from .units import first_bool, format_bytes
+from .units import first_bool, format_bytes, printable
 
 __all__ = ["DEFAULT_GRANULARITY", "MAX_BATCH", "MAX_TOKENS", "Sweep", "check_tokens", "sweep_sizes"]
 
@@ -91,7 +91,7 @@ class Sweep:
 
     def format_table(self) -> str:
         """One line per batch size: batch, chunk, chunks per sequence, groups, treated."""
-        device = f"{self.hardware} · " if self.hardware else ""
+        device = f"{printable(self.hardware)} · " if self.hardware else ""
         lines = [f"{device}capacity {format_bytes(self.capacity)} ({self.capacity} bytes) · "
                  f"sequence {self.sequence} · chunks of {self.granularity}-token multiples · "
                  f"on_oversize {self.on_oversize}",

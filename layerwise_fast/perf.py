@@ -18,9 +18,9 @@ bytes per token ``a`` (``act_elems_per_token x act_bytes``) and output bytes per
   weights come from HBM once (a tiled layer's once per chunk: ``W x chunks``), and of
   the activations only the group's boundary does, its input and its output,
   ``T (o_in + o_out)`` (``o_in`` is the previous layer's output; the first layer's input
-  is taken to be as wide as its output). Every other activation byte, and every re-read
-  of a tile, is an L2 hit: ``cache = accesses - planned``, ``accesses = baseline +``
-  the extra tile reads;
+  is taken to be as wide as its output). Every other activation byte is an L2 hit:
+  ``cache = accesses - planned``, ``accesses = baseline +`` the extra tile reads (which
+  come from HBM, so they count in ``planned`` too and are no hits);
 * hit rate ``= cache / accesses``;
 * memory time: baseline ``baseline / hbm_rate``; planned ``planned / hbm_rate + cache /
   cache_rate`` (``cache_rate`` is the HBM rate where the profile has no measured one, so

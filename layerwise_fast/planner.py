@@ -45,7 +45,7 @@ from .perf import FloatColumn, LayerTraffic, Rates, group_performance, stage_tim
 from .result import Partition
 from .scaling import CutElems, UnitSizes, chunk_for, unit_sizes
 from .summary import format_seconds
-from .units import (UTF8_BOM, ByteCount, FractionLike, format_bytes, parse_bytes,
+from .units import (UTF8_BOM, ByteCount, FractionLike, format_bytes, parse_bytes, printable,
                     read_input_head)
 
 __all__ = ["DEFAULT_SEQUENCE", "MAX_SEQUENCE", "Model", "load_model", "plan", "sweep"]
@@ -467,7 +467,7 @@ def _notes(plan_: Plan, units: UnitSizes, capacity: int | None) -> tuple[str, ..
                      "cut_elems_per_token (--hidden; a transformer's hidden size) for exact "
                      "sizes")
     for name in sorted({d.name for d in plan_.hardware if d.cache_bytes_per_s is None}):
-        notes.append(f"{name} has no measured cache rate: L2 hits are modelled at its HBM "
+        notes.append(f"{printable(name)} has no measured cache rate: L2 hits are modelled at its HBM "
                      f"rate, so its speedups are lower bounds")
     tiled = int((treated.kind == "tile").sum())
     if tiled:

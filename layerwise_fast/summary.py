@@ -65,9 +65,9 @@ def _header(plan: Plan) -> str:
     devices = (f"of {s.devices_requested} " if s.devices_requested and
                s.devices_requested != plan.device_count and not s.mixed else "")
     return "\n".join([
-        f"Plan for {s.model}: {counted(plan.n, 'layer')} in {counted(plan.k, 'group')} on "
+        f"Plan for {printable(s.model)}: {counted(plan.n, 'layer')} in {counted(plan.k, 'group')} on "
         f"{plan.device_count} {devices}device{'s' if plan.device_count != 1 or devices else ''} "
-        f"({', '.join(names)})",
+        f"({', '.join(printable(name) for name in names)})",
         f"  batch {s.batch} per micro-batch, {counted(s.micro_batches, 'micro-batch')} · "
         f"sequence {counted(s.sequence, 'token')} · chunk {counted(s.chunk, 'token')} "
         f"({chunk_how}), {counted(s.chunks, 'chunk')} per sequence",
@@ -165,7 +165,7 @@ def _devices(plan: Plan, max_rows: int) -> str:
             continue
         cut = d < len(cuts)
         rows.append([
-            str(d), plan.hardware[kinds[d]].name, f"{bounds[d]}-{bounds[d + 1] - 1}",
+            str(d), printable(plan.hardware[kinds[d]].name), f"{bounds[d]}-{bounds[d + 1] - 1}",
             format_seconds(float(st.compute_s[d])),
             format_bytes(int(cuts.bytes_per_chunk[d])) if cut else "-",
             format_bytes(int(cuts.bytes_per_micro_batch[d])) if cut else "-",

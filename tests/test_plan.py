@@ -674,6 +674,16 @@ def test_summary_elides_whole_rows_and_refuses_fewer_than_two() -> None:
     assert "... 1 more groups ..." in three.summary(max_rows=2)
 
 
+def test_names_with_control_characters_print_escaped() -> None:
+    evil = lf.Hardware.custom("evil\n\x1b[31mred", l2=1000, hbm_bytes_per_s=100.0,
+                              link_bytes_per_s=10.0, flops_per_s=1000.0, effective_fraction=1)
+    p = lf.plan(TOY_TABLE, evil, sequence=16, name="model\r2")
+    text = p.summary() + lf.sweep(TOY_TABLE, [1], evil, sequence=16).format_table()
+    assert "\x1b" not in text and "\r" not in text
+    assert "evil\\n\\x1b[31mred" in text and "Plan for model\\r2:" in text
+    assert all("red" not in line or "evil" in line for line in text.splitlines())
+
+
 def test_one_of_a_kind_reads_in_the_singular() -> None:
     one = lf.plan(table((10, 0, 0, 0)), TOY, sequence=4)
     assert repr(one) == ("<Plan 'model': 1 layer in 1 group on 1 device, chunk 4 tokens, "
