@@ -23,9 +23,11 @@
 # Usage: bash bench/gpu_session.sh OUT_DIR [auto|h100|h200] [gpu_verify options...]
 # (auto, the default: the profile named by the card nvidia-smi reports)
 # Exit status: 0 every criterion passed; 1 the verification ran and some criterion
-# failed; 2 bad usage; 3 a GPU test failed; 4 numpy >= 2.5 or no numba-cuda (carry
-# numpy 2.4.6 in .whl/); 5 the build failed; 6 the verification was stopped at the
-# deadline (its JSON keeps what it measured); other: the verification's own failure.
+# failed (or it raised an exception: see verify.log); 2 bad usage of this script; 3 a
+# GPU test failed; 4 the carried wheels do not install, or numpy >= 2.5, or no
+# numba-cuda (carry numpy 2.4.6 in .whl/); 5 the build failed; 6 the verification was
+# stopped at the deadline (its JSON keeps what it measured); 7 the verification could
+# not run (no device, a bad plan file or option) or was killed: see verify.log.
 set -uo pipefail
 
 out=${1:?usage: bash bench/gpu_session.sh OUT_DIR [auto|h100|h200] [gpu_verify options...]}
@@ -109,5 +111,4 @@ echo "gpu_verify exit status $verify_status"
 # status (1: a criterion failed) is reported, its time limit as 6.
 [ "$tests_status" -eq 0 ] || exit 3
 case "$others_status" in 0|5|124|skipped) ;; *) exit 3 ;; esac
-[ "$verify_status" -eq 124 ] && exit 6
-exit "$verify_status"
+case "$verify_status" in 0|1) exit "$verify_status" ;; 124) exit 6 ;; *) exit 7 ;; esac

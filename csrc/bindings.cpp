@@ -485,10 +485,10 @@ PYBIND11_MODULE(_core, m) {
     }
     const int64_t* cuts = boundaries.data();
     const auto count = boundaries.shape(0);
-    for (py::ssize_t g = 0; g < count; ++g) {
-      const bool ends_right = g == 0 ? cuts[0] == 0 : (cuts[g] > cuts[g - 1] && (g + 1 < count || cuts[g] == n));
-      if (!ends_right || count < 2) throw std::invalid_argument("boundaries must rise from 0 to the layer count");
-    }
+    const auto rising = [&](py::ssize_t g) { return g == 0 ? cuts[0] == 0 : cuts[g] > cuts[g - 1]; };
+    bool valid = count >= 2 && cuts[count - 1] == n;
+    for (py::ssize_t g = 0; valid && g < count; ++g) valid = rising(g);
+    if (!valid) throw std::invalid_argument("boundaries must rise from 0 to the layer count");
     std::vector<double> times;
     {
       py::gil_scoped_release release;

@@ -178,8 +178,10 @@ def batch_sizes_array(values: object) -> IntColumn:
     array = np.asarray(values)
     if array.ndim == 1 and array.dtype == object \
             and all(isinstance(value, int) for value in array.tolist()):
-        bad = next(v for v in array.tolist() if not 1 <= v <= MAX_BATCH)  # beyond int64
-        raise ValueError(f"batch_sizes must be between 1 and {MAX_BATCH}, got {bad}")
+        bad = next((v for v in array.tolist() if not 1 <= v <= MAX_BATCH), None)
+        if bad is not None:  # beyond int64, where numpy keeps Python ints as objects
+            raise ValueError(f"batch_sizes must be between 1 and {MAX_BATCH}, got {bad}")
+        array = np.array(array.tolist(), dtype=np.int64)
     if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
         raise TypeError(f"batch_sizes must be a 1-D sequence of ints, got dtype "
                         f"{array.dtype} and shape {array.shape}")

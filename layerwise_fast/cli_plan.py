@@ -25,7 +25,7 @@ from .planner import ALGORITHMS, COSTS, Model, load_model, plan, sweep
 from .plot import plot_plan
 from .scaling import ACT_DTYPE_BYTES
 from .scenarios import SCENARIOS, scenario, scenario_model
-from .units import INT64_MAX
+from .units import INT64_MAX, printable
 
 __all__ = ["PROGRESS_MIN_LAYERS", "add_plan_commands", "parse_batch_sizes", "parse_devices"]
 
@@ -232,7 +232,7 @@ def _sweep_command(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(json.dumps({"model": model.label, **result.to_dict()}) + "\n")
     else:
-        sys.stdout.write(f"{model.label}\n{result.format_table()}\n")
+        sys.stdout.write(f"{printable(model.label)}\n{result.format_table()}\n")
     if not result.fits.any():
         print("layerwise-fast: no plan fits at any of the batch sizes", file=sys.stderr)
         return 1

@@ -19,7 +19,7 @@ exact; times live only in ``totals``::
                   "working_set_ratio": "p/q", "algorithm": str, "cost": str,
                   "on_oversize": str, "devices_requested": int | null, "mixed": bool,
                   "share_devices": bool, "cut_exact": bool},
-     "devices": {"hardware": [{<Hardware.to_dict()>}, ...],   # the profile, or each listed device
+     "devices": {"hardware": [{<Hardware.to_dict()>}, ...],   # the profile, or the listed devices used
                  "kind": [int],                               # per device: its hardware
                  "capacity": [int]},                          # per device: bytes
      "layers": {"names": [str], "weights": [int], "activations": [int],
@@ -150,7 +150,8 @@ class Plan:
     Attributes:
         settings: the :class:`PlanSettings`.
         hardware: the hardware of the plan: the one profile, or, for a list of devices,
-            each listed device in order (a device listed twice appears twice).
+            the first k listed, one per group in order (a device listed twice appears
+            twice).
         device_kind: for each device in pipeline order, its index in ``hardware``.
         device_capacities: the planning capacity of each device, bytes.
         names: layer names.

@@ -130,7 +130,7 @@ def _to_int64(values: np.ndarray, name: str) -> np.ndarray:
 
 def _refuse_masked(values: np.ndarray, name: str) -> None:
     if np.ma.is_masked(values):
-        raise ValueError(f"{name} has masked entries, which have no size: fill them "
+        raise ValueError(f"{name} has masked entries, which hold no value: fill them "
                          f"(values.filled(...)) or leave those layers out")
 
 

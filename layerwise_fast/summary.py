@@ -101,7 +101,8 @@ def _table(head: Sequence[str], rows: list[list[str]], right: Sequence[bool]) ->
 
 
 def _elided(count: int, max_rows: int, what: str) -> list[str]:
-    return [f"... {count - 2 * max(1, max_rows // 2)} more {what} ..."]
+    """``what`` in the singular: "group" gives "... 1 more group ..." or "... 2 more groups ..."."""
+    return [f"... {counted(count - 2 * max(1, max_rows // 2), 'more ' + what)} ..."]
 
 
 def _treated(plan: Plan, max_rows: int) -> str:
@@ -114,7 +115,7 @@ def _treated(plan: Plan, max_rows: int) -> str:
     rows = []
     for j in _shown(len(t), max_rows):
         if j < 0:
-            rows.append(_elided(len(t), max_rows, "layers"))
+            rows.append(_elided(len(t), max_rows, "layer"))
             continue
         i = int(t.layers[j])
         rows.append([str(i), printable(str(plan.names[i])), str(t.kind[j]),
@@ -136,7 +137,7 @@ def _groups(plan: Plan, max_rows: int) -> str:
     rows = []
     for g in _shown(plan.k, max_rows):
         if g < 0:
-            rows.append(_elided(plan.k, max_rows, "groups"))
+            rows.append(_elided(plan.k, max_rows, "group"))
             continue
         start, stop = int(p.boundaries[g]), int(p.boundaries[g + 1])
         device = int(plan.group_device[g])
@@ -161,7 +162,7 @@ def _devices(plan: Plan, max_rows: int) -> str:
     rows = []
     for d in _shown(plan.device_count, max_rows):
         if d < 0:
-            rows.append(_elided(plan.device_count, max_rows, "devices"))
+            rows.append(_elided(plan.device_count, max_rows, "device"))
             continue
         cut = d < len(cuts)
         rows.append([

@@ -258,6 +258,15 @@ def test_stage_times_are_the_values_the_dp_minimised() -> None:
         assert p.stage_times.tolist() == expected
 
 
+@pytest.mark.parametrize("boundaries", [[], [0], [0, 2], [0, 4], [1, 3], [0, 2, 2, 3], [0, 2, 1, 3]])
+def test_native_stage_times_refuse_boundaries_that_do_not_cover_the_layers(boundaries) -> None:
+    from layerwise_fast import _core
+
+    with pytest.raises(ValueError, match="boundaries must rise from 0 to the layer count"):
+        _core.stage_times(np.ones(3), np.zeros(3), np.array(boundaries, dtype=np.int64))
+    assert _core.stage_times(np.ones(3), np.zeros(3), np.array([0, 1, 3])).tolist() == [1.0, 2.0]
+
+
 def test_misaligned_arrays_are_copied_before_the_core_reads_them() -> None:
     from layerwise_fast.partition import _as_column, _as_times
 

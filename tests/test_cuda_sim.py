@@ -56,6 +56,12 @@ needs_device = pytest.mark.skipif(
     reason="numba was imported before NUMBA_ENABLE_CUDASIM was set, and there is no GPU",
 )
 TPB = 64  # threads per block of the small kernel runs
+
+
+def tolerance(dtype: str) -> float:
+    """The checks' tolerance, but 1e-5 for float32 under the simulator: its tanh and exp
+    are exact, where the GPU's fast math is not."""
+    return 1e-5 if SIMULATED and dtype == "float32" else verify.TOLERANCE[dtype]
 ROOT = Path(__file__).resolve().parent.parent
 CHAIN = (rmsnorm(), affine("gelu_tanh"), affine("silu"), rmsnorm(1e-5), affine("relu"))
 
@@ -170,7 +176,7 @@ def test_kernels_match_the_float64_reference(kind: str, dtype: type, hidden: int
     x, params, ref = _inputs(64, hidden, dtype)
     out, geometry, _ = _run(kind, x, params, chunk_tokens=16)
     assert not np.isnan(out).any(), "some output element was never written"
-    assert worst_row_error(out, ref) <= verify.TOLERANCE[np.dtype(dtype).name]
+    assert worst_row_error(out, ref) <= tolerance(np.dtype(dtype).name)
     assert geometry.team_size == 32
     assert geometry.packed == (hidden % 8 == 0 and dtype is np.float16)
 
@@ -180,7 +186,7 @@ def test_kernels_match_the_float64_reference(kind: str, dtype: type, hidden: int
 def test_chunked_kernel_handles_a_partial_last_chunk_and_keeps_x(barrier: str) -> None:
     x, params, ref = _inputs(40, 24, np.float32)
     out, geometry, x_dev = _run("chunked", x, params, chunk_tokens=16, barrier=barrier)
-    assert worst_row_error(out, ref) <= verify.TOLERANCE["float32"]
+    assert worst_row_error(out, ref) <= tolerance("float32")
     assert not np.isnan(out).any()
     np.testing.assert_array_equal(x_dev.copy_to_host(), x)
     assert geometry.barrier == barrier
@@ -221,7 +227,7 @@ def test_chunked_kernel_with_the_atomic_barrier_matches_the_reference(dtype: typ
     x, params, ref = _inputs(64, 40, dtype)
     out, _, _ = _run("chunked", x, params, chunk_tokens=16, barrier="atomic")
     assert not np.isnan(out).any()
-    assert worst_row_error(out, ref) <= verify.TOLERANCE[np.dtype(dtype).name]
+    assert worst_row_error(out, ref) <= tolerance(np.dtype(dtype).name)
 
 
 @needs_device
@@ -307,7 +313,7 @@ def test_kernels_reduce_rows_over_a_two_warp_team(kind: str) -> None:
     x, params, ref = _inputs(4, 200, np.float32, layers)
     out, geometry, _ = _run(kind, x, params, layers=layers, chunk_tokens=2, team_size=64)
     assert geometry.team_size == 64
-    assert worst_row_error(out, ref) <= verify.TOLERANCE["float32"]
+    assert worst_row_error(out, ref) <= tolerance("float32")
 
 
 _PACK_PTX_PROBE = """
@@ -771,6 +777,7 @@ def test_time_launches_under_the_simulator_launches_nothing() -> None:
     assert calls == []
 
 
+@needs_device
 def test_warm_up_runs_for_its_wall_time_within_its_launch_limit() -> None:
     calls = []
     assert cal_mod.warm_up_clocks(lambda: calls.append(1), 0.0, 100) == 1 == len(calls)

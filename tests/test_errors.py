@@ -192,7 +192,7 @@ def test_masked_entries_are_refused(columns: bool) -> None:
     masked = np.ma.masked_array([1, 2, 3], mask=[0, 1, 0])
     sizes = {"weights": masked, "activations": [0, 0, 0]} if columns else masked
     name = "weights" if columns else "sizes"
-    with pytest.raises(ValueError, match=rf"{name} has masked entries, which have no size"):
+    with pytest.raises(ValueError, match=rf"{name} has masked entries, which hold no value"):
         lf.greedy(sizes, 50)
     assert lf.greedy(np.ma.masked_array([1, 2, 3]), 50).group_costs.tolist() == [6]  # no mask
 

@@ -529,6 +529,10 @@ def test_sweep_error_policy_marks_instead_of_raising() -> None:
     assert result.treated.tolist() == [0, 0, 0, 0]  # oversize layers, but none treated
 
 
+def test_sweep_takes_an_object_array_of_ints() -> None:
+    assert lf.sweep(TOY_TABLE, np.array([1, 2], dtype=object), TOY).batch_sizes.tolist() == [1, 2]
+
+
 def test_sweep_counts_no_treated_layers_where_nothing_fits() -> None:
     # Tiled at batch 1 and 2; at 1000, 64 tokens of activations alone overflow.
     result = lf.sweep(table((1000, 3, 0, 0)), [1, 2, 1000], TOY, sequence=1024,
@@ -547,6 +551,8 @@ def test_sweep_sizes_is_vectorised_over_many_batches() -> None:
     ([], ValueError, "batch_sizes is empty"),
     ([0, 1], ValueError, "between 1 and"),
     ([1, 2**70], ValueError, f"between 1 and {2**31}, got {2**70}"),
+    (np.array([1, 2**31 + 1], dtype=object), ValueError, f"between 1 and {2**31}, got {2**31 + 1}"),
+    (np.array([], dtype=object), ValueError, "batch_sizes is empty"),
     ([1.5], TypeError, "1-D sequence of ints"),
     ("12", TypeError, "got a string"),
     ([True, 2], TypeError, r"batch_sizes\[0\] is a bool"),
@@ -671,7 +677,7 @@ def test_summary_elides_whole_rows_and_refuses_fewer_than_two() -> None:
         with pytest.raises(error, match="max_rows must be"):
             p.summary(max_rows=bad)  # type: ignore[arg-type]
     three = lf.plan(table(*[(400, 0, 0, 0)] * 3), TOY, sequence=4)  # one layer a group
-    assert "... 1 more groups ..." in three.summary(max_rows=2)
+    assert "... 1 more group ..." in three.summary(max_rows=2)
 
 
 def test_names_with_control_characters_print_escaped() -> None:

@@ -504,6 +504,7 @@ def measure_barriers(
     rounds: int = 4096,
     repeats: int = 5,
     barriers: Sequence[str] = BARRIER_MODES,
+    warm_up_seconds: float = 0.0,
 ) -> list[BarrierCost]:
     """Time each grid barrier alone, for each grid size.
 
@@ -516,6 +517,8 @@ def measure_barriers(
         rounds: barriers per timed launch, >= 1.
         repeats: timed launches of each kind; the median counts.
         barriers: the barriers to time.
+        warm_up_seconds: wall time of untimed launches before each timing (see
+            :func:`time_launches`).
 
     A barrier whose waits time out is reported with its count of timeouts and no time.
     """
@@ -530,7 +533,7 @@ def measure_barriers(
             for launch_rounds in (0, rounds):
                 launch = prepare_barrier_rounds(launch_rounds, blocks, threads_per_block, barrier)
                 launch()  # warm-up (and the compile)
-                times = time_launches(launch, repeats)
+                times = time_launches(launch, repeats, warm_up_seconds)
                 timeouts += launch.barrier_timeouts()
                 medians.append(None if times is None else statistics.median(times))
             empty, full = medians

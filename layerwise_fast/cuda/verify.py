@@ -984,7 +984,8 @@ def run_gpu_verification(
     result["calibration"] = cal.describe()
     _save_verification(out, result)
     barrier_costs = measure_barriers(threads_per_block=threads, rounds=settings.barrier_rounds,
-                                     repeats=reps, barriers=(barrier, *others))
+                                     repeats=reps, barriers=(barrier, *others),
+                                     warm_up_seconds=TIMING_WARM_UP_SECONDS)
     print(format_barrier_costs(barrier_costs), flush=True)
     result["barrier_costs"] = [asdict(cost) for cost in barrier_costs]
     _save_verification(out, result)
