@@ -176,12 +176,12 @@ def batch_sizes_array(values: object) -> IntColumn:
     if index is not None:
         raise TypeError(f"batch_sizes[{index}] is a bool; batch sizes must be ints")
     array = np.asarray(values)
-    if array.ndim == 1 and array.dtype == object \
-            and all(isinstance(value, int) for value in array.tolist()):
-        bad = next((v for v in array.tolist() if not 1 <= v <= MAX_BATCH), None)
+    items = array.tolist() if array.ndim == 1 and array.dtype == object else None
+    if items is not None and all(isinstance(value, int) for value in items):
+        bad = next((v for v in items if not 1 <= v <= MAX_BATCH), None)
         if bad is not None:  # beyond int64, where numpy keeps Python ints as objects
             raise ValueError(f"batch_sizes must be between 1 and {MAX_BATCH}, got {bad}")
-        array = np.array(array.tolist(), dtype=np.int64)
+        array = np.array(items, dtype=np.int64)
     if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
         raise TypeError(f"batch_sizes must be a 1-D sequence of ints, got dtype "
                         f"{array.dtype} and shape {array.shape}")

@@ -477,8 +477,8 @@ def _notes(plan_: Plan, units: UnitSizes, capacity: int | None) -> tuple[str, ..
                      f"per micro-batch than reading them once")
     quantized = {code: int((treated.kind == name).sum()) for code, name in
                  ((INT8, "int8"), (INT4, "int4"))}
-    if sum(quantized.values()):
-        count = sum(quantized.values())
+    count = sum(quantized.values())
+    if count:
         notes.append(f"{count} layer{'s are' if count > 1 else ' is'} quantized to fit ("
                      f"{quantized[INT8]} to int8, {quantized[INT4]} to int4); check the "
                      f"accuracy before deploying")
