@@ -73,6 +73,20 @@ Result run(const Column& sizes, const std::optional<Column>& live, Algorithm&& a
   return to_python(std::move(p));
 }
 
+// The ordered partitioners: (outcome, boundaries or None, device, layer); see ordered.hpp.
+template <class Algorithm>
+py::tuple run_ordered(const Column& sizes, const std::optional<Column>& live, const std::vector<int64_t>& capacities,
+                      Algorithm&& algorithm) {
+  lf::OrderedPartition p;
+  {
+    py::gil_scoped_release release;
+    p = live ? algorithm(peak_model(sizes, *live), capacities) : algorithm(sum_model(sizes), capacities);
+  }
+  const bool fits = p.outcome == lf::OrderedOutcome::fits;
+  py::object cuts = fits ? py::object(to_numpy(std::move(p.partition.boundaries))) : py::none();
+  return py::make_tuple(static_cast<int>(p.outcome), cuts, p.device, p.layer);
+}
+
 template <class Combine>
 Column combine(const Column& weights, const Column& activations, const std::optional<Column>& buffers,
                Combine&& fn) {
@@ -464,6 +478,12 @@ PYBIND11_MODULE(_core, m) {
   m.def("dp", [](const Column& s, const std::optional<Column>& l, int64_t cap) {
     return run(s, l, [cap](const auto& c) { return lf::dp(c, cap); });
   }, sizes, live, py::arg("capacity"));
+  m.def("ordered_fit", [](const Column& s, const std::optional<Column>& l, const std::vector<int64_t>& caps) {
+    return run_ordered(s, l, caps, [](const auto& c, const auto& d) { return lf::ordered_fit(c, d); });
+  }, sizes, live, py::arg("capacities"));
+  m.def("ordered_balanced", [](const Column& s, const std::optional<Column>& l, const std::vector<int64_t>& caps) {
+    return run_ordered(s, l, caps, [](const auto& c, const auto& d) { return lf::ordered_balanced(c, d); });
+  }, sizes, live, py::arg("capacities"));
   m.def("dp_stage_time", [](const Column& s, const std::optional<Column>& l, int64_t cap, const Times& layer_time,
                             const Times& cut_time) {
     const int64_t n = length(s);

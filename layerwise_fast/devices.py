@@ -15,14 +15,14 @@ Three ways to give the devices, resolved by :func:`device_pool`:
 
 Next-fit is not exact once capacities differ: filling device 0 to the brim can leave a
 large layer to a small device 1 (sizes 1, 1, 2 on capacities 2, 1, 2), so
-:func:`ordered_fit` tracks every boundary each prefix of devices can reach instead (see
-its docstring), with the native greedy giving each device's furthest reach.
+:func:`ordered_fit` tracks every boundary each prefix of devices can reach instead, in
+the native core (csrc/layerwise_fast/ordered.hpp).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Sequence, Union
+from typing import Any, Literal, Mapping, Sequence, Union, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -30,7 +30,8 @@ import numpy.typing as npt
 from .errors import InfeasibleError
 from .hardware import Hardware
 from .oversize import OversizeLayerError
-from .partition import balanced, greedy
+from . import _core
+from .partition import balanced, core_arrays, greedy
 from .units import INT64_MAX
 
 __all__ = [
@@ -177,16 +178,9 @@ def ordered_fit(columns: dict[str, IntColumn], capacities: Sequence[int],
                 cost: Literal["sum", "peak"], names: npt.NDArray[np.object_]) -> IntColumn:
     """Boundaries of the fewest groups, group ``i`` fitting ``capacities[i]``, in order.
 
-    Exact, by reachability over the devices: ``reach[i]`` marks the layer boundaries
-    that ``i`` non-empty groups on devices ``0..i-1`` can end at. Device ``i`` extends a
-    boundary ``c`` to every boundary up to ``r(c)``, the furthest end of a group that
-    starts at ``c`` and fits ``capacities[i]``; ``r`` never decreases with ``c`` (both
-    cost models are monotone), so inside a run of reachable boundaries a step of one
-    layer is all that needs checking (that layer fits the device alone), and ``r`` is
-    needed only at the last boundary of each run: there it is one native
-    :func:`~layerwise_fast.partition.greedy` call (its first group). The first device
-    count whose reach includes the last boundary is the fewest groups; the cuts are
-    recovered backwards, each the largest reachable boundary before the next.
+    Exact: the native core tracks every boundary that ``i`` groups on devices
+    ``0..i-1`` can end at (csrc/layerwise_fast/ordered.hpp explains how); the first
+    device count that reaches the last layer is the fewest groups.
 
     Args:
         columns: ``weights``, ``activations`` and ``buffers`` of every layer.
@@ -196,32 +190,10 @@ def ordered_fit(columns: dict[str, IntColumn], capacities: Sequence[int],
 
     Raises:
         OversizeLayerError: a device cannot take even one more layer, whatever the
-            groups before it.
+            groups before it, or a layer left after the last device fits no listed device.
         TooManyGroupsError: layers remain after the last device.
     """
-    alone = columns["weights"] + columns["activations"] + columns["buffers"]
-    n = len(alone)
-    reach = _reach(columns, alone, capacities, cost)
-    if reach[-1][n]:
-        return _cuts_back(reach, n)
-    if not reach[-1].any():
-        device = len(reach) - 2
-        layer = int(np.flatnonzero(reach[-2][:n]).max())
-        raise OversizeLayerError(layer, int(alone[layer]), capacities[device], str(names[layer]),
-                                 f"on device {device}, the next in pipeline order")
-    furthest = int(np.flatnonzero(reach[-1]).max())
-    largest = max(capacities)
-    beyond = np.flatnonzero(alone[furthest:] > largest)
-    if beyond.size:  # the count below would be of no use: no device can hold this layer
-        layer = furthest + int(beyond[0])
-        raise OversizeLayerError(layer, int(alone[layer]), largest, str(names[layer]),
-                                 "on any listed device")
-    rest: Any = {key: value[furthest:] for key, value in columns.items()}
-    more = greedy(rest, largest, cost=cost).k
-    raise TooManyGroupsError(len(capacities) + more, len(capacities),
-                             f"layers {furthest}..{n - 1} remain after the last device; the "
-                             f"count fits them to the largest capacity, so it is a lower "
-                             f"bound", listed=True)
+    return _ordered(_core.ordered_fit, columns, capacities, cost, names)
 
 
 def ordered_balanced(columns: dict[str, IntColumn], capacities: Sequence[int],
@@ -229,69 +201,44 @@ def ordered_balanced(columns: dict[str, IntColumn], capacities: Sequence[int],
     """Boundaries of the fewest groups, group ``i`` fitting ``capacities[i]``, and among
     those the smallest largest group cost: :func:`balanced` for an ordered device list.
 
-    :func:`ordered_fit` gives the fewest groups k and a first bound; then a bisection on
-    the largest group cost B, each probe :func:`ordered_fit`'s reachability over the first
-    k devices with their capacities lowered to B. Exact on integers; O(log B) probes.
+    :func:`ordered_fit`'s number of groups k, then a native bisection on the largest
+    group cost B, each probe the same reachability over the first k devices with their
+    capacities lowered to B. Exact on integers.
 
     Raises:
         OversizeLayerError, TooManyGroupsError: as :func:`ordered_fit`.
     """
-    cuts = ordered_fit(columns, capacities, cost, names)
-    devices = list(capacities[: len(cuts) - 1])
+    return _ordered(_core.ordered_balanced, columns, capacities, cost, names)
+
+
+_FITS, _DEVICE_CANNOT_START = 0, 1
+
+
+def _ordered(native: Any, columns: dict[str, IntColumn], capacities: Sequence[int],
+             cost: Literal["sum", "peak"], names: npt.NDArray[np.object_]) -> IntColumn:
+    """The cuts from ``native`` (an ordered partitioner of the core), or its outcome as
+    the error that names the layer and the device."""
+    sizes, live = core_arrays(columns, cost)
+    outcome, cuts, device, layer = native(sizes, live, [int(c) for c in capacities])
+    if outcome == _FITS:
+        return cast(IntColumn, cuts)
     alone = columns["weights"] + columns["activations"] + columns["buffers"]
+    if outcome == _DEVICE_CANNOT_START:
+        raise OversizeLayerError(layer, int(alone[layer]), capacities[device], str(names[layer]),
+                                 f"on device {device}, the next in pipeline order")
+    largest = max(capacities)
+    beyond = np.flatnonzero(alone[layer:] > largest)
+    if beyond.size:  # the count below would be of no use: no device can hold this layer
+        first = layer + int(beyond[0])
+        raise OversizeLayerError(first, int(alone[first]), largest, str(names[first]),
+                                 "on any listed device")
+    rest: Any = {key: value[layer:] for key, value in columns.items()}
+    more = greedy(rest, largest, cost=cost).k
     n = len(alone)
-    feasible = int(group_costs(columns, cuts, cost).max())
-    infeasible = int(alone.max()) - 1  # every group holds at least its largest layer
-    while feasible - infeasible > 1:
-        bound = (feasible + infeasible) // 2
-        reach = _reach(columns, alone, [min(c, bound) for c in devices], cost)
-        if reach[-1][n]:
-            feasible, cuts = bound, _cuts_back(reach, n)
-        else:
-            infeasible = bound
-    return cuts
-
-
-def _reach(columns: dict[str, IntColumn], alone: IntColumn, capacities: Sequence[int],
-           cost: Literal["sum", "peak"]) -> list[npt.NDArray[np.bool_]]:
-    """``reach[i]``: the boundaries ``i`` groups on devices ``0..i-1`` can end at; it stops
-    at the first that includes the last boundary, or that is empty, or at the last device."""
-    n = len(alone)
-    reach = [np.zeros(n + 1, dtype=bool)]
-    reach[0][0] = True
-    for capacity in capacities:
-        step = _extend(reach[-1], columns, alone, capacity, cost)
-        reach.append(step)
-        if step[n] or not step.any():
-            break
-    return reach
-
-
-def _extend(reachable: npt.NDArray[np.bool_], columns: dict[str, IntColumn],
-            alone: IntColumn, capacity: int, cost: Literal["sum", "peak"],
-            ) -> npt.NDArray[np.bool_]:
-    """Boundaries one more group, on a device of ``capacity``, can end at."""
-    n = len(alone)
-    fits = alone <= capacity
-    step = np.zeros(n + 1, dtype=bool)
-    step[1:] = reachable[:-1] & fits
-    too_big = np.flatnonzero(~fits)
-    for start in np.flatnonzero(reachable[:-1] & ~reachable[1:]).tolist():
-        blocked = int(np.searchsorted(too_big, start))
-        stop = int(too_big[blocked]) if blocked < len(too_big) else n
-        if stop > start:
-            window: Any = {key: value[start:stop] for key, value in columns.items()}
-            end = start + int(greedy(window, capacity, cost=cost).boundaries[1])
-            step[start + 1: end + 1] = True
-    return step
-
-
-def _cuts_back(reach: list[npt.NDArray[np.bool_]], n: int) -> IntColumn:
-    """The cuts of a partition ending at ``n`` after ``len(reach) - 1`` groups."""
-    cuts = [n]
-    for reachable in reversed(reach[:-1]):
-        cuts.append(int(np.flatnonzero(reachable[: cuts[-1]]).max()))
-    return np.array(cuts[::-1], dtype=np.int64)
+    raise TooManyGroupsError(len(capacities) + more, len(capacities),
+                             f"layers {layer}..{n - 1} remain after the last device; the "
+                             f"count fits them to the largest capacity, so it is a lower "
+                             f"bound", listed=True)
 
 
 def group_costs(columns: Mapping[str, IntColumn], boundaries: IntColumn,

@@ -204,8 +204,11 @@ def _columns_of(sizes: Any) -> Mapping[str, Any] | None:
     return None
 
 
-def _model(sizes: Any, cost: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Arrays for the core: (sizes, None) for `sum`, (weights, live) for `peak`."""
+def core_arrays(sizes: Any, cost: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Arrays for the core: (sizes, None) for `sum`, (weights, live) for `peak`.
+
+    Validates the form of `sizes` (see the module docstring) and converts it once;
+    the core checks every element."""
     if cost not in ("sum", "peak"):
         raise ValueError(f"cost must be 'sum' or 'peak', got {cost!r}")
     columns = _columns_of(sizes)
@@ -274,7 +277,7 @@ def greedy(sizes: Any, capacity: Any, *, cost: Literal["sum", "peak"] = "sum") -
         ValueError, TypeError, OverflowError: invalid sizes or arguments.
     """
     cap = _as_capacity(capacity)
-    first, live = _model(sizes, cost)
+    first, live = core_arrays(sizes, cost)
     return _partition(_core.greedy(first, live, cap), cap, "greedy", cost)
 
 
@@ -301,7 +304,7 @@ def balanced(sizes: Any, k: Any = None, *, capacity: Any = None, cost: Literal["
     if k is None and capacity is None:
         raise ValueError("balanced needs k, capacity or both")
     cap = None if capacity is None else _as_capacity(capacity)
-    first, live = _model(sizes, cost)
+    first, live = core_arrays(sizes, cost)
     if k is None:
         assert cap is not None
         raw = _core.balanced_fewest(first, live, cap)
@@ -346,7 +349,7 @@ def dp(
     that fits: O(n * w) time, w the most layers one group can hold.
     """
     cap = _as_capacity(capacity)
-    first, live = _model(sizes, cost)
+    first, live = core_arrays(sizes, cost)
     if layer_time is None and cut_time is None:
         return _partition(_core.dp(first, live, cap), cap, "dp", cost)
     if layer_time is None or cut_time is None:

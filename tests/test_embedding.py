@@ -28,6 +28,10 @@ int main() {
   const auto g = layerwise_fast::greedy(cost, 50);
   const auto b = layerwise_fast::balanced(cost, 2);
   std::printf("%lld %lld %lld\n", (long long)g.k(), (long long)g.bottleneck, (long long)b.bottleneck);
+  const auto o = layerwise_fast::ordered_balanced(cost, {45, 40, 60});
+  const auto left = layerwise_fast::ordered_fit(cost, {45, 20});
+  std::printf("%lld %lld %d %lld\n", (long long)o.partition.k(), (long long)o.partition.bottleneck,
+              static_cast<int>(left.outcome), (long long)left.layer);
   try {
     layerwise_fast::greedy(cost, 39);
   } catch (const layerwise_fast::layer_too_large& e) {
@@ -51,7 +55,7 @@ def compile_and_run(include: str, tmp_path: Path) -> str:
 @needs_compiler
 def test_cpp_program_against_get_include(tmp_path: Path) -> None:
     out = compile_and_run(lf.get_include(), tmp_path)
-    assert out.splitlines() == ["3 40 65", "layer 4 needs 40 bytes, more than the capacity of 39 bytes (over by 1)"]
+    assert out.splitlines() == ["3 40 65", "3 40 2 2", "layer 4 needs 40 bytes, more than the capacity of 39 bytes (over by 1)"]
 
 
 @needs_compiler

@@ -113,6 +113,9 @@ class SumCost {
   const int64_t* data() const noexcept { return sizes_; }
   const char* column() const noexcept { return column_; }
 
+  // Layers [from, n) as a model of their own (layer `from` becomes layer 0).
+  SumCost suffix(int64_t from) const noexcept { return SumCost(sizes_ + from, n_ - from, column_); }
+
   Group single(int64_t i, int64_t capacity) const {
     const int64_t s = sizes_[i];
     if (s < 0) throw negative_size(column_, i, s);
@@ -189,6 +192,11 @@ class PeakCost {
       : weights_(weights), live_(live), n_(n), live_column_(live_column) {}
 
   int64_t size() const noexcept { return n_; }
+
+  // Layers [from, n) as a model of their own (layer `from` becomes layer 0).
+  PeakCost suffix(int64_t from) const noexcept {
+    return PeakCost(weights_ + from, live_ + from, n_ - from, live_column_);
+  }
 
   Group single(int64_t i, int64_t capacity) const {
     const int64_t w = weights_[i], l = live_[i];

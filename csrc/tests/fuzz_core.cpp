@@ -2,7 +2,9 @@
 //
 // Input bytes: [mode][capacity: 8][k: 2][sizes: 8 each ...]. `mode` picks the cost
 // model and how raw 64-bit words become sizes (tiny values with many ties, moderate,
-// huge near the int64 edge, or raw words that may be negative). Every algorithm runs;
+// huge near the int64 edge, or raw words that may be negative). The ordered
+// partitioners get 1 + (k & 3) devices, device d holding capacity >> (2 bits of k >> 2
+// from bit 2d), so that capacities differ and may reach 0. Every algorithm runs;
 // any exception must be justified by the input, every result must be well formed and,
 // for n <= 12, optimal against brute force. A violation aborts.
 //
@@ -135,6 +137,62 @@ void check_model(const Cost& cost, const Input& in, bool negative, __int128 tota
   }
 }
 
+std::vector<int64_t> device_capacities(const Input& in) {
+  std::vector<int64_t> caps(static_cast<size_t>(1 + (in.k & 3)));
+  for (size_t d = 0; d < caps.size(); ++d) caps[d] = in.capacity >> ((in.k >> (2 + 2 * d)) & 3);
+  return caps;
+}
+
+template <class Cost>
+void check_ordered(const Cost& cost, const Input& in, bool negative, bool overflow) {
+  const int64_t n = cost.size();
+  const std::vector<int64_t> caps = device_capacities(in);
+  bool bad_cap = false;
+  for (int64_t c : caps) bad_cap |= c < 1;
+  const auto explained = [&](const char* kind, int64_t) {
+    const std::string k(kind);
+    if (k == "invalid") return negative || n == 0 || bad_cap;
+    return k == "overflow" && (overflow || negative);
+  };
+  lf::OrderedPartition f, b;
+  const bool fit_ok = run_checked("ordered_fit", [&] { f = lf::ordered_fit(cost, caps); }, explained);
+  const bool balanced_ok = run_checked("ordered_balanced", [&] { b = lf::ordered_balanced(cost, caps); }, explained);
+  if (fit_ok != balanced_ok) fail("ordered_fit and ordered_balanced disagree on the input's validity");
+  if (!fit_ok) return;
+  if (negative || bad_cap) fail("ordered: invalid input accepted");
+  if (f.outcome != b.outcome) fail("ordered_fit and ordered_balanced disagree on feasibility");
+  for (const lf::OrderedPartition* p : {&f, &b}) {
+    if (p->outcome == lf::OrderedOutcome::device_cannot_start) {
+      const auto d = static_cast<size_t>(p->device);
+      if (d >= caps.size() || p->layer < 0 || p->layer >= n) fail("ordered: device or layer out of range");
+      if (lft::group_cost(cost, p->layer, p->layer + 1) <= caps[d]) fail("ordered: the named layer fits the device");
+    } else if (p->outcome == lf::OrderedOutcome::devices_exhausted) {
+      if (p->layer < 1 || p->layer >= n) fail("ordered: the layers left are out of range");
+    } else {
+      const std::string error = lft::shape_error(cost, p->partition);
+      if (!error.empty()) fail("ordered: malformed result: " + error);
+      if (p->partition.k() > static_cast<int64_t>(caps.size())) fail("ordered: more groups than devices");
+      for (int64_t g = 0; g < p->partition.k(); ++g) {
+        if (p->partition.group_costs[static_cast<size_t>(g)] > caps[static_cast<size_t>(g)]) {
+          fail("ordered: a group exceeds its device");
+        }
+      }
+    }
+  }
+  if (f.outcome == lf::OrderedOutcome::fits &&
+      (f.partition.k() != b.partition.k() || b.partition.bottleneck > f.partition.bottleneck)) {
+    fail("ordered_balanced is worse than ordered_fit");
+  }
+  if (n <= kBruteForceLayers && !overflow) {
+    const lft::OrderedBest best = lft::ordered_oracle(cost, caps);
+    const bool fits = f.outcome == lf::OrderedOutcome::fits;
+    if (fits != (best.groups != lf::kInt64Max)) fail("ordered: feasibility differs from the oracle");
+    if (fits && (f.partition.k() != best.groups || b.partition.bottleneck != best.bottleneck)) {
+      fail("ordered: not optimal");
+    }
+  }
+}
+
 void run_one(const uint8_t* data, size_t size) {
   if (size < kHeader) return;
   const Input in = decode(data, size);
@@ -152,10 +210,18 @@ void run_one(const uint8_t* data, size_t size) {
     if (single > largest) largest = single > lf::kInt64Max ? lf::kInt64Max : static_cast<int64_t>(single);
   }
   total += max_live;
+  // Sums of the ordered oracle must fit int64: the `sum` total, or weights plus all live bytes.
+  __int128 all_live = 0;
+  for (int64_t v : in.b) all_live += v;
+  const bool ordered_overflow = total - max_live + all_live > lf::kInt64Max;
   if (peak) {
-    check_model(lf::PeakCost(in.a.data(), in.b.data(), n), in, negative, total, largest);
+    const lf::PeakCost cost(in.a.data(), in.b.data(), n);
+    check_model(cost, in, negative, total, largest);
+    check_ordered(cost, in, negative, ordered_overflow);
   } else {
-    check_model(lf::SumCost(in.a.data(), n), in, negative, total, largest);
+    const lf::SumCost cost(in.a.data(), n);
+    check_model(cost, in, negative, total, largest);
+    check_ordered(cost, in, negative, ordered_overflow);
   }
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "layerwise_fast/core.hpp"
@@ -90,6 +91,36 @@ inline int64_t first_invalid_layer(const std::vector<int64_t>& sizes, int64_t ca
     if (sizes[i] < 0 || sizes[i] > capacity) return static_cast<int64_t>(i);
   }
   return -1;
+}
+
+// Devices in a fixed order, group g on device g: (fewest groups, then smallest
+// bottleneck) by dynamic programming over (devices used, boundary), O(m n^2) group
+// costs; groups == kInt64Max where no partition fits.
+struct OrderedBest {
+  int64_t groups = kInt64Max;
+  int64_t bottleneck = kInt64Max;
+};
+
+template <class Cost>
+OrderedBest ordered_oracle(const Cost& cost, const std::vector<int64_t>& capacities) {
+  const auto n = static_cast<size_t>(cost.size());
+  // best[j]: the smallest bottleneck of g groups on devices 0..g-1 ending at boundary j
+  std::vector<int64_t> best(n + 1, kInt64Max);
+  best[0] = 0;
+  for (size_t g = 0; g < capacities.size(); ++g) {
+    std::vector<int64_t> next(n + 1, kInt64Max);
+    for (size_t c = 0; c < n; ++c) {
+      if (best[c] == kInt64Max) continue;
+      for (size_t j = c + 1; j <= n; ++j) {
+        const int64_t group = group_cost(cost, static_cast<int64_t>(c), static_cast<int64_t>(j));
+        if (group > capacities[g]) break;  // monotone: longer groups cost no less
+        next[j] = std::min(next[j], std::max(best[c], group));
+      }
+    }
+    best = std::move(next);
+    if (best[n] != kInt64Max) return {static_cast<int64_t>(g) + 1, best[n]};
+  }
+  return {};
 }
 
 // "" if p is a well-formed partition of the model's layers: cuts from 0 to n, strictly

@@ -455,6 +455,101 @@ static void test_json_reader() {
   CHECK(lft::canonical_json(deep, 64).empty() && !lft::canonical_json(deep, 65).empty());
 }
 
+// Checks both ordered partitioners on one model against the oracle, and, where no
+// partition fits, that the outcome names a layer as described in ordered.hpp.
+template <class Cost>
+static void check_ordered(const Cost& cost, const Sizes& capacities) {
+  const lft::OrderedBest best = lft::ordered_oracle(cost, capacities);
+  for (const bool balance : {false, true}) {
+    const lf::OrderedPartition p = balance ? lf::ordered_balanced(cost, capacities) : lf::ordered_fit(cost, capacities);
+    if (best.groups == lf::kInt64Max) {
+      CHECK(p.outcome != lf::OrderedOutcome::fits);
+      CHECK(p.layer >= 0 && p.layer < cost.size());
+      if (p.outcome == lf::OrderedOutcome::device_cannot_start) {
+        CHECK(p.device >= 0 && p.device < static_cast<int64_t>(capacities.size()));
+        CHECK(lft::group_cost(cost, p.layer, p.layer + 1) > capacities[static_cast<size_t>(p.device)]);
+      }
+      continue;
+    }
+    CHECK(p.outcome == lf::OrderedOutcome::fits);
+    if (p.outcome != lf::OrderedOutcome::fits) continue;
+    check_shape(cost, p.partition);
+    CHECK(p.partition.k() == best.groups);
+    for (int64_t g = 0; g < p.partition.k(); ++g) {
+      CHECK(p.partition.group_costs[static_cast<size_t>(g)] <= capacities[static_cast<size_t>(g)]);
+    }
+    if (balance) CHECK(p.partition.bottleneck == best.bottleneck);
+  }
+}
+
+// Random models and device lists: small ones, and long ones whose layers too large for
+// some devices lie across and inside the index's 64-layer blocks.
+static void test_ordered_against_oracle() {
+  std::mt19937_64 rng(2026);
+  for (int trial = 0; trial < 3000; ++trial) {
+    const bool long_model = trial % 10 == 0;
+    const int64_t n = 1 + static_cast<int64_t>(rng() % (long_model ? 300 : 9));
+    const int64_t spread = trial % 3 == 0 ? 4 : 1000;
+    Sizes w(static_cast<size_t>(n)), live(static_cast<size_t>(n)), sum(static_cast<size_t>(n));
+    for (size_t i = 0; i < w.size(); ++i) {
+      const int64_t scale = rng() % 16 == 0 ? 8 : 1;  // a few large layers
+      w[i] = scale * static_cast<int64_t>(rng() % (spread + 1));
+      live[i] = scale * static_cast<int64_t>(rng() % (spread + 1));
+      sum[i] = w[i] + live[i];
+    }
+    const size_t devices = 1 + rng() % (long_model ? 40 : 6);
+    Sizes capacities(devices);
+    for (int64_t& c : capacities) {
+      const size_t layer = rng() % w.size();
+      const bool edge = rng() % 3 == 0;  // a layer as large as the device, or one byte off
+      c = edge ? std::max<int64_t>(1, sum[layer] + static_cast<int64_t>(rng() % 3) - 1) : 1 + static_cast<int64_t>(rng() % (spread * (long_model ? 24 : 6) + 1));
+    }
+    check_ordered(lf::SumCost(sum.data(), n), capacities);
+    check_ordered(lf::PeakCost(w.data(), live.data(), n), capacities);
+  }
+}
+
+static void test_ordered_edge_cases() {
+  const Sizes sizes{1, 1, 2};  // next-fit fills device 0 with both 1s and leaves 2 to device 1
+  const lf::SumCost c(sizes.data(), 3);
+  const lf::OrderedPartition p = lf::ordered_fit(c, {2, 1, 2});
+  CHECK(p.outcome == lf::OrderedOutcome::fits && p.partition.boundaries == Sizes({0, 1, 2, 3}));
+  const lf::OrderedPartition stuck = lf::ordered_fit(c, {2, 1, 1});
+  CHECK(stuck.outcome == lf::OrderedOutcome::device_cannot_start && stuck.device == 2 && stuck.layer == 2);
+  const lf::OrderedPartition short_list = lf::ordered_fit(c, {1, 1});
+  CHECK(short_list.outcome == lf::OrderedOutcome::devices_exhausted && short_list.layer == 2);
+  const Sizes even{3, 3, 3, 3};
+  const lf::SumCost e(even.data(), 4);
+  CHECK(lf::ordered_fit(e, {9, 9}).partition.boundaries == Sizes({0, 3, 4}));
+  CHECK(lf::ordered_balanced(e, {9, 9}).partition.boundaries == Sizes({0, 2, 4}));
+  // Device 1 can start a group only at layers 1..63 or at layer 100, the one layer of
+  // its index block that fits it, exactly; device 2 can finish only from layer 101.
+  Sizes blocks(300, 1);
+  std::fill(blocks.begin() + 64, blocks.begin() + 128, 10);
+  std::fill(blocks.begin() + 128, blocks.end(), 6);
+  blocks[100] = 5;
+  const lf::SumCost b(blocks.data(), 300);
+  const Sizes around{lft::group_cost(b, 0, 130), 5, lft::group_cost(b, 101, 300)};
+  check_ordered(b, around);
+  CHECK(lf::ordered_fit(b, around).partition.boundaries == Sizes({0, 100, 101, 300}));
+  // Layers 100.. are one byte too large for device 1, from inside an index block on.
+  Sizes step(300, 1);
+  std::fill(step.begin() + 100, step.end(), 6);
+  const lf::SumCost st(step.data(), 300);
+  const Sizes over{lft::group_cost(st, 0, 130), 5, lft::group_cost(st, 100, 300)};
+  check_ordered(st, over);
+  CHECK(lf::ordered_balanced(st, over).partition.boundaries == Sizes({0, 99, 100, 300}));
+  const Sizes bad{1, -1};
+  CHECK_THROWS(std::invalid_argument, lf::ordered_fit(lf::SumCost(bad.data(), 2), {5}), "sizes[1] is negative");
+  CHECK_THROWS(std::invalid_argument, lf::ordered_fit(c, {}), "capacities is empty");
+  CHECK_THROWS(std::invalid_argument, lf::ordered_balanced(c, {4, 0}), "capacities[1] must be >= 1 byte, got 0");
+  CHECK_THROWS(std::invalid_argument, lf::ordered_fit(lf::SumCost(sizes.data(), 0), {4}), "sizes is empty");
+  const int64_t big = lf::kInt64Max / 2 + 1;
+  const Sizes ws{big, 0}, ls{big, 1};
+  CHECK_THROWS(std::overflow_error, lf::ordered_fit(lf::PeakCost(ws.data(), ls.data(), 2), {5}),
+               "exceeds the int64 range at layer 0");
+}
+
 int main() {
   test_exhaustive_random();
   test_edge_cases();
@@ -466,6 +561,8 @@ int main() {
   test_medium_random_against_bisection();
   test_stage_time_dp_against_exhaustive();
   test_sum_greedy_blocks_against_next_fit();
+  test_ordered_against_oracle();
+  test_ordered_edge_cases();
   test_json_int_list();
   test_json_strings();
   test_json_reader();

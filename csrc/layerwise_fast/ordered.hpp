@@ -1,0 +1,263 @@
+// Devices of different capacities in a fixed pipeline order: group i runs on device i
+// and must fit capacities[i].
+//
+//   ordered_fit(cost, capacities)       the fewest groups, exact
+//   ordered_balanced(cost, capacities)  the fewest groups, then the smallest bottleneck
+//
+// Next-fit is not exact once capacities differ: filling device 0 to the brim can leave
+// a large layer to a small device 1 (sizes 1, 1, 2 on capacities 2, 1, 2). Instead,
+// reach[i] holds every boundary at which i non-empty groups on devices 0..i-1 can end,
+// as sorted disjoint spans. From a boundary c, device i can end a group anywhere in
+// (c, r(c)], where r(c) is the end of the greedy group that starts at c (r(c) = c when
+// layer c alone is too large). r never decreases with c (both cost models are
+// monotone), so a run of boundaries whose layers each fit alone maps to the one span
+// [first + 1, r(last)]: one greedy walk per run, not per boundary. The first i whose
+// reach holds n is the fewest groups. The cuts are recovered backwards, each the
+// largest boundary of the previous reach before the next cut: the group from there
+// lies inside one that fits, so it fits too.
+//
+// Layers too large for a device alone split the runs; an index of each 64-layer
+// block's smallest and largest single-layer cost finds them without reading every
+// layer. ordered_balanced bisects on the bottleneck B, each probe the reach over the
+// first k devices with their capacities lowered to B.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <iterator>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "layerwise_fast/balanced.hpp"
+#include "layerwise_fast/cost.hpp"
+#include "layerwise_fast/greedy.hpp"
+#include "layerwise_fast/partition.hpp"
+
+namespace layerwise_fast {
+
+enum class OrderedOutcome : int {
+  fits = 0,                 // `partition` holds the groups, group g on device g
+  device_cannot_start = 1,  // device `device` cannot hold layer `layer`, the furthest a group can start
+  devices_exhausted = 2,    // layers from `layer` on remain after the last device
+};
+
+struct OrderedPartition {
+  OrderedOutcome outcome = OrderedOutcome::fits;
+  Partition partition;  // fits only
+  int64_t device = -1;  // device_cannot_start only
+  int64_t layer = -1;   // device_cannot_start and devices_exhausted
+};
+
+namespace detail {
+
+inline constexpr int64_t kIndexBlock = 64;
+
+struct Span {
+  int64_t first, last;  // boundaries first..last, inclusive
+};
+using Reach = std::vector<Span>;
+
+// Validates every layer (sign, and for `peak` weights + live within int64) and keeps,
+// for each block of kIndexBlock layers, the smallest and largest cost of one layer, and
+// an upper bound of their total (each block's largest times its length, saturating).
+template <class Cost>
+class SingleLayerIndex {
+ public:
+  explicit SingleLayerIndex(const Cost& cost) : cost_(cost) {
+    const int64_t n = cost.size();
+    const auto blocks = static_cast<size_t>((n + kIndexBlock - 1) / kIndexBlock);
+    smallest_.resize(blocks);
+    largest_.resize(blocks);
+    for (size_t b = 0; b < blocks; ++b) {
+      const int64_t from = static_cast<int64_t>(b) * kIndexBlock, to = std::min(n, from + kIndexBlock);
+      int64_t low = kInt64Max, high = 0;
+      for (int64_t i = from; i < to; ++i) {
+        const int64_t alone = Cost::cost(cost.single(i, kUnbounded));
+        low = std::min(low, alone);
+        high = std::max(high, alone);
+      }
+      smallest_[b] = low;
+      largest_[b] = high;
+      // A block's sum is at most 64 times its largest; saturate once that could overflow.
+      total_ = high > kInt64Max / kIndexBlock ? kInt64Max : saturating_add(total_, high * (to - from));
+    }
+  }
+
+  int64_t largest() const { return *std::max_element(largest_.begin(), largest_.end()); }
+
+  // Whether the layers' costs surely sum to less than INT64_MAX, as balanced() requires.
+  bool total_fits() const { return total_ < kInt64Max; }
+
+  // The first layer in [from, to) whose cost alone is above `capacity` (kAbove) or at
+  // most `capacity` (!kAbove); `to` if there is none.
+  template <bool kAbove>
+  int64_t first(int64_t from, int64_t to, int64_t capacity) const {
+    const auto hit = [&](int64_t i) { return (alone(i) > capacity) == kAbove; };
+    const auto block_may_hit = [&](int64_t i) {
+      const auto b = static_cast<size_t>(i / kIndexBlock);
+      return kAbove ? largest_[b] > capacity : smallest_[b] <= capacity;
+    };
+    for (int64_t i = from; i < to;) {
+      if (i % kIndexBlock == 0 && i + kIndexBlock <= to && !block_may_hit(i)) {
+        i += kIndexBlock;
+      } else if (hit(i)) {
+        return i;
+      } else {
+        ++i;
+      }
+    }
+    return to;
+  }
+
+ private:
+  int64_t alone(int64_t i) const { return Cost::cost(cost_.start(i)); }
+
+  const Cost& cost_;
+  std::vector<int64_t> smallest_, largest_;
+  int64_t total_ = 0;
+};
+
+// r(start): the end of the greedy group that starts at `start` (whose layer fits alone).
+template <class Cost>
+int64_t greedy_group_end(const Cost& cost, int64_t start, int64_t limit) {
+  int64_t end = cost.size();
+  greedy_walk<true>(cost.suffix(start), limit, [&](int64_t stop, const auto&) {
+    end = start + stop;
+    return false;  // the first group is all that is needed
+  });
+  return end;
+}
+
+// The boundaries one more group, on a device of `capacity`, can end at.
+template <class Cost>
+Reach extend_reach(const Cost& cost, const SingleLayerIndex<Cost>& index, const Reach& from,
+                   int64_t capacity) {
+  const int64_t n = cost.size();
+  Reach out;
+  for (const Span& span : from) {
+    const int64_t stop = std::min(span.last, n - 1) + 1;  // groups start in [span.first, stop)
+    int64_t start = index.template first<false>(span.first, stop, capacity);
+    while (start < stop) {
+      const int64_t blocked = index.template first<true>(start, stop, capacity);
+      const Span reached{start + 1, greedy_group_end(cost, blocked - 1, capacity)};
+      if (!out.empty() && reached.first <= out.back().last + 1) {
+        out.back().last = std::max(out.back().last, reached.last);
+      } else {
+        out.push_back(reached);
+      }
+      start = index.template first<false>(blocked, stop, capacity);
+    }
+  }
+  return out;
+}
+
+// reach[0] = {0}, then one step per device (capacity lowered to `bound`) until a reach
+// holds the last boundary n, or is empty, or the devices run out.
+template <class Cost>
+std::vector<Reach> reach_over(const Cost& cost, const SingleLayerIndex<Cost>& index,
+                              const std::vector<int64_t>& capacities, int64_t bound) {
+  std::vector<Reach> reach{Reach{Span{0, 0}}};
+  for (const int64_t capacity : capacities) {
+    Reach next = extend_reach(cost, index, reach.back(), std::min(capacity, bound));
+    const bool done = next.empty() || next.back().last == cost.size();
+    reach.push_back(std::move(next));
+    if (done) break;
+  }
+  return reach;
+}
+
+inline bool reaches_the_end(const std::vector<Reach>& reach, int64_t n) {
+  return !reach.back().empty() && reach.back().back().last == n;
+}
+
+// The groups of a reach that holds n: each cut the largest boundary of the previous
+// reach before the next cut.
+template <class Cost>
+Partition partition_back(const Cost& cost, const std::vector<Reach>& reach) {
+  std::vector<int64_t> cuts(reach.size());
+  cuts.back() = cost.size();
+  for (size_t i = reach.size() - 1; i-- > 0;) {
+    const int64_t next = cuts[i + 1];
+    const auto after = std::partition_point(reach[i].begin(), reach[i].end(),
+                                            [next](const Span& s) { return s.first < next; });
+    cuts[i] = std::min(std::prev(after)->last, next - 1);
+  }
+  Partition result;
+  for (size_t g = 0; g + 1 < cuts.size(); ++g) {
+    auto group = cost.start(cuts[g]);
+    for (int64_t j = cuts[g] + 1; j < cuts[g + 1]; ++j) cost.try_extend(group, j, kUnbounded);
+    result.close_group(cuts[g + 1], Cost::cost(group));
+  }
+  return result;
+}
+
+template <class Cost>
+OrderedPartition ordered_fit(const Cost& cost, const SingleLayerIndex<Cost>& index,
+                             const std::vector<int64_t>& capacities) {
+  const std::vector<Reach> reach = reach_over(cost, index, capacities, kUnbounded);
+  OrderedPartition result;
+  if (reaches_the_end(reach, cost.size())) {
+    result.partition = partition_back(cost, reach);
+  } else if (reach.back().empty()) {
+    result.outcome = OrderedOutcome::device_cannot_start;
+    result.device = static_cast<int64_t>(reach.size()) - 2;
+    result.layer = reach[reach.size() - 2].back().last;
+  } else {
+    result.outcome = OrderedOutcome::devices_exhausted;
+    result.layer = reach.back().back().last;
+  }
+  return result;
+}
+
+inline void check_ordered_arguments(int64_t n, const std::vector<int64_t>& capacities) {
+  if (n < 1) throw std::invalid_argument("sizes is empty: there are no layers to partition");
+  if (capacities.empty()) throw std::invalid_argument("capacities is empty: there are no devices");
+  for (size_t d = 0; d < capacities.size(); ++d) {
+    if (capacities[d] < 1) {
+      throw std::invalid_argument("capacities[" + std::to_string(d) + "] must be >= 1 byte, got " +
+                                  std::to_string(capacities[d]));
+    }
+  }
+}
+
+}  // namespace detail
+
+// The fewest groups, group g fitting capacities[g], in pipeline order. Exact. Throws
+// on invalid sizes (negative, overflow) and arguments; an infeasible order is an
+// outcome, not an exception, so that the caller can name the layer and device.
+template <class Cost>
+OrderedPartition ordered_fit(const Cost& cost, const std::vector<int64_t>& capacities) {
+  detail::check_ordered_arguments(cost.size(), capacities);
+  const detail::SingleLayerIndex<Cost> index(cost);
+  return detail::ordered_fit(cost, index, capacities);
+}
+
+// ordered_fit's number of groups k, and among those partitions the smallest largest
+// group cost: a search on the bound B, each probe the reach over devices 0..k-1 with
+// capacities min(capacities[g], B). Exact on integers. It starts from balanced()'s
+// bottleneck for k groups, which no ordered partition beats and which the first probe
+// confirms where every device holds it, and bisects up to ordered_fit's bottleneck.
+// Where that cannot be lowered, ordered_fit's groups are returned as they are.
+template <class Cost>
+OrderedPartition ordered_balanced(const Cost& cost, const std::vector<int64_t>& capacities) {
+  detail::check_ordered_arguments(cost.size(), capacities);
+  const detail::SingleLayerIndex<Cost> index(cost);
+  OrderedPartition fit = detail::ordered_fit(cost, index, capacities);
+  if (fit.outcome != OrderedOutcome::fits) return fit;
+  const auto k = static_cast<size_t>(fit.partition.k());
+  const std::vector<int64_t> devices(capacities.begin(), capacities.begin() + static_cast<std::ptrdiff_t>(k));
+  const int64_t n = cost.size();
+  const auto probe = [&](int64_t bound) {
+    const bool feasible = detail::reaches_the_end(detail::reach_over(cost, index, devices, bound), n);
+    return detail::ProbeResult{feasible, bound, bound + 1, detail::kNoEstimate};
+  };
+  const int64_t lowest = index.total_fits() ? balanced(cost, fit.partition.k()).bottleneck : index.largest();
+  const int64_t best = detail::min_bottleneck(lowest, fit.partition.bottleneck, probe);
+  if (best == fit.partition.bottleneck) return fit;
+  fit.partition = detail::partition_back(cost, detail::reach_over(cost, index, devices, best));
+  return fit;
+}
+
+}  // namespace layerwise_fast
