@@ -192,6 +192,8 @@ def ordered_fit(columns: dict[str, IntColumn], capacities: Sequence[int],
         OversizeLayerError: a device cannot take even one more layer, whatever the
             groups before it, or a layer left after the last device fits no listed device.
         TooManyGroupsError: layers remain after the last device.
+        ValueError: a capacity below 1 byte, or invalid sizes (from the core).
+        OverflowError: a layer's weights + activations + buffers beyond int64.
     """
     return _ordered(_core.ordered_fit, columns, capacities, cost, names)
 
@@ -206,7 +208,8 @@ def ordered_balanced(columns: dict[str, IntColumn], capacities: Sequence[int],
     capacities lowered to B. Exact on integers.
 
     Raises:
-        OversizeLayerError, TooManyGroupsError: as :func:`ordered_fit`.
+        OversizeLayerError, TooManyGroupsError, ValueError, OverflowError: as
+            :func:`ordered_fit`.
     """
     return _ordered(_core.ordered_balanced, columns, capacities, cost, names)
 

@@ -269,6 +269,16 @@ def test_a_device_list_balances_unless_greedy_is_asked_for() -> None:
         assert lf.Plan.from_dict(p.to_dict()) == p
 
 
+def test_ordered_fit_counts_from_the_furthest_layer_reached() -> None:
+    # Two groups can end after layer 2, 3 or 4 (the second device takes layer 3 alone or
+    # with layer 2 or 1): layers 4..5 remain, one more group at the largest capacity.
+    columns = {"weights": np.array([1, 1, 1, 2, 1, 1], dtype=np.int64),
+               "activations": np.zeros(6, dtype=np.int64), "buffers": np.zeros(6, dtype=np.int64)}
+    names = np.array([f"l{i}" for i in range(6)], dtype=object)
+    with pytest.raises(TooManyGroupsError, match=r"needs 3 groups but only 2 devices .*layers 4\.\.5 remain"):
+        ordered_fit(columns, [3, 2], "sum", names)
+
+
 def test_ordered_fit_names_the_layer_no_listed_device_holds() -> None:
     columns = {"weights": np.array([1, 5], dtype=np.int64),
                "activations": np.zeros(2, dtype=np.int64), "buffers": np.zeros(2, dtype=np.int64)}

@@ -18,8 +18,14 @@
 //
 // Layers too large for a device alone split the runs; an index of each 64-layer
 // block's smallest and largest single-layer cost finds them without reading every
-// layer. ordered_balanced bisects on the bottleneck B, each probe the reach over the
-// first k devices with their capacities lowered to B.
+// layer. A walk reads the layers of one group, and a device usually makes one walk:
+// O(n) over all devices. A reach split into many runs (layers alternately too large
+// for a small device, after a large one) costs a walk per run, and the walks overlap:
+// O(n^2) at worst: 0.5 s for 160,000 layers of 1 and 10 bytes alternately on devices
+// of half the total, 5 bytes, a third of the total and the total.
+//
+// ordered_balanced bisects on the bottleneck B, each probe the reach over the first k
+// devices with their capacities lowered to B.
 #pragma once
 
 #include <algorithm>
@@ -147,6 +153,7 @@ Reach extend_reach(const Cost& cost, const SingleLayerIndex<Cost>& index, const 
       } else {
         out.push_back(reached);
       }
+      if (out.back().last == n) return out;  // later runs reach no further
       start = index.template first<false>(blocked, stop, capacity);
     }
   }

@@ -187,6 +187,9 @@ void check_ordered(const Cost& cost, const Input& in, bool negative, bool overfl
     const lft::OrderedBest best = lft::ordered_oracle(cost, caps);
     const bool fits = f.outcome == lf::OrderedOutcome::fits;
     if (fits != (best.groups != lf::kInt64Max)) fail("ordered: feasibility differs from the oracle");
+    if (!fits && (f.device != best.stuck_device || f.layer != best.furthest)) {
+      fail("ordered: the device or layer named differs from the oracle's");
+    }
     if (fits && (f.partition.k() != best.groups || b.partition.bottleneck != best.bottleneck)) {
       fail("ordered: not optimal");
     }

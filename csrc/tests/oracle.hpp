@@ -95,15 +95,24 @@ inline int64_t first_invalid_layer(const std::vector<int64_t>& sizes, int64_t ca
 
 // Devices in a fixed order, group g on device g: (fewest groups, then smallest
 // bottleneck) by dynamic programming over (devices used, boundary), O(m n^2) group
-// costs; groups == kInt64Max where no partition fits.
+// costs; groups == kInt64Max where no partition fits. Then, as ordered.hpp reports it:
+// where a device can end no group, that device and the furthest boundary (< n) a group
+// could start it at; where the devices run out, the furthest boundary reached.
 struct OrderedBest {
   int64_t groups = kInt64Max;
   int64_t bottleneck = kInt64Max;
+  int64_t stuck_device = -1;
+  int64_t furthest = -1;
 };
 
 template <class Cost>
 OrderedBest ordered_oracle(const Cost& cost, const std::vector<int64_t>& capacities) {
   const auto n = static_cast<size_t>(cost.size());
+  const auto furthest = [n](const std::vector<int64_t>& reach) {
+    int64_t last = -1;
+    for (size_t j = 0; j < n; ++j) last = reach[j] != kInt64Max ? static_cast<int64_t>(j) : last;
+    return last;
+  };
   // best[j]: the smallest bottleneck of g groups on devices 0..g-1 ending at boundary j
   std::vector<int64_t> best(n + 1, kInt64Max);
   best[0] = 0;
@@ -117,10 +126,18 @@ OrderedBest ordered_oracle(const Cost& cost, const std::vector<int64_t>& capacit
         next[j] = std::min(next[j], std::max(best[c], group));
       }
     }
+    if (furthest(next) < 0 && next[n] == kInt64Max) {
+      OrderedBest stuck;
+      stuck.stuck_device = static_cast<int64_t>(g);
+      stuck.furthest = furthest(best);
+      return stuck;
+    }
     best = std::move(next);
-    if (best[n] != kInt64Max) return {static_cast<int64_t>(g) + 1, best[n]};
+    if (best[n] != kInt64Max) return {static_cast<int64_t>(g) + 1, best[n], -1, -1};
   }
-  return {};
+  OrderedBest exhausted;
+  exhausted.furthest = furthest(best);
+  return exhausted;
 }
 
 // "" if p is a well-formed partition of the model's layers: cuts from 0 to n, strictly

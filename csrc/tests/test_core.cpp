@@ -463,12 +463,10 @@ static void check_ordered(const Cost& cost, const Sizes& capacities) {
   for (const bool balance : {false, true}) {
     const lf::OrderedPartition p = balance ? lf::ordered_balanced(cost, capacities) : lf::ordered_fit(cost, capacities);
     if (best.groups == lf::kInt64Max) {
-      CHECK(p.outcome != lf::OrderedOutcome::fits);
-      CHECK(p.layer >= 0 && p.layer < cost.size());
-      if (p.outcome == lf::OrderedOutcome::device_cannot_start) {
-        CHECK(p.device >= 0 && p.device < static_cast<int64_t>(capacities.size()));
-        CHECK(lft::group_cost(cost, p.layer, p.layer + 1) > capacities[static_cast<size_t>(p.device)]);
-      }
+      const bool stuck = best.stuck_device >= 0;
+      CHECK(p.outcome == (stuck ? lf::OrderedOutcome::device_cannot_start : lf::OrderedOutcome::devices_exhausted));
+      CHECK(p.device == best.stuck_device && p.layer == best.furthest);
+      if (stuck) CHECK(lft::group_cost(cost, p.layer, p.layer + 1) > capacities[static_cast<size_t>(p.device)]);
       continue;
     }
     CHECK(p.outcome == lf::OrderedOutcome::fits);
