@@ -193,6 +193,9 @@ class PeakCost {
 
   int64_t size() const noexcept { return n_; }
 
+  const int64_t* weights() const noexcept { return weights_; }
+  const int64_t* live() const noexcept { return live_; }
+
   // Layers [from, n) as a model of their own (layer `from` becomes layer 0).
   PeakCost suffix(int64_t from) const noexcept {
     return PeakCost(weights_ + from, live_ + from, n_ - from, live_column_);

@@ -18,18 +18,17 @@
 //
 // Layers too large for a device alone split the runs; an index of each 64-layer
 // block's smallest and largest single-layer cost finds them without reading every
-// layer. A walk reads the layers of one group, and a device usually makes one walk:
-// O(n) over all devices. A reach split into many runs (layers alternately too large
-// for a small device, after a large one) costs a walk per run, and the walks overlap:
-// O(n^2) at worst: 0.5 s for 160,000 layers of 1 and 10 bytes alternately on devices
-// of half the total, 5 bytes, a third of the total and the total.
+// layer. The walks of one device slide one group forward from run to run (a monotone
+// queue keeps the `peak` model's largest live bytes), so however split its reach, a
+// device reads each layer at most twice: O(n) per device.
 //
-// ordered_balanced bisects on the bottleneck B, each probe the reach over the first k
-// devices with their capacities lowered to B.
+// ordered_balanced searches on the bottleneck B, each probe the reach over the first k
+// devices with their capacities lowered to B (probe_ordered says how it converges).
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <deque>
 #include <iterator>
 #include <stdexcept>
 #include <string>
@@ -125,29 +124,124 @@ class SingleLayerIndex {
   int64_t total_ = 0;
 };
 
-// r(start): the end of the greedy group that starts at `start` (whose layer fits alone).
+// The greedy group [start, end) of one device, slid forward from one run's last
+// boundary to the next: end_from(start) is r(start), for starts that never decrease
+// and whose layer fits alone. Overlapping groups are not read again: the layers before
+// the new start leave the group and the walk goes on from its end, so a device reads
+// each layer at most twice however many runs its reach has.
 template <class Cost>
-int64_t greedy_group_end(const Cost& cost, int64_t start, int64_t limit) {
+class SlidingGroup;
+
+template <>
+class SlidingGroup<SumCost> {
+ public:
+  SlidingGroup(const SumCost& cost, int64_t limit) : cost_(cost), limit_(limit) {}
+
+  int64_t end_from(int64_t start) {
+    if (start >= end_) {
+      start_ = end_ = start;
+      group_ = {0};
+    }
+    for (; start_ < start; ++start_) group_.cost -= cost_.data()[start_];
+    const int64_t n = cost_.size();
+    while (end_ + kBlock <= n && cost_.try_extend_block(group_, end_, limit_)) end_ += kBlock;
+    while (end_ < n && cost_.try_extend(group_, end_, limit_)) ++end_;
+    return end_;
+  }
+
+  // The cost the last group would have with its next layer (INT64_MAX past the last).
+  int64_t grown() const { return end_ < cost_.size() ? cost_.extended_cost(group_, end_) : kInt64Max; }
+
+ private:
+  const SumCost& cost_;
+  int64_t limit_, start_ = 0, end_ = 0;
+  SumCost::Group group_{0};
+};
+
+// The end of the greedy group that starts at `start` (whose layer fits alone), by the
+// block walk of greedy(); `grown` becomes its cost with its next layer (INT64_MAX at n).
+template <class Cost>
+int64_t greedy_group_end(const Cost& cost, int64_t start, int64_t limit, int64_t& grown) {
+  const Cost rest = cost.suffix(start);
   int64_t end = cost.size();
-  greedy_walk<true>(cost.suffix(start), limit, [&](int64_t stop, const auto&) {
+  grown = kInt64Max;
+  greedy_walk<true>(rest, limit, [&](int64_t stop, const auto& group) {
     end = start + stop;
+    grown = rest.extended_cost(group, stop);
     return false;  // the first group is all that is needed
   });
   return end;
 }
 
-// The boundaries one more group, on a device of `capacity`, can end at.
+// The `peak` group keeps the layers that may yet hold its largest live bytes in
+// decreasing order of those bytes (a monotone queue), so that layers leaving at the
+// front never force a scan of the rest. The queue costs more per layer than the block
+// walk, so a group that does not overlap the last one is walked by blocks, and the
+// queue is built (one more read of that group) only when the next start falls inside it.
+template <>
+class SlidingGroup<PeakCost> {
+ public:
+  SlidingGroup(const PeakCost& cost, int64_t limit) : cost_(cost), limit_(limit) {}
+
+  int64_t end_from(int64_t start) {
+    if (start >= end_) {
+      start_ = start;
+      end_ = greedy_group_end(cost_, start, limit_, grown_);
+      queued_ = false;
+      return end_;
+    }
+    if (!queued_) enqueue(start);
+    for (; start_ < start; ++start_) weights_ -= cost_.weights()[start_];
+    while (largest_.front() < start) largest_.pop_front();  // layer `start` stays queued
+    PeakCost::Group group{weights_, cost_.live()[largest_.front()]};
+    for (; end_ < cost_.size() && cost_.try_extend(group, end_, limit_); ++end_) push(end_);
+    weights_ = group.weights;
+    grown_ = end_ < cost_.size() ? cost_.extended_cost(group, end_) : kInt64Max;
+    return end_;
+  }
+
+  int64_t grown() const { return grown_; }
+
+ private:
+  // The weights and the queue of the group [start_, end_) as the block walk left it.
+  void enqueue(int64_t from) {
+    weights_ = 0;
+    largest_.clear();
+    for (int64_t i = start_; i < end_; ++i) {
+      weights_ += cost_.weights()[i];
+      if (i >= from) push(i);
+    }
+    queued_ = true;
+  }
+
+  void push(int64_t i) {
+    const int64_t* live = cost_.live();
+    while (!largest_.empty() && live[largest_.back()] <= live[i]) largest_.pop_back();
+    largest_.push_back(i);
+  }
+
+  const PeakCost& cost_;
+  int64_t limit_, start_ = 0, end_ = 0, weights_ = 0, grown_ = kInt64Max;
+  bool queued_ = false;
+  std::deque<int64_t> largest_;
+};
+
+// The boundaries one more group, on a device of `capacity`, can end at. `growth`
+// becomes the smallest cost of a walk's group with its next layer that fits `ceiling`
+// (the device's own capacity, above `capacity` where a bound lowered it), if smaller.
 template <class Cost>
 Reach extend_reach(const Cost& cost, const SingleLayerIndex<Cost>& index, const Reach& from,
-                   int64_t capacity) {
+                   int64_t capacity, int64_t ceiling, int64_t& growth) {
   const int64_t n = cost.size();
   Reach out;
+  SlidingGroup<Cost> group(cost, capacity);
   for (const Span& span : from) {
     const int64_t stop = std::min(span.last, n - 1) + 1;  // groups start in [span.first, stop)
     int64_t start = index.template first<false>(span.first, stop, capacity);
     while (start < stop) {
       const int64_t blocked = index.template first<true>(start, stop, capacity);
-      const Span reached{start + 1, greedy_group_end(cost, blocked - 1, capacity)};
+      const Span reached{start + 1, group.end_from(blocked - 1)};
+      if (group.grown() <= ceiling) growth = std::min(growth, group.grown());
       if (!out.empty() && reached.first <= out.back().last + 1) {
         out.back().last = std::max(out.back().last, reached.last);
       } else {
@@ -161,13 +255,16 @@ Reach extend_reach(const Cost& cost, const SingleLayerIndex<Cost>& index, const 
 }
 
 // reach[0] = {0}, then one step per device (capacity lowered to `bound`) until a reach
-// holds the last boundary n, or is empty, or the devices run out.
+// holds the last boundary n, or is empty, or the devices run out. `growth`: the
+// smallest bound above `bound` at which any of the walks would have gone further
+// (INT64_MAX if none could): below it every reach would be the same.
 template <class Cost>
 std::vector<Reach> reach_over(const Cost& cost, const SingleLayerIndex<Cost>& index,
-                              const std::vector<int64_t>& capacities, int64_t bound) {
+                              const std::vector<int64_t>& capacities, int64_t bound, int64_t& growth) {
   std::vector<Reach> reach{Reach{Span{0, 0}}};
+  growth = kInt64Max;
   for (const int64_t capacity : capacities) {
-    Reach next = extend_reach(cost, index, reach.back(), std::min(capacity, bound));
+    Reach next = extend_reach(cost, index, reach.back(), std::min(capacity, bound), capacity, growth);
     const bool done = next.empty() || next.back().last == cost.size();
     reach.push_back(std::move(next));
     if (done) break;
@@ -203,7 +300,8 @@ Partition partition_back(const Cost& cost, const std::vector<Reach>& reach) {
 template <class Cost>
 OrderedPartition ordered_fit(const Cost& cost, const SingleLayerIndex<Cost>& index,
                              const std::vector<int64_t>& capacities) {
-  const std::vector<Reach> reach = reach_over(cost, index, capacities, kUnbounded);
+  int64_t growth;
+  const std::vector<Reach> reach = reach_over(cost, index, capacities, kUnbounded, growth);
   OrderedPartition result;
   if (reaches_the_end(reach, cost.size())) {
     result.partition = partition_back(cost, reach);
@@ -216,6 +314,33 @@ OrderedPartition ordered_fit(const Cost& cost, const SingleLayerIndex<Cost>& ind
     result.layer = reach.back().back().last;
   }
   return result;
+}
+
+// A probe of ordered_balanced at `bound`. Feasible: the bottleneck of the groups it
+// found, a bound that is feasible too. Infeasible: the smallest bound at which a walk
+// would go further; below it the probe repeats itself. Both snap the search to values
+// a partition realises, so it ends after a few probes. The estimate of how far the
+// optimum lies (for min_bottleneck's interpolation) shares what was left over (the
+// summed part of the layers past the furthest boundary reached), or the room left in
+// the smallest possible last group, among the devices whose capacity the bound lowers.
+template <class Cost>
+ProbeResult probe_ordered(const Cost& cost, const SingleLayerIndex<Cost>& index,
+                          const std::vector<int64_t>& devices, int64_t bound) {
+  const int64_t n = cost.size();
+  int64_t growth;
+  const std::vector<Reach> reach = reach_over(cost, index, devices, bound, growth);
+  double lowered = 0;
+  for (const int64_t capacity : devices) lowered += capacity > bound ? 1 : 0;
+  const double share = std::max(lowered, 1.0);
+  if (!reaches_the_end(reach, n)) {
+    const Reach& last = reach.back().empty() ? reach[reach.size() - 2] : reach.back();
+    double left = 0;
+    for (int64_t i = last.back().last; i < n; ++i) left += static_cast<double>(summed_part(cost.start(i)));
+    return {false, bound, growth, left / share};
+  }
+  const Partition found = partition_back(cost, reach);
+  const double room = static_cast<double>(std::min(devices.back(), bound) - found.group_costs.back());
+  return {true, found.bottleneck, growth, -room / share};
 }
 
 inline void check_ordered_arguments(int64_t n, const std::vector<int64_t>& capacities) {
@@ -245,7 +370,7 @@ OrderedPartition ordered_fit(const Cost& cost, const std::vector<int64_t>& capac
 // group cost: a search on the bound B, each probe the reach over devices 0..k-1 with
 // capacities min(capacities[g], B). Exact on integers. It starts from balanced()'s
 // bottleneck for k groups, which no ordered partition beats and which the first probe
-// confirms where every device holds it, and bisects up to ordered_fit's bottleneck.
+// confirms where every device holds it, and ends at ordered_fit's bottleneck at most.
 // Where that cannot be lowered, ordered_fit's groups are returned as they are.
 template <class Cost>
 OrderedPartition ordered_balanced(const Cost& cost, const std::vector<int64_t>& capacities) {
@@ -255,15 +380,14 @@ OrderedPartition ordered_balanced(const Cost& cost, const std::vector<int64_t>& 
   if (fit.outcome != OrderedOutcome::fits) return fit;
   const auto k = static_cast<size_t>(fit.partition.k());
   const std::vector<int64_t> devices(capacities.begin(), capacities.begin() + static_cast<std::ptrdiff_t>(k));
-  const int64_t n = cost.size();
   const auto probe = [&](int64_t bound) {
-    const bool feasible = detail::reaches_the_end(detail::reach_over(cost, index, devices, bound), n);
-    return detail::ProbeResult{feasible, bound, bound + 1, detail::kNoEstimate};
+    return detail::probe_ordered(cost, index, devices, bound);
   };
   const int64_t lowest = index.total_fits() ? balanced(cost, fit.partition.k()).bottleneck : index.largest();
   const int64_t best = detail::min_bottleneck(lowest, fit.partition.bottleneck, probe);
   if (best == fit.partition.bottleneck) return fit;
-  fit.partition = detail::partition_back(cost, detail::reach_over(cost, index, devices, best));
+  int64_t growth;
+  fit.partition = detail::partition_back(cost, detail::reach_over(cost, index, devices, best, growth));
   return fit;
 }
 

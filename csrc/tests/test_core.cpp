@@ -507,6 +507,25 @@ static void test_ordered_against_oracle() {
   }
 }
 
+// Small sizes on many small devices, every other layer large: reaches split into many
+// runs, walks overlap, and the balanced search lands on exact ties.
+static void test_ordered_split_reaches() {
+  std::mt19937_64 rng(77);
+  for (int trial = 0; trial < 1500; ++trial) {
+    const int64_t n = 20 + static_cast<int64_t>(rng() % 100);
+    Sizes w(static_cast<size_t>(n)), live(static_cast<size_t>(n)), sum(static_cast<size_t>(n));
+    for (size_t i = 0; i < w.size(); ++i) {
+      w[i] = static_cast<int64_t>(rng() % 3) + (i % 2 ? 6 : 0);
+      live[i] = static_cast<int64_t>(rng() % 5);
+      sum[i] = w[i] + live[i];
+    }
+    Sizes capacities(2 + rng() % 12);
+    for (int64_t& c : capacities) c = rng() % 4 == 0 ? 5 + static_cast<int64_t>(rng() % 4) : 8 + static_cast<int64_t>(rng() % (4 * n));
+    check_ordered(lf::SumCost(sum.data(), n), capacities);
+    check_ordered(lf::PeakCost(w.data(), live.data(), n), capacities);
+  }
+}
+
 static void test_ordered_edge_cases() {
   const Sizes sizes{1, 1, 2};  // next-fit fills device 0 with both 1s and leaves 2 to device 1
   const lf::SumCost c(sizes.data(), 3);
@@ -537,6 +556,26 @@ static void test_ordered_edge_cases() {
   const Sizes over{lft::group_cost(st, 0, 130), 5, lft::group_cost(st, 100, 300)};
   check_ordered(st, over);
   CHECK(lf::ordered_balanced(st, over).partition.boundaries == Sizes({0, 99, 100, 300}));
+  // Layers alternately too large for a small device: its reach splits into a run per
+  // layer and its walks overlap, sliding one group (and the peak model's queue) along.
+  for (const int64_t n : {2, 65, 257}) {
+    Sizes small(static_cast<size_t>(n)), large(static_cast<size_t>(n)), alternate(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      small[static_cast<size_t>(i)] = i % 2 ? 1 : 4;   // weights
+      large[static_cast<size_t>(i)] = (i * 7) % 11;    // live bytes, in no order
+      alternate[static_cast<size_t>(i)] = i % 2 ? 10 : 1;
+    }
+    const lf::SumCost sum(alternate.data(), n);
+    const lf::PeakCost peak(small.data(), large.data(), n);
+    const int64_t total = lft::group_cost(sum, 0, n), weights = lft::group_cost(lf::SumCost(small.data(), n), 0, n);
+    for (const Sizes& caps : {Sizes{total / 2, 5, total / 3, total}, Sizes{total / 3, 2, 5, total / 2, total}}) {
+      check_ordered(sum, caps);
+    }
+    for (const Sizes& caps : {Sizes{weights / 2 + 10, 12, weights / 3 + 10, weights + 10},
+                              Sizes{weights / 4 + 10, 11, 14, weights / 2 + 10, weights + 10}}) {
+      check_ordered(peak, caps);
+    }
+  }
   const Sizes bad{1, -1};
   CHECK_THROWS(std::invalid_argument, lf::ordered_fit(lf::SumCost(bad.data(), 2), {5}), "sizes[1] is negative");
   CHECK_THROWS(std::invalid_argument, lf::ordered_fit(c, {}), "capacities is empty");
@@ -560,6 +599,7 @@ int main() {
   test_stage_time_dp_against_exhaustive();
   test_sum_greedy_blocks_against_next_fit();
   test_ordered_against_oracle();
+  test_ordered_split_reaches();
   test_ordered_edge_cases();
   test_json_int_list();
   test_json_strings();
