@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "layerwise_fast/builtins.hpp"
 #include "layerwise_fast/cost.hpp"
 #include "layerwise_fast/greedy.hpp"
 #include "layerwise_fast/partition.hpp"
@@ -230,7 +231,7 @@ class SumProbe {
     int64_t start = 0, start_prefix = 0, max_cost = 0, min_extension = kInt64Max;
     for (int64_t g = 1; g <= k_; ++g) {
       const size_t at = static_cast<size_t>(g);
-      if (g + kPrefetchAhead <= k_) __builtin_prefetch(sizes + low_[at + kPrefetchAhead].stop);
+      if (g + kPrefetchAhead <= k_) builtin::prefetch(sizes + low_[at + kPrefetchAhead].stop);
       const Known& low = low_[at];
       const Known cut = low.stop == high_[at].stop ? low : scan(start, start_prefix, low, high_[at].stop, bound);
       cuts_[at] = cut;
@@ -293,7 +294,7 @@ inline ModelSummary summarize(const SumCost& cost, int64_t capacity) {
     for (int64_t j = 0; j < kBlock; ++j) lane[j % 4] = std::max(lane[j % 4], s[i + j]);
     const int64_t block_largest = std::max(std::max(lane[0], lane[1]), std::max(lane[2], lane[3]));
     if (r.bits >= kBlockSafeBits || block_largest > capacity ||
-        __builtin_add_overflow(total, static_cast<int64_t>(r.sum), &next)) {
+        builtin::add_overflow(total, static_cast<int64_t>(r.sum), &next)) {
       break;  // let the layer-by-layer pass below find the exact layer
     }
     total = next;
@@ -301,7 +302,7 @@ inline ModelSummary summarize(const SumCost& cost, int64_t capacity) {
   }
   for (; i < n; ++i) {
     largest = std::max(largest, SumCost::cost(cost.single(i, capacity)));
-    if (__builtin_add_overflow(total, s[i], &total)) {
+    if (builtin::add_overflow(total, s[i], &total)) {
       throw std::overflow_error("the total of " + std::string(cost.column()) + " exceeds the int64 range at layer " +
                                 std::to_string(i) + "; balanced partitioning needs the total of the whole model");
     }

@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "layerwise_fast/builtins.hpp"
 #include "layerwise_fast/errors.hpp"
 
 namespace layerwise_fast {
@@ -34,7 +35,7 @@ inline constexpr uint64_t kBlockSafeBits = uint64_t{1} << 59;
 // Two uint64 lanes: one SSE2 / NEON register where the compiler has vector types.
 // Spelled out so that block reductions vectorise; a scalar loop over 16 values
 // compiles to 16 loads and register spills.
-#if defined(__GNUC__) || defined(__clang__)
+#if LAYERWISE_FAST_GNU_BUILTINS
 typedef uint64_t U64x2 __attribute__((vector_size(16)));
 #else
 struct U64x2 {
@@ -92,7 +93,7 @@ inline int64_t saturating_add(int64_t a, int64_t b) noexcept {
 // a + b, or std::overflow_error naming what was being summed.
 inline int64_t checked_add(int64_t a, int64_t b, const char* what, int64_t layer) {
   int64_t out;
-  if (__builtin_add_overflow(a, b, &out)) {
+  if (builtin::add_overflow(a, b, &out)) {
     throw std::overflow_error(std::string(what) + " exceeds the int64 range at layer " +
                               std::to_string(layer));
   }

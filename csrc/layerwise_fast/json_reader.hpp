@@ -28,6 +28,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "layerwise_fast/builtins.hpp"
+
 namespace layerwise_fast {
 
 inline int json_hex_digit(char c) {
@@ -172,7 +174,7 @@ class JsonReader {
       ++p_;
     } else {
       for (; p_ != end_ && is_digit(*p_); ++p_) {
-        fits = fits && !__builtin_mul_overflow(value, 10, &value) && !__builtin_sub_overflow(value, *p_ - '0', &value);
+        fits = fits && !builtin::mul_overflow(value, 10, &value) && !builtin::sub_overflow(value, *p_ - '0', &value);
       }
     }
     bool is_integer = true;

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "layerwise_fast/builtins.hpp"
+
 namespace layerwise_fast {
 
 inline uint64_t magnitude(int64_t v) {  // |v|, well defined for INT64_MIN too
@@ -23,7 +25,7 @@ inline int decimal_digits(uint64_t v) {
       100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL,
       1000000000000000000ULL, 10000000000000000000ULL};
   v |= 1;
-  const int guess = ((64 - __builtin_clzll(v)) * 1233) >> 12;  // floor(log10(2^bits))
+  const int guess = ((64 - builtin::clz64(v)) * 1233) >> 12;  // floor(log10(2^bits))
   return guess + 1 - (v < kPow10[guess]);
 }
 

@@ -587,7 +587,34 @@ static void test_ordered_edge_cases() {
                "exceeds the int64 range at layer 0");
 }
 
+// The portable fallbacks of builtins.hpp against the compiler's builtins, on the int64
+// edges and on random values (this build may use either; both are compared here).
+static void test_builtin_fallbacks() {
+#if defined(__GNUC__) || defined(__clang__)
+  namespace b = lf::builtin;
+  std::vector<int64_t> values{0, 1, -1, 2, -2, 10, -10, 3037000499, 3037000500, -3037000500, -3037000501,
+                              b::kMax, b::kMin, b::kMax - 1, b::kMin + 1, b::kMax / 10, b::kMin / 10,
+                              b::kMax / 10 + 1, b::kMin / 10 - 1, int64_t{1} << 62, -(int64_t{1} << 62)};
+  std::mt19937_64 rng(99);
+  for (int i = 0; i < 300; ++i) values.push_back(static_cast<int64_t>(rng() >> (rng() % 64)) * (i % 2 ? 1 : -1));
+  for (const int64_t x : values) {
+    for (const int64_t y : values) {
+      int64_t fast = 0, portable = 0;
+      CHECK(__builtin_add_overflow(x, y, &fast) == b::portable_add_overflow(x, y, &portable) && fast == portable);
+      CHECK(__builtin_sub_overflow(x, y, &fast) == b::portable_sub_overflow(x, y, &portable) && fast == portable);
+      CHECK(__builtin_mul_overflow(x, y, &fast) == b::portable_mul_overflow(x, y, &portable) && fast == portable);
+    }
+    if (x != 0) CHECK(__builtin_clzll(static_cast<uint64_t>(x)) == b::portable_clz64(static_cast<uint64_t>(x)));
+  }
+  for (int bit = 0; bit < 64; ++bit) {
+    const uint64_t v = uint64_t{1} << bit;
+    CHECK(b::portable_clz64(v) == 63 - bit && b::portable_clz64(v | (v - 1)) == 63 - bit);
+  }
+#endif
+}
+
 int main() {
+  test_builtin_fallbacks();
   test_exhaustive_random();
   test_edge_cases();
   test_errors();
