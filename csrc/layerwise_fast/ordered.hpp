@@ -316,7 +316,9 @@ OrderedPartition ordered_fit(const Cost& cost, const SingleLayerIndex<Cost>& ind
   return result;
 }
 
-// A probe of ordered_balanced at `bound`. Feasible: the bottleneck of the groups it
+// A probe of ordered_balanced at `bound`, which must be at least the largest single
+// layer (so that lowering a capacity to it never stops a layer alone; ordered_balanced
+// probes from balanced()'s bottleneck up). Feasible: the bottleneck of the groups it
 // found, a bound that is feasible too. Infeasible: the smallest bound at which a walk
 // would go further; below it the probe repeats itself. Both snap the search to values
 // a partition realises, so it ends after a few probes. The estimate of how far the

@@ -74,7 +74,7 @@ inline std::vector<int64_t> next_fit_cuts(const std::vector<int64_t>& sizes, int
   int64_t cost = 0;
   for (size_t i = 0; i < sizes.size(); ++i) {
     int64_t grown;
-    if (i > 0 && (__builtin_add_overflow(cost, sizes[i], &grown) || grown > capacity)) {
+    if (i > 0 && (builtin::add_overflow(cost, sizes[i], &grown) || grown > capacity)) {
       cuts.push_back(static_cast<int64_t>(i));
       cost = sizes[i];
     } else {
