@@ -32,3 +32,18 @@ cdef extern from "layerwise_fast/core.hpp" namespace "layerwise_fast" nogil:
     Partition balanced[Cost](const Cost& cost, int64_t k, int64_t capacity) except +
     Partition balanced_fewest[Cost](const Cost& cost, int64_t capacity) except +
     Partition dp[Cost](const Cost& cost, int64_t capacity) except +
+
+    # Devices in a fixed pipeline order, group g on device g (see ordered.hpp).
+    enum class OrderedOutcome(int):
+        fits                 # `partition` holds the groups
+        device_cannot_start  # device `device` cannot hold layer `layer`, the furthest a group can start
+        devices_exhausted    # layers from `layer` on remain after the last device
+
+    cdef cppclass OrderedPartition:
+        OrderedOutcome outcome
+        Partition partition
+        int64_t device
+        int64_t layer
+
+    OrderedPartition ordered_fit[Cost](const Cost& cost, const vector[int64_t]& capacities) except +
+    OrderedPartition ordered_balanced[Cost](const Cost& cost, const vector[int64_t]& capacities) except +

@@ -104,6 +104,19 @@ def test_cython_results_equal_python_api(cython_module) -> None:
         assert cython_module.run_fewest_peak(weights, live, cap) == (f.boundaries.tolist(), f.bottleneck)
 
 
+def test_cython_ordered_partitioners_equal_the_binding(cython_module) -> None:
+    from layerwise_fast import _core
+
+    rng = np.random.default_rng(12)
+    for _ in range(100):
+        sizes = rng.integers(0, 100, int(rng.integers(1, 200)))
+        caps = [int(c) for c in rng.integers(50, 2000, int(rng.integers(1, 12)))]
+        for balance, native in ((False, _core.ordered_fit), (True, _core.ordered_balanced)):
+            outcome, cuts, device, layer = native(sizes.astype(np.int64), None, caps)
+            expected = (outcome, [0] if cuts is None else cuts.tolist(), device, layer)
+            assert cython_module.run_ordered(sizes, caps, balance) == expected
+
+
 def test_cython_errors_become_python_exceptions(cython_module) -> None:
     with pytest.raises(ValueError, match="layer 1 needs 9 bytes, more than the capacity of 8 bytes"):
         cython_module.run_greedy(np.array([3, 9, 2]), 8)
