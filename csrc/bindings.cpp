@@ -73,7 +73,8 @@ Result run(const Column& sizes, const std::optional<Column>& live, Algorithm&& a
   return to_python(std::move(p));
 }
 
-// The ordered partitioners: (outcome, boundaries or None, device, layer); see ordered.hpp.
+// The ordered partitioners: (outcome, the partition as `run` returns it or None, device,
+// layer); see ordered.hpp.
 template <class Algorithm>
 py::tuple run_ordered(const Column& sizes, const std::optional<Column>& live, const std::vector<int64_t>& capacities,
                       Algorithm&& algorithm) {
@@ -83,8 +84,8 @@ py::tuple run_ordered(const Column& sizes, const std::optional<Column>& live, co
     p = live ? algorithm(peak_model(sizes, *live), capacities) : algorithm(sum_model(sizes), capacities);
   }
   const bool fits = p.outcome == lf::OrderedOutcome::fits;
-  py::object cuts = fits ? py::object(to_numpy(std::move(p.partition.boundaries))) : py::none();
-  return py::make_tuple(static_cast<int>(p.outcome), cuts, p.device, p.layer);
+  py::object partition = fits ? py::cast(to_python(std::move(p.partition))) : py::none();
+  return py::make_tuple(static_cast<int>(p.outcome), partition, p.device, p.layer);
 }
 
 template <class Combine>

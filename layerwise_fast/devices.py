@@ -32,6 +32,7 @@ from .hardware import Hardware
 from .oversize import OversizeLayerError
 from . import _core
 from .partition import balanced, core_arrays, greedy
+from .result import Partition
 from .units import INT64_MAX
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "groups_to_devices",
     "ordered_balanced",
     "ordered_fit",
+    "ordered_partition",
     "resolve_hardware",
 ]
 
@@ -195,7 +197,7 @@ def ordered_fit(columns: dict[str, IntColumn], capacities: Sequence[int],
         ValueError: a capacity below 1 byte, or invalid sizes (from the core).
         OverflowError: a layer's weights + activations + buffers beyond int64.
     """
-    return _ordered(_core.ordered_fit, columns, capacities, cost, names)
+    return ordered_partition(columns, capacities, cost, names, "greedy").boundaries
 
 
 def ordered_balanced(columns: dict[str, IntColumn], capacities: Sequence[int],
@@ -212,20 +214,31 @@ def ordered_balanced(columns: dict[str, IntColumn], capacities: Sequence[int],
         OversizeLayerError, TooManyGroupsError, ValueError, OverflowError: as
             :func:`ordered_fit`.
     """
-    return _ordered(_core.ordered_balanced, columns, capacities, cost, names)
+    return ordered_partition(columns, capacities, cost, names, "balanced").boundaries
 
 
 _FITS, _DEVICE_CANNOT_START = 0, 1
 
 
-def _ordered(native: Any, columns: dict[str, IntColumn], capacities: Sequence[int],
-             cost: Literal["sum", "peak"], names: npt.NDArray[np.object_]) -> IntColumn:
-    """The cuts from ``native`` (an ordered partitioner of the core), or its outcome as
-    the error that names the layer and the device."""
+def ordered_partition(columns: dict[str, IntColumn], capacities: Sequence[int],
+                      cost: Literal["sum", "peak"], names: npt.NDArray[np.object_],
+                      algorithm: str) -> Partition:
+    """The groups for an ordered device list, with their costs as the core computed them
+    (no single capacity): :func:`ordered_fit`'s for ``"greedy"``, :func:`ordered_balanced`'s
+    for any other algorithm (``balanced`` and ``dp`` share its objective), reported as
+    ``algorithm``.
+
+    Raises:
+        OversizeLayerError, TooManyGroupsError, ValueError, OverflowError: as
+            :func:`ordered_fit`.
+    """
+    native = _core.ordered_fit if algorithm == "greedy" else _core.ordered_balanced
     sizes, live = core_arrays(columns, cost)
-    outcome, cuts, device, layer = native(sizes, live, [int(c) for c in capacities])
+    outcome, raw, device, layer = native(sizes, live, [int(c) for c in capacities])
     if outcome == _FITS:
-        return cast(IntColumn, cuts)
+        boundaries, costs, bottleneck, group = cast(Any, raw)
+        return Partition(boundaries, costs, bottleneck, group, capacity=None, algorithm=algorithm,
+                         cost=cost)
     alone = columns["weights"] + columns["activations"] + columns["buffers"]
     if outcome == _DEVICE_CANNOT_START:
         raise OversizeLayerError(layer, int(alone[layer]), capacities[device], str(names[layer]),

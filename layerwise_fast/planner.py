@@ -12,8 +12,8 @@
    (the group count only grows with the chunk);
 4. the groups, by the chosen native partitioner (``balanced`` by default: the fewest
    groups, then the smallest largest group), or, for an ordered list of mixed devices,
-   with each device's own capacity (:func:`~layerwise_fast.devices.ordered_fit` for
-   ``greedy``, :func:`~layerwise_fast.devices.ordered_balanced` for ``balanced`` and ``dp``);
+   with each device's own capacity (:func:`~layerwise_fast.devices.ordered_partition`:
+   the fewest groups for ``greedy``, balanced for ``balanced`` and ``dp``);
 5. groups to devices (:mod:`layerwise_fast.devices`), and the performance model
    (:mod:`layerwise_fast.perf`).
 
@@ -33,9 +33,8 @@ import numpy.typing as npt
 
 from .chunking import DEFAULT_GRANULARITY, MAX_BATCH, Sweep, check_tokens, sweep_sizes
 from .deployment import Plan, PlanSettings
-from .devices import (DevicePool, DeviceSpec, TooManyGroupsError, device_pool, group_costs,
-                      groups_to_devices, ordered_balanced, ordered_fit,
-                      resolve_hardware)
+from .devices import (DevicePool, DeviceSpec, TooManyGroupsError, device_pool,
+                      groups_to_devices, ordered_fit, ordered_partition, resolve_hardware)
 from .errors import InfeasibleError
 from .hardware import Hardware
 from .layers import LayerTable, LayerTableError, _transformer_table
@@ -383,12 +382,8 @@ def _device_fit(columns: dict[str, IntColumn], pool: DevicePool, cost: Literal["
 def _partition(columns: dict[str, IntColumn], pool: DevicePool, request: _Request,
                names: npt.NDArray[np.object_], traffic: LayerTraffic) -> Partition:
     """The groups: the chosen partitioner, with each device's own capacity for a list."""
-    if pool.mixed:  # balanced and dp share their objective; stage_time was refused
-        fit = ordered_fit if request.algorithm == "greedy" else ordered_balanced
-        cuts_ = fit(columns, pool.capacities, request.cost, names)
-        costs = group_costs(columns, cuts_, request.cost)
-        return Partition(cuts_, costs, int(costs.max()), int(np.argmax(costs)),
-                         capacity=None, algorithm=request.algorithm, cost=request.cost)
+    if pool.mixed:  # stage_time was refused for a list
+        return ordered_partition(columns, pool.capacities, request.cost, names, request.algorithm)
     capacity = pool.capacities[0]
     sizes: Any = columns
     if request.algorithm == "balanced":

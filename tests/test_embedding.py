@@ -112,8 +112,8 @@ def test_cython_ordered_partitioners_equal_the_binding(cython_module) -> None:
         sizes = rng.integers(0, 100, int(rng.integers(1, 200)))
         caps = [int(c) for c in rng.integers(50, 2000, int(rng.integers(1, 12)))]
         for balance, native in ((False, _core.ordered_fit), (True, _core.ordered_balanced)):
-            outcome, cuts, device, layer = native(sizes.astype(np.int64), None, caps)
-            expected = (outcome, [0] if cuts is None else cuts.tolist(), device, layer)
+            outcome, raw, device, layer = native(sizes.astype(np.int64), None, caps)
+            expected = (outcome, [0] if raw is None else raw[0].tolist(), device, layer)
             assert cython_module.run_ordered(sizes, caps, balance) == expected
 
 

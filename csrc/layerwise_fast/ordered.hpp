@@ -290,9 +290,7 @@ Partition partition_back(const Cost& cost, const std::vector<Reach>& reach) {
   }
   Partition result;
   for (size_t g = 0; g + 1 < cuts.size(); ++g) {
-    auto group = cost.start(cuts[g]);
-    for (int64_t j = cuts[g] + 1; j < cuts[g + 1]; ++j) cost.try_extend(group, j, kUnbounded);
-    result.close_group(cuts[g + 1], Cost::cost(group));
+    result.close_group(cuts[g + 1], walk_group(cost, cuts[g], kUnbounded, cuts[g + 1]).second);
   }
   return result;
 }
