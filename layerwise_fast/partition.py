@@ -182,6 +182,8 @@ def _inexact(array: np.ndarray) -> bool:
 
 def _columns_of(sizes: Any) -> Mapping[str, Any] | None:
     """The three-column form of `sizes`, or None when it is one size per layer."""
+    if type(sizes) is np.ndarray and sizes.ndim == 1 and sizes.dtype.names is None:
+        return None  # the common case, decided before the slower checks below
     as_columns = getattr(sizes, "as_columns", None)
     if callable(as_columns):
         sizes = as_columns()

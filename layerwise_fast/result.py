@@ -11,7 +11,7 @@ __all__ = ["Partition"]
 
 
 def _frozen(values: np.ndarray) -> np.ndarray:
-    values.flags.writeable = False
+    values.setflags(write=False)  # cheaper than going through values.flags
     return values
 
 

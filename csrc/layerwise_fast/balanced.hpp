@@ -289,6 +289,7 @@ inline ModelSummary summarize(const SumCost& cost, int64_t capacity) {
   const int64_t n = cost.size();
   int64_t total = 0, largest = 0, i = 0;
   for (; i + kBlock <= n; i += kBlock) {
+    cost.prefetch_ahead(i);
     const BlockReduce r = reduce_block(s + i);
     int64_t next = 0, lane[4] = {0, 0, 0, 0};  // independent chains: no serial max
     for (int64_t j = 0; j < kBlock; ++j) lane[j % 4] = std::max(lane[j % 4], s[i + j]);

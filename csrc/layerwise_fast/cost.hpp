@@ -28,6 +28,12 @@ inline constexpr int64_t kUnbounded = kInt64Max;
 // Layers per block for the vectorisable fast paths (greedy, prefix sums).
 inline constexpr int64_t kBlock = 16;
 
+// Streaming passes ask for the sizes this many layers (3 KiB) ahead of the block they
+// read. The hardware prefetcher alone falls behind whenever a group ends (a mispredicted
+// branch): a block loop over L3- or DRAM-resident sizes ran about 1.3x as long as a
+// plain pass, about 1.0x with this hint.
+inline constexpr int64_t kStreamAhead = 384;
+
 // A block whose entries OR to less than this holds only entries in [0, 2^59), whose
 // sum over kBlock = 16 entries cannot overflow int64.
 inline constexpr uint64_t kBlockSafeBits = uint64_t{1} << 59;
@@ -114,6 +120,11 @@ class SumCost {
   const int64_t* data() const noexcept { return sizes_; }
   const char* column() const noexcept { return column_; }
 
+  // Asks for the sizes kStreamAhead layers after layer i, if there are any.
+  void prefetch_ahead(int64_t i) const noexcept {
+    if (i + kStreamAhead < n_) builtin::prefetch(sizes_ + i + kStreamAhead);
+  }
+
   // Layers [from, n) as a model of their own (layer `from` becomes layer 0).
   SumCost suffix(int64_t from) const noexcept { return SumCost(sizes_ + from, n_ - from, column_); }
 
@@ -196,6 +207,13 @@ class PeakCost {
 
   const int64_t* weights() const noexcept { return weights_; }
   const int64_t* live() const noexcept { return live_; }
+
+  // Asks for both columns kStreamAhead layers after layer i, if there are any.
+  void prefetch_ahead(int64_t i) const noexcept {
+    if (i + kStreamAhead >= n_) return;
+    builtin::prefetch(weights_ + i + kStreamAhead);
+    builtin::prefetch(live_ + i + kStreamAhead);
+  }
 
   // Layers [from, n) as a model of their own (layer `from` becomes layer 0).
   PeakCost suffix(int64_t from) const noexcept {

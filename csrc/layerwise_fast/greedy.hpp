@@ -42,6 +42,7 @@ std::optional<typename Cost::Group> greedy_walk(const Cost& cost, int64_t limit,
     // Whole blocks first. In a block that does not fit, the cut is found either at once
     // (cost models that can) or layer by layer; blocks resume after the cut.
     if (!short_groups && i + kBlock <= n) {
+      cost.prefetch_ahead(i);
       if (cost.template try_extend_block<!kValidate>(group, i, limit)) {
         i += kBlock;
         continue;
@@ -76,7 +77,9 @@ namespace detail {
 // the block joins the new group whole when it fits, so blocks keep their alignment;
 // only blocks holding two cuts go layer by layer. The state lives in locals, not
 // members, to stay in registers.
-inline bool sum_block_greedy(const int64_t* s, int64_t n, int64_t limit, Partition& result) {
+inline bool sum_block_greedy(const SumCost& sizes, int64_t limit, Partition& result) {
+  const int64_t* s = sizes.data();
+  const int64_t n = sizes.size();
   int64_t cost = 0;  // of the open group
   U64x2 bits{};      // OR of every size read in whole blocks
   const auto room = [&] { return static_cast<uint64_t>(limit - cost); };
@@ -96,6 +99,7 @@ inline bool sum_block_greedy(const int64_t* s, int64_t n, int64_t limit, Partiti
 
   int64_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
+    sizes.prefetch_ahead(i);
     const BlockPairs block(s + i);
     bits |= block.bits;
     const uint64_t total = lane_sum(block.low + block.high);
@@ -168,7 +172,7 @@ Partition greedy(const Cost& cost, int64_t capacity) {
 inline Partition greedy(const SumCost& cost, int64_t capacity) {
   detail::check_greedy_arguments(cost.size(), capacity);
   Partition result = detail::reserved_partition(cost.size());
-  if (detail::sum_block_greedy(cost.data(), cost.size(), capacity, result)) return result;
+  if (detail::sum_block_greedy(cost, capacity, result)) return result;
   return greedy<SumCost>(cost, capacity);
 }
 
