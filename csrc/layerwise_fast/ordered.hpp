@@ -343,6 +343,14 @@ ProbeResult probe_ordered(const Cost& cost, const SingleLayerIndex<Cost>& index,
   return {true, found.bottleneck, growth, -room / share};
 }
 
+// Whether group g of `p` fits devices[g], for every g.
+inline bool fits_in_order(const Partition& p, const std::vector<int64_t>& devices) {
+  for (size_t g = 0; g < p.group_costs.size(); ++g) {
+    if (p.group_costs[g] > devices[g]) return false;
+  }
+  return true;
+}
+
 inline void check_ordered_arguments(int64_t n, const std::vector<int64_t>& capacities) {
   if (n < 1) throw std::invalid_argument("sizes is empty: there are no layers to partition");
   if (capacities.empty()) throw std::invalid_argument("capacities is empty: there are no devices");
@@ -368,9 +376,10 @@ OrderedPartition ordered_fit(const Cost& cost, const std::vector<int64_t>& capac
 
 // ordered_fit's number of groups k, and among those partitions the smallest largest
 // group cost: a search on the bound B, each probe the reach over devices 0..k-1 with
-// capacities min(capacities[g], B). Exact on integers. It starts from balanced()'s
-// bottleneck for k groups, which no ordered partition beats and which the first probe
-// confirms where every device holds it, and ends at ordered_fit's bottleneck at most.
+// capacities min(capacities[g], B). Exact on integers. balanced()'s partition into k
+// groups is returned as it is where each of its groups fits its device (no ordered
+// partition has a smaller bottleneck); otherwise the search starts from its bottleneck
+// and ends at ordered_fit's bottleneck at most.
 // Where that cannot be lowered, ordered_fit's groups are returned as they are.
 template <class Cost>
 OrderedPartition ordered_balanced(const Cost& cost, const std::vector<int64_t>& capacities) {
@@ -383,7 +392,16 @@ OrderedPartition ordered_balanced(const Cost& cost, const std::vector<int64_t>& 
   const auto probe = [&](int64_t bound) {
     return detail::probe_ordered(cost, index, devices, bound);
   };
-  const int64_t lowest = index.total_fits() ? balanced(cost, fit.partition.k()).bottleneck : index.largest();
+  int64_t lowest = index.largest();
+  if (index.total_fits()) {
+    // balanced()'s groups are optimal here as soon as each fits its own device.
+    Partition even = balanced(cost, fit.partition.k());
+    if (detail::fits_in_order(even, devices)) {
+      fit.partition = std::move(even);
+      return fit;
+    }
+    lowest = even.bottleneck;
+  }
   const int64_t best = detail::min_bottleneck(lowest, fit.partition.bottleneck, probe);
   if (best == fit.partition.bottleneck) return fit;
   int64_t growth;
