@@ -19,13 +19,13 @@ from typing import Any, Final, TextIO
 from .chunking import MAX_BATCH
 from .deployment import Plan
 from .hardware import PROFILES, Hardware
-from .layers import GRANULARITIES, WEIGHT_DTYPES
+from .layers import GRANULARITIES, WEIGHT_DTYPES, LayerTableError
 from .oversize import POLICIES
 from .planner import ALGORITHMS, COSTS, Model, load_model, plan, sweep
 from .plot import plot_plan
 from .scaling import ACT_DTYPE_BYTES
 from .scenarios import SCENARIOS, scenario, scenario_model
-from .units import INT64_MAX, printable
+from .units import INT64_MAX, InputBytes, printable, read_standard_input
 
 __all__ = ["PROGRESS_MIN_LAYERS", "add_plan_commands", "parse_batch_sizes", "parse_devices"]
 
@@ -103,7 +103,10 @@ def _model(args: argparse.Namespace) -> tuple[Model, dict[str, Any]]:
     if args.example is not None:
         example = scenario(args.example)
         return scenario_model(example), dict(example.settings)
-    return load_model(args.model, layer_granularity=args.layers or "layer"), {}
+    source = args.model
+    if source == "-":
+        source = InputBytes("<stdin>", read_standard_input(error=LayerTableError))
+    return load_model(source, layer_granularity=args.layers or "layer"), {}
 
 
 _PLAN_OPTIONS: Final[dict[str, str]] = {
@@ -241,7 +244,8 @@ def _sweep_command(args: argparse.Namespace) -> int:
 
 def _shared_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("model", nargs="?", metavar="MODEL",
-                         help="a layer-table JSON file or a transformer config.json")
+                         help="a layer-table JSON file or a transformer config.json "
+                              "(-: read it from standard input)")
     command.add_argument("--example", metavar="NAME",
                          help=f"a bundled example instead of MODEL: {', '.join(SCENARIOS)}")
     command.add_argument("--hardware", metavar="NAME|FILE",

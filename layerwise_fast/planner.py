@@ -91,7 +91,10 @@ def _is_layer_table(head: bytes) -> bool:
 def load_model(source: str | os.PathLike[str], *, layer_granularity: str = "layer") -> Model:
     """Read a layer-table JSON file (it has a ``"schema"`` key) or a Hugging Face-style
     transformer ``config.json`` (one row per layer, or per sublayer with
-    ``layer_granularity="sublayer"``).
+    ``layer_granularity="sublayer"``). ``source`` may also be an
+    :class:`~layerwise_fast.units.InputBytes`: a file's bytes read elsewhere (the command
+    line reads standard input so), named in messages and in the model's label by its
+    ``name``.
 
     Raises:
         LayerTableError: a missing file, a directory, or any malformed input (see
@@ -101,7 +104,7 @@ def load_model(source: str | os.PathLike[str], *, layer_granularity: str = "laye
     """
     path = os.fspath(source)
     label = os.path.splitext(os.path.basename(path))[0] or path
-    head = read_input_head(path, _HEAD_BYTES, what="model file",
+    head = read_input_head(source, _HEAD_BYTES, what="model file",
                            error=LayerTableError).removeprefix(UTF8_BOM)
     if not head.strip():
         raise LayerTableError(f"model file {path!r} is empty: give a layer table or a "
@@ -110,8 +113,8 @@ def load_model(source: str | os.PathLike[str], *, layer_granularity: str = "laye
         if layer_granularity != "layer":
             raise ValueError(f"layer_granularity (--layers) {layer_granularity!r} applies to a "
                              f"transformer config; {path!r} is a layer table, whose rows are the layers")
-        return Model(LayerTable.from_json(path), None, label)
-    table, config = _transformer_table(path, layer_granularity, "bf16")
+        return Model(LayerTable.from_json(source), None, label)
+    table, config = _transformer_table(source, layer_granularity, "bf16")
     hidden = config.get("hidden_size", config.get("n_embd"))
     if type(hidden) is not int:
         return Model(table, None, label)

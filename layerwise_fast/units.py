@@ -25,6 +25,7 @@ import stat
 import sys
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import BinaryIO, Callable, Final, Iterable, Iterator, Mapping, NoReturn, TypeGuard, TypeVar, Union
 
@@ -41,6 +42,7 @@ __all__ = [
     "parse_fraction",
     "format_bytes",
     "max_file_bytes",
+    "InputBytes",
     "read_input_file",
     "read_standard_input",
     "write_bytes_atomically",
@@ -390,6 +392,19 @@ def _load_json_checked(
         return check(_decode_json(raw, label, error))
 
 
+@dataclass(frozen=True)
+class InputBytes:
+    """Input already read, such as standard input, given where a file path is expected:
+    the readers here take its ``data`` as the file's bytes, and messages name it ``name``
+    (its ``os.fspath``)."""
+
+    name: str
+    data: bytes
+
+    def __fspath__(self) -> str:
+        return self.name
+
+
 def read_input_file(path: str | os.PathLike[str], *, what: str, error: type[ValueError]) -> bytes:
     """The bytes of an input file, checked before it is opened: it must exist, be a
     regular file (a FIFO could block forever) and be within :func:`max_file_bytes`.
@@ -405,6 +420,8 @@ def read_input_head(path: str | os.PathLike[str], size: int, *, what: str,
 
 def _read_checked(path: str | os.PathLike[str], *, what: str, error: type[ValueError],
                   at_most: int | None) -> bytes:
+    if isinstance(path, InputBytes):  # read, and held to the limit, where it was read
+        return path.data if at_most is None else path.data[:at_most]
     label = f"{what} {os.fspath(path)!r}"
     limit = max_file_bytes()
     try:

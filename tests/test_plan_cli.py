@@ -193,6 +193,40 @@ def test_malformed_models_exit_2(tmp_path: Path, name: str, content: bytes | str
     one_clean_error(run("plan", str(path)), 2, *texts)
 
 
+def test_a_dash_reads_the_model_from_standard_input(tmp_path: Path) -> None:
+    def piped(data: bytes, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        out = subprocess.run([sys.executable, "-m", "layerwise_fast", *args], input=data,
+                             capture_output=True, timeout=120, env={**os.environ, **(env or {})})
+        return subprocess.CompletedProcess(out.args, out.returncode, out.stdout.decode(), out.stderr.decode())
+
+    def plan_json(out: subprocess.CompletedProcess[str]) -> dict[str, object]:
+        assert out.returncode == 0, out.stderr
+        plan = json.loads(out.stdout)
+        del plan["settings"]["model"]  # the file's name, or <stdin>
+        return plan
+
+    config = CONFIGS / "gpt2.json"
+    table = tmp_path / "gpt2-layers.json"
+    lf.LayerTable.from_transformer_config(config, granularity="sublayer").to_json(table)
+    options = ("--on-oversize", "tile", "--sequence", "1024", "--format", "json")
+    for path, layers in ((config, ()), (config, ("--layers", "sublayer")), (table, ())):
+        piped_plan = piped(path.read_bytes(), "plan", "-", *layers, *options)
+        assert json.loads(piped_plan.stdout)["settings"]["model"] == "<stdin>"
+        assert plan_json(piped_plan) == plan_json(run("plan", str(path), *layers, *options))
+    sweep = piped(config.read_bytes(), "sweep", "-", "--batch-sizes", "1-3", "--on-oversize", "tile",
+                  "--format", "json")
+    assert sweep.returncode == 0, sweep.stderr
+    swept = json.loads(sweep.stdout)
+    assert swept["model"] == "<stdin>" and swept["fits"] == [True, True, True]
+    one_clean_error(piped(b"", "plan", "-"), 2, "model file '<stdin>' is empty")
+    one_clean_error(piped(b'{"model_type": "llama", "hidden_size": 40', "plan", "-"), 2,
+                    "config file '<stdin>' ends early (truncated?)")
+    one_clean_error(piped(b'{"schema": "layerwise_fast.layers", "version": 7, "layers": []}', "plan", "-"),
+                    2, "layers file '<stdin>': unsupported version 7")
+    one_clean_error(piped(config.read_bytes(), "plan", "-", env={"LAYERWISE_FAST_MAX_FILE_BYTES": "4"}), 2,
+                    "standard input holds more than the limit of 4 bytes")
+
+
 def test_sweep_table_and_json() -> None:
     out = run("sweep", "--example", "llama-2-7b-8xh100", "--batch-sizes", "1,2,8-9")
     assert out.returncode == 0, out.stderr
