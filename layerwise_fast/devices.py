@@ -205,10 +205,11 @@ def ordered_balanced(columns: dict[str, IntColumn], capacities: Sequence[int],
     """Boundaries of the fewest groups, group ``i`` fitting ``capacities[i]``, and among
     those the smallest largest group cost: :func:`balanced` for an ordered device list.
 
-    :func:`ordered_fit`'s number of groups k, then a native search on the largest group
-    cost B, each probe the same reachability over the first k devices with their
-    capacities lowered to B, snapped to costs that some partition realises. Exact on
-    integers.
+    :func:`ordered_fit`'s number of groups k; then :func:`~layerwise_fast.balanced`'s k
+    groups where each fits its own device (nothing has a smaller largest group), and
+    otherwise a native search on the largest group cost B, each probe the same
+    reachability over the first k devices with their capacities lowered to B, snapped
+    to costs that some partition realises. Exact on integers.
 
     Raises:
         OversizeLayerError, TooManyGroupsError, ValueError, OverflowError: as

@@ -28,10 +28,11 @@ inline constexpr int64_t kUnbounded = kInt64Max;
 // Layers per block for the vectorisable fast paths (greedy, prefix sums).
 inline constexpr int64_t kBlock = 16;
 
-// Streaming passes ask for the sizes this many layers (3 KiB) ahead of the block they
-// read. The hardware prefetcher alone falls behind whenever a group ends (a mispredicted
-// branch): a block loop over L3- or DRAM-resident sizes ran about 1.3x as long as a
-// plain pass, about 1.0x with this hint.
+// The block loops that stream over the sizes (greedy's, and the `sum` validating pass)
+// ask for them this many layers (3 KiB) ahead, one hint per block of 16 (the block's
+// other cache line is left to the hardware's adjacent-line prefetch). With the hardware
+// prefetcher alone, greedy took 1.1x to 1.3x a plain summing pass over 10^7 layers on
+// a Xeon; with one hint per block 0.8x to 0.9x, with one per cache line 1.1x to 1.2x.
 inline constexpr int64_t kStreamAhead = 384;
 
 // A block whose entries OR to less than this holds only entries in [0, 2^59), whose

@@ -22,8 +22,10 @@
 // queue keeps the `peak` model's largest live bytes), so however split its reach, a
 // device reads each layer at most twice: O(n) per device.
 //
-// ordered_balanced searches on the bottleneck B, each probe the reach over the first k
-// devices with their capacities lowered to B (probe_ordered says how it converges).
+// ordered_balanced returns balanced()'s k groups where each fits its own device (no
+// ordered partition has a smaller bottleneck); otherwise it searches on the bottleneck
+// B, each probe the reach over the first k devices with their capacities lowered to B
+// (probe_ordered says how it converges).
 #pragma once
 
 #include <algorithm>

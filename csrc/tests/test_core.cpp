@@ -539,6 +539,21 @@ static void test_ordered_edge_cases() {
   const lf::SumCost e(even.data(), 4);
   CHECK(lf::ordered_fit(e, {9, 9}).partition.boundaries == Sizes({0, 3, 4}));
   CHECK(lf::ordered_balanced(e, {9, 9}).partition.boundaries == Sizes({0, 2, 4}));
+  // Where balanced()'s groups each fit their own device, they are the answer (both
+  // models); where they do not, a partition with their bottleneck may still fit.
+  const Sizes uneven{5, 1, 4, 2, 3, 3, 6};
+  const lf::SumCost u(uneven.data(), 7);
+  const lf::OrderedPartition roomy = lf::ordered_balanced(u, {12, 13, 12});
+  CHECK(roomy.partition.k() == 2 && roomy.partition.boundaries == lf::balanced(u, 2).boundaries);
+  const Sizes weights{3, 1, 2, 2}, live{1, 4, 1, 1};
+  const lf::PeakCost pk(weights.data(), live.data(), 4);
+  const lf::OrderedPartition peak = lf::ordered_balanced(pk, {9, 9});
+  CHECK(peak.partition.boundaries == Sizes({0, 2, 4}) && peak.partition.boundaries == lf::balanced(pk, 2).boundaries);
+  const Sizes tie{2, 1, 1, 1, 2};
+  const lf::SumCost t(tie.data(), 5);
+  CHECK(lf::balanced(t, 2).boundaries == Sizes({0, 3, 5}));  // its first group, 4, exceeds device 0
+  const lf::OrderedPartition tied = lf::ordered_balanced(t, {3, 4});
+  CHECK(tied.partition.boundaries == Sizes({0, 2, 5}) && tied.partition.bottleneck == 4);
   // Device 1 can start a group only at layers 1..63 or at layer 100, the one layer of
   // its index block that fits it, exactly; device 2 can finish only from layer 101.
   Sizes blocks(300, 1);
