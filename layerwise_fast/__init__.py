@@ -19,6 +19,26 @@ timeline, with `summary()`, a JSON round trip, `to_device_map()` and `split_poin
 and `sweep(model, batch_sizes, ...)` gives the chunk and group count per batch size.
 """
 
+def _check_native_core() -> None:
+    """A clear message where the native module was never built: most often Python runs
+    from the source folder, whose package shadows the installed one."""
+    import importlib.machinery
+    import os
+
+    folder = os.path.dirname(__file__)
+    if any(os.path.exists(os.path.join(folder, "_core" + suffix))
+           for suffix in importlib.machinery.EXTENSION_SUFFIXES):
+        return  # built: any import error of it is its own, and shows as raised
+    raise ImportError(
+        f"layerwise_fast's native core is not built in {folder}. If that is the source "
+        f"folder (Python imports it first when run from the folder above), run Python "
+        f"from another folder to use the installed package, or build the core in place "
+        f"with `pip install -e .`"
+    )
+
+
+_check_native_core()
+
 from layerwise_fast._embed import get_include
 from layerwise_fast.chunking import Sweep
 from layerwise_fast.deployment import Plan, PlanFormatError

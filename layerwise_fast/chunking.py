@@ -102,7 +102,7 @@ class Sweep:
             if c:
                 lines.append(f"{b:>8}  {c:>7}  {n:>7}  {g:>7}  {t:>7}")
             else:
-                lines.append(f"{b:>8}  {'-':>7}  {'-':>7}  {'-':>7}  {t:>7}  does not fit")
+                lines.append(f"{b:>8}  {'-':>7}  {'-':>7}  {'-':>7}  {'-':>7}  does not fit")
         return "\n".join(lines)
 
 

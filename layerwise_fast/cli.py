@@ -74,11 +74,18 @@ def _parse_line(text: str, path: Path, line: int) -> tuple[list[int], str | None
 def _read_text(path: Path, raw: bytes | None = None) -> SizesFile:
     if raw is None:
         raw = read_input_file(path, what="sizes file", error=InputError)
+    if raw.startswith(_NPY_MAGIC):  # .npy files are read by their suffix, not from here
+        raise InputError(f"{path}: a .npy array, which is read only from a file whose name "
+                         f"ends in .npy (here it was read as text)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise InputError(f"{path}: not UTF-8 text (byte {err.start}); expected one size per line or a .npy file") from None
+    if text.lstrip("\ufeff \t\r\n").startswith("{"):
+        raise InputError(f"{path}: JSON, not sizes; `layerwise-fast plan` reads model configs and "
+                         f"layer tables, `partition` one size (or three) per line")
     rows: list[list[int]] = []
+    lines: list[int] = []
     names: list[str] = []
     # Lines end at "\r\n", "\r" or "\n" only (str.splitlines also splits at form feeds
     # and U+2028, which would shift the line numbers); a byte-order mark is not a size.
@@ -89,13 +96,16 @@ def _read_text(path: Path, raw: bytes | None = None) -> SizesFile:
         if rows and len(values) != len(rows[0]):
             raise InputError(f"{path}:{line}: {len(values)} fields where earlier lines have {len(rows[0])}")
         rows.append(values)
+        lines.append(line)
         names.append(name or str(len(names)))
     if not rows:
         raise InputError(f"{path}: no sizes found (one size per line, '#' starts a comment)")
     try:
         sizes = np.array(rows, dtype=np.int64)
     except OverflowError:
-        raise InputError(f"{path}: a size is outside the int64 range") from None
+        line, value = next((line, value) for line, row in zip(lines, rows) for value in row
+                           if not -(2**63) <= value < 2**63)
+        raise InputError(f"{path}:{line}: {value} is outside the int64 range of sizes") from None
     has_names = any(n != str(i) for i, n in enumerate(names))
     return SizesFile(sizes[:, 0] if sizes.shape[1] == 1 else sizes, names if has_names else None)
 
@@ -200,6 +210,10 @@ def _partition_command(args: argparse.Namespace) -> int:
         raise InputError("give exactly one of FILE or --example NAME")
     source = example_path(args.example) if args.example else Path(args.file)
     data = read_sizes(source)
+    if args.cost == "peak" and data.sizes.ndim == 1:
+        label = "<stdin>" if args.file == "-" else source
+        raise InputError(f"{label}: --cost peak needs three sizes per layer (weights activations "
+                         f"buffers on each line, or a .npy array of shape (n, 3)); it has one")
     try:
         result = _run(args, _columns(data.sizes))
     except LayerTooLargeError as err:
@@ -279,13 +293,14 @@ def _verify(argv: Sequence[str]) -> int:
     try:
         from layerwise_fast.cuda.verify import main as verify_main
     except ImportError as err:
-        if "-h" in argv or "--help" in argv:
+        asked_for_help = "-h" in argv or "--help" in argv
+        if asked_for_help:
             print("usage: layerwise-fast verify [options]\n\nCheck on one GPU that planned groups "
                   "fit its cache: calibration sweep, chunked and layer-by-layer runs, a table "
                   "and JSON. Its options are listed once the cuda extra is installed.")
         hint = "" if "pip install" in str(err) else ' (install the GPU extra: pip install "layerwise_fast[cuda]")'
         print(f"layerwise-fast verify: {err}{hint}", file=sys.stderr)
-        return 2
+        return 0 if asked_for_help else 2
     return verify_main(list(argv), prog="layerwise-fast verify")
 
 

@@ -39,7 +39,8 @@ def parse_devices(text: str) -> int | list[str]:
     """``"8"`` -> 8; ``"h100,h100,a100"`` -> a list of profile names or calibration files.
 
     Raises:
-        ValueError: an empty entry or a count below 1.
+        ValueError: an empty entry, a count that is not a whole number from 1, or an
+            entry that is neither a known profile nor a calibration file.
     """
     text = text.strip()
     if text.isascii() and text.isdigit():
@@ -47,11 +48,26 @@ def parse_devices(text: str) -> int | list[str]:
         if not 1 <= count <= INT64_MAX:
             raise ValueError(f"--devices must be between 1 and {INT64_MAX}, got {text}")
         return count
+    if _is_number(text):
+        raise ValueError(f"--devices must be a whole number of devices between 1 and {INT64_MAX}, "
+                         f"got {text}")
     names = [part.strip() for part in text.split(",")]
     if not all(names):
         raise ValueError(f"--devices: {text!r} has an empty entry; give a count such as 8 "
                          f"or profiles such as h100,h100,a100")
+    for name in names:
+        if name.lower() not in PROFILES and not (name.endswith(".json") or os.path.exists(name)):
+            raise ValueError(f"--devices: unknown hardware profile {name!r}; built-in profiles: "
+                             f"{', '.join(PROFILES)}, or a calibration JSON file")
     return names
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _hidden_elems(text: str) -> int:
@@ -181,8 +197,14 @@ def _check_output_paths(args: argparse.Namespace) -> None:
     if args.plot is not None and not args.plot.lower().endswith(".png"):
         raise ValueError(f"--plot {args.plot!r}: the plot is a PNG image; name a .png file")
     for option, path in (("--output", args.output), ("--plot", args.plot)):
-        folder = os.path.dirname(os.path.abspath(path)) if path else None
-        if folder is not None and not os.path.isdir(folder):
+        if path is None:
+            continue
+        if not path:
+            raise ValueError(f"{option} is empty: name the file to write")
+        if os.path.isdir(path):
+            raise ValueError(f"{option} {path!r} is a folder: name the file to write in it")
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
             raise ValueError(f"{option} {path!r}: the folder {folder!r} does not exist")
 
 
@@ -237,7 +259,9 @@ def _sweep_command(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(f"{printable(model.label)}\n{result.format_table()}\n")
     if not result.fits.any():
-        print("layerwise-fast: no plan fits at any of the batch sizes", file=sys.stderr)
+        print(f"layerwise-fast: no plan fits at any of the batch sizes; `layerwise-fast plan "
+              f"--batch {int(result.batch_sizes[0])}` with the same model and options says why",
+              file=sys.stderr)
         return 1
     return 0
 
@@ -296,7 +320,8 @@ def add_plan_commands(commands: Any) -> None:
                          help="with a device count, let several groups share a device")
     command.add_argument("--algo", choices=ALGORITHMS,
                          help="balanced [default]: fewest groups, then the smallest largest "
-                              "group; greedy: fewest, filled left to right; dp; stage_time: "
+                              "group; greedy: fewest, filled left to right; dp: balanced's "
+                              "answer by dynamic programming; stage_time: "
                               "fewest groups, then the smallest largest stage time including "
                               "the transfer at its cut")
     command.add_argument("--hidden", type=_hidden_elems, metavar="ELEMS",

@@ -7,7 +7,11 @@ from fractions import Fraction
 
 import logging
 import pickle
+import shutil
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -334,3 +338,15 @@ def test_stress_edges_capacity_one_zeros_and_k_equal_n() -> None:
     assert q.k == n and q.bottleneck == n - 1
     with pytest.raises(lf.LayerTooLargeError, match="layer 0 needs 2 bytes, more than the capacity of 1 bytes"):
         lf.greedy(ones + 1, 1)
+
+
+def test_a_source_folder_without_the_native_core_says_so(tmp_path: Path) -> None:
+    """Python run beside an unbuilt source folder imports it first: say why it fails."""
+    package = tmp_path / "layerwise_fast"
+    package.mkdir()
+    shutil.copy(Path(lf.__file__), package / "__init__.py")
+    out = subprocess.run([sys.executable, "-S", "-c", "import layerwise_fast"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert f"layerwise_fast's native core is not built in {package}" in out.stderr
+    assert "run Python from another folder" in out.stderr and "pip install -e ." in out.stderr

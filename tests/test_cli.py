@@ -90,7 +90,8 @@ def test_k_without_capacity(tmp_path: Path) -> None:
         ("1 2 3\n4\n", "s.txt:2: 1 fields where earlier lines have 3"),
         ("# nothing\n\n", "no sizes found"),
         ("1\n-4\n", "s.txt:2: -4 is negative; sizes are bytes and must be >= 0"),
-        ("99999999999999999999\n", "a size is outside the int64 range"),
+        ("1\n99999999999999999999\n", "s.txt:2: 99999999999999999999 is outside the int64 range of sizes"),
+        ('{"model_type": "gpt2"}\n', "s.txt: JSON, not sizes; `layerwise-fast plan` reads model configs"),
         ("1\n1_000\n", "s.txt:2: '1_000' is not a whole number of bytes"),
         ("1\n\u0663\n", "s.txt:2: '\u0663' is not a whole number of bytes"),
         ("1 # a\u2028b\n2\n3.5\n", "s.txt:3: '3.5' is not a whole number"),  # U+2028 ends no line
@@ -101,6 +102,21 @@ def test_bad_text_files_exit_2(tmp_path: Path, content: str, message: str) -> No
     out = cli("partition", str(tmp_path / "s.txt"), "--capacity", "100")
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_peak_cost_needs_three_columns(tmp_path: Path) -> None:
+    (tmp_path / "s.txt").write_text("10\n20\n")
+    out = cli("partition", str(tmp_path / "s.txt"), "--cost", "peak")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"{tmp_path / 's.txt'}: --cost peak needs three sizes per layer" in out.stderr
+
+
+def test_an_npy_array_under_another_name_is_named_as_one(tmp_path: Path) -> None:
+    with open(tmp_path / "s.txt", "wb") as handle:
+        np.save(handle, np.arange(3))
+    out = cli("partition", str(tmp_path / "s.txt"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "s.txt: a .npy array, which is read only from a file whose name ends in .npy" in out.stderr
 
 
 def test_non_utf8_directory_missing_and_bad_npy(tmp_path: Path) -> None:
@@ -177,10 +193,13 @@ def test_verify_without_the_cuda_extra_says_how_to_get_it(monkeypatch: pytest.Mo
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     from layerwise_fast.cli import main
     monkeypatch.setitem(sys.modules, "layerwise_fast.cuda.verify", None)  # as if numba were missing
-    assert main(["verify", "--help"]) == 2
+    assert main(["verify", "--help"]) == 0  # the help asked for was printed
     out, err = capsys.readouterr()
     assert out.startswith("usage: layerwise-fast verify") and "cuda extra" in out
     assert 'pip install "layerwise_fast[cuda]"' in err
+    assert main(["verify", "--out", "results"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and 'pip install "layerwise_fast[cuda]"' in err
 
 
 def test_closed_pipe_stops_quietly(tmp_path: Path) -> None:

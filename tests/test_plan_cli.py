@@ -100,6 +100,9 @@ def test_model_files_and_options(tmp_path: Path) -> None:
     (["--devices", "h100,h200", "--hardware", "h200"], ["--hardware names the device of a device count"]),
     (["--chunk", "128", "--granularity", "100"], ["--granularity applies to a searched chunk"]),
     (["--devices", "h100,,a100"], ["has an empty entry"]),
+    (["--devices", "-3"], ["--devices must be a whole number of devices between 1 and"]),
+    (["--devices", "2.5"], ["--devices must be a whole number of devices", "got 2.5"]),
+    (["--devices", "h100,h10"], ["--devices: unknown hardware profile 'h10'; built-in profiles: h100"]),
     (["--hardware", "b200"], ["unknown hardware profile 'b200'"]),
     (["--chunk", "9000"], ["chunk (9000 tokens) exceeds sequence (4096 tokens)"]),
     (["--capacity", "fifty"], ["capacity: cannot read 'fifty'"]),
@@ -233,7 +236,7 @@ def test_sweep_table_and_json() -> None:
     lines = out.stdout.splitlines()
     assert lines[0] == "llama-2-7b-8xh100"
     assert lines[3].split() == ["1", "384", "11", "35", "34"]
-    assert lines[5].split() == ["8", "-", "-", "-", "0", "does", "not", "fit"]
+    assert lines[5].split() == ["8", "-", "-", "-", "-", "does", "not", "fit"]
     out = run("sweep", str(CONFIGS / "gpt2.json"), "--batch-sizes", "1-3", "--on-oversize",
               "quantize", "--format", "json")
     assert out.returncode == 0, out.stderr
@@ -247,7 +250,8 @@ def test_sweep_exits_1_when_no_batch_size_fits() -> None:
     out = run("sweep", "--example", "seed-30b", "--batch-sizes", "1,128")
     assert out.returncode == 1
     assert out.stdout.count("does not fit") == 2
-    assert out.stderr == "layerwise-fast: no plan fits at any of the batch sizes\n"
+    assert out.stderr == ("layerwise-fast: no plan fits at any of the batch sizes; `layerwise-fast plan "
+                          "--batch 1` with the same model and options says why\n")
 
 
 @pytest.mark.parametrize("args", [
@@ -319,6 +323,13 @@ def test_output_must_name_a_file_and_plot_a_png(tmp_path: Path) -> None:
     one_clean_error(run("plan", "--example", "llama-2-7b-8xh100", "--plot", str(tmp_path / "p.pdf")),
                     2, "the plot is a PNG image; name a .png file")
     assert not (tmp_path / "p.pdf").exists()
+    one_clean_error(run("plan", "--example", "llama-2-7b-8xh100", "--output", str(tmp_path)), 2,
+                    f"--output {str(tmp_path)!r} is a folder: name the file to write in it")
+    (tmp_path / "folder.png").mkdir()
+    one_clean_error(run("plan", "--example", "llama-2-7b-8xh100", "--plot", str(tmp_path / "folder.png")),
+                    2, "--plot", "is a folder: name the file to write in it")
+    one_clean_error(run("plan", "--example", "llama-2-7b-8xh100", "--output", ""), 2,
+                    "--output is empty: name the file to write")
 
 
 def test_one_layer_one_group_one_device_read_in_the_singular(tmp_path: Path) -> None:
