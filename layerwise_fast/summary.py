@@ -61,7 +61,7 @@ def _header(plan: Plan) -> str:
     nominal = sorted({d.l2_bytes for d in plan.hardware})
     cap_text = " to ".join(format_bytes(c) for c in (caps[0], caps[-1])[: len(caps)])
     l2_text = " to ".join(format_bytes(c) for c in (nominal[0], nominal[-1])[: len(nominal)])
-    names = sorted({d.name for d in plan.hardware})
+    names = list(dict.fromkeys(d.name for d in plan.hardware))  # in pipeline order
     bottleneck = plan.partition.bottleneck_group
     fill = plan.partition.bottleneck / int(plan.device_capacities[plan.group_device[bottleneck]])
     devices = (f"of {s.devices_requested} " if s.devices_requested and
