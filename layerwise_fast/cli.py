@@ -208,6 +208,9 @@ def format_table(p: Partition, names: list[str] | None) -> str:
 def _partition_command(args: argparse.Namespace) -> int:
     if (args.file is None) == (args.example is None):
         raise InputError("give exactly one of FILE or --example NAME")
+    if args.json and args.format == "table":
+        raise InputError("--json and --format table ask for different outputs; give one")
+    as_json = args.json or args.format == "json"
     source = example_path(args.example) if args.example else Path(args.file)
     data = read_sizes(source)
     if args.cost == "peak" and data.sizes.ndim == 1:
@@ -221,7 +224,7 @@ def _partition_command(args: argparse.Namespace) -> int:
             raise
         named = f"layer {err.layer} ({printable(data.names[err.layer])!r}) "  # the file's own name for it
         raise InfeasibleError(str(err).replace(f"layer {err.layer} ", named, 1)) from err
-    if args.json:
+    if as_json:
         payload = {"source": str(args.example or args.file), **result.to_dict(), "names": data.names}
         print(json.dumps(payload, indent=2))
     else:
@@ -276,7 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="sum: a group costs the sum of its layers [default]; peak: sum of weights + the largest "
         "activations+buffers of one layer (needs 3 columns)",
     )
-    part.add_argument("--json", action="store_true", help="print the partition as JSON instead of a table")
+    part.add_argument("--format", choices=("table", "json"),
+                      help="table [default] or json, as for plan and sweep")
+    part.add_argument("--json", action="store_true", help="the same as --format json")
     part.set_defaults(handler=_partition_command)
     add_plan_commands(commands)
     commands.add_parser(

@@ -231,3 +231,16 @@ def test_a_dash_reads_sizes_from_standard_input() -> None:
     assert bad.returncode == 2 and bad.stderr == "layerwise-fast: error: <stdin>:2: 'x' is not a whole number of bytes\n"
     big = piped("10\n20\n", ("LAYERWISE_FAST_MAX_FILE_BYTES", "4"))
     assert big.returncode == 2 and "standard input holds more than the limit of 4 bytes" in big.stderr
+
+
+def test_format_json_is_the_same_as_json(tmp_path: Path) -> None:
+    (tmp_path / "s.txt").write_text("30\n10\n25\n5\n40\n")
+    outputs = [cli("partition", str(tmp_path / "s.txt"), "--capacity", "50", *flag)
+               for flag in (("--json",), ("--format", "json"), ("--json", "--format", "json"))]
+    assert all(out.returncode == 0 for out in outputs), [out.stderr for out in outputs]
+    assert outputs[0].stdout == outputs[1].stdout == outputs[2].stdout
+    assert json.loads(outputs[0].stdout)["boundaries"] == [0, 2, 4, 5]
+    table = cli("partition", str(tmp_path / "s.txt"), "--capacity", "50", "--format", "table")
+    assert table.returncode == 0 and not table.stdout.startswith("{")
+    both = cli("partition", str(tmp_path / "s.txt"), "--json", "--format", "table")
+    assert both.returncode == 2 and "--json and --format table ask for different outputs" in both.stderr
