@@ -20,21 +20,25 @@ and `sweep(model, batch_sizes, ...)` gives the chunk and group count per batch s
 """
 
 def _check_native_core() -> None:
-    """A clear message where the native module was never built: most often Python runs
-    from the source folder, whose package shadows the installed one."""
-    import importlib.machinery
-    import os
+    """A clear message where the native module is missing: most often Python runs from
+    the source folder, whose unbuilt package shadows the installed one."""
+    try:
+        import layerwise_fast._core  # noqa: F401  (raises ModuleNotFoundError naming it)
+    except ModuleNotFoundError as missing:
+        if missing.name != "layerwise_fast._core":
+            raise
+        import glob
+        import os
 
-    folder = os.path.dirname(__file__)
-    if any(os.path.exists(os.path.join(folder, "_core" + suffix))
-           for suffix in importlib.machinery.EXTENSION_SUFFIXES):
-        return  # built: any import error of it is its own, and shows as raised
-    raise ImportError(
-        f"layerwise_fast's native core is not built in {folder}. If that is the source "
-        f"folder (Python imports it first when run from the folder above), run Python "
-        f"from another folder to use the installed package, or build the core in place "
-        f"with `pip install -e .`"
-    )
+        folder = os.path.dirname(os.path.abspath(__file__))
+        others = sorted(os.path.basename(path) for path in glob.glob(os.path.join(folder, "_core.*")))
+        built = f" (it holds {', '.join(others)}, built for another Python)" if others else ""
+        raise ImportError(
+            f"layerwise_fast's native core is not built in {folder}{built}. If that is the "
+            f"source folder (Python imports it first when run from the folder above), run "
+            f"Python from another folder to use the installed package, or build the core in "
+            f"place with `pip install -e .`"
+        ) from missing
 
 
 _check_native_core()

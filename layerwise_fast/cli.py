@@ -71,17 +71,21 @@ def _parse_line(text: str, path: Path, line: int) -> tuple[list[int], str | None
     return values, comment.strip() or None
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
 def _read_text(path: Path, raw: bytes | None = None) -> SizesFile:
     if raw is None:
         raw = read_input_file(path, what="sizes file", error=InputError)
-    if raw.startswith(_NPY_MAGIC):  # .npy files are read by their suffix, not from here
-        raise InputError(f"{path}: a .npy array, which is read only from a file whose name "
-                         f"ends in .npy (here it was read as text)")
+    if raw.startswith((_NPY_MAGIC, _ZIP_MAGIC)):  # .npy files are read by their suffix, not here
+        raise InputError(f"{path}: a .npy array (or .npz archive), which is read only from a "
+                         f"file whose name ends in .npy (here it was read as text)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise InputError(f"{path}: not UTF-8 text (byte {err.start}); expected one size per line or a .npy file") from None
-    if text.lstrip("\ufeff \t\r\n").startswith("{"):
+    if text.lstrip("\ufeff \t\r\n").startswith(("{", "[")):
         raise InputError(f"{path}: JSON, not sizes; `layerwise-fast plan` reads model configs and "
                          f"layer tables, `partition` one size (or three) per line")
     rows: list[list[int]] = []
@@ -108,10 +112,6 @@ def _read_text(path: Path, raw: bytes | None = None) -> SizesFile:
         raise InputError(f"{path}:{line}: {value} is outside the int64 range of sizes") from None
     has_names = any(n != str(i) for i, n in enumerate(names))
     return SizesFile(sizes[:, 0] if sizes.shape[1] == 1 else sizes, names if has_names else None)
-
-
-_NPY_MAGIC = b"\x93NUMPY"
-_ZIP_MAGIC = b"PK\x03\x04"
 
 
 def _read_npy(path: Path, head: bytes) -> SizesFile:

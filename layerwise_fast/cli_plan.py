@@ -48,8 +48,8 @@ def parse_devices(text: str) -> int | list[str]:
         if not 1 <= count <= INT64_MAX:
             raise ValueError(f"--devices must be between 1 and {INT64_MAX}, got {text}")
         return count
-    if _is_number(text):
-        raise ValueError(f"--devices must be a whole number of devices between 1 and {INT64_MAX}, "
+    if _is_number(text) and not os.path.exists(text):
+        raise ValueError(f"--devices: a device count is written with the digits 0-9 (such as 8), "
                          f"got {text}")
     names = [part.strip() for part in text.split(",")]
     if not all(names):
@@ -58,7 +58,7 @@ def parse_devices(text: str) -> int | list[str]:
     for name in names:
         if name.lower() not in PROFILES and not (name.endswith(".json") or os.path.exists(name)):
             raise ValueError(f"--devices: unknown hardware profile {name!r}; built-in profiles: "
-                             f"{', '.join(PROFILES)}, or a calibration JSON file")
+                             f"{', '.join(sorted(PROFILES))}, or a calibration JSON file")
     return names
 
 
@@ -194,15 +194,18 @@ def _check_output_paths(args: argparse.Namespace) -> None:
     if args.output == "-":
         raise ValueError("--output names a file; for the plan's JSON on standard output, "
                          "use --format json")
-    if args.plot is not None and not args.plot.lower().endswith(".png"):
-        raise ValueError(f"--plot {args.plot!r}: the plot is a PNG image; name a .png file")
     for option, path in (("--output", args.output), ("--plot", args.plot)):
         if path is None:
             continue
         if not path:
             raise ValueError(f"{option} is empty: name the file to write")
-        if os.path.isdir(path):
-            raise ValueError(f"{option} {path!r} is a folder: name the file to write in it")
+        if os.path.isdir(path) or path.endswith(("/", os.sep)):
+            raise ValueError(f"{option} {path!r} names a folder: name the file to write in it")
+    if args.plot is not None and not args.plot.lower().endswith(".png"):
+        raise ValueError(f"--plot {args.plot!r}: the plot is a PNG image; name a .png file")
+    for option, path in (("--output", args.output), ("--plot", args.plot)):
+        if path is None:
+            continue
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
             raise ValueError(f"{option} {path!r}: the folder {folder!r} does not exist")
@@ -260,8 +263,8 @@ def _sweep_command(args: argparse.Namespace) -> int:
         sys.stdout.write(f"{printable(model.label)}\n{result.format_table()}\n")
     if not result.fits.any():
         print(f"layerwise-fast: no plan fits at any of the batch sizes; `layerwise-fast plan "
-              f"--batch {int(result.batch_sizes[0])}` with the same model and options says why",
-              file=sys.stderr)
+              f"--batch {int(result.batch_sizes.min())}` with the same model and the other "
+              f"options says why", file=sys.stderr)
         return 1
     return 0
 

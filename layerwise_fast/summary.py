@@ -53,15 +53,13 @@ def _header(plan: Plan) -> str:
     s = plan.settings
     chunk_how = "as given"
     if s.chunk_searched:
-        limited = s.devices_requested is not None and not s.share_devices  # a group per device
         chunk_how = ("the whole sequence fits" if s.chunk == s.sequence
-                     else f"the largest multiple of {s.granularity} that fits"
-                     + (f" on the {s.devices_requested} devices" if limited else ""))
+                     else f"the largest multiple of {s.granularity} that fits")
     caps = sorted(set(plan.device_capacities.tolist()))
     nominal = sorted({d.l2_bytes for d in plan.hardware})
     cap_text = " to ".join(format_bytes(c) for c in (caps[0], caps[-1])[: len(caps)])
     l2_text = " to ".join(format_bytes(c) for c in (nominal[0], nominal[-1])[: len(nominal)])
-    names = list(dict.fromkeys(d.name for d in plan.hardware))  # in pipeline order
+    names = list(dict.fromkeys(d.name for d in plan.devices))  # the kinds in pipeline order
     bottleneck = plan.partition.bottleneck_group
     fill = plan.partition.bottleneck / int(plan.device_capacities[plan.group_device[bottleneck]])
     devices = (f"of {s.devices_requested} " if s.devices_requested and

@@ -25,7 +25,7 @@ import stat
 import sys
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import BinaryIO, Callable, Final, Iterable, Iterator, Mapping, NoReturn, TypeGuard, TypeVar, Union
 
@@ -396,10 +396,11 @@ def _load_json_checked(
 class InputBytes:
     """Input already read, such as standard input, given where a file path is expected:
     the readers here take its ``data`` as the file's bytes, and messages name it ``name``
-    (its ``os.fspath``)."""
+    (its ``os.fspath``). For input only: code that does not know this type (a writer,
+    ``numpy.load``) would take ``name`` for a path."""
 
     name: str
-    data: bytes
+    data: bytes = field(repr=False, compare=False)
 
     def __fspath__(self) -> str:
         return self.name
@@ -464,10 +465,17 @@ def _read_within(handle: BinaryIO, expected: int, limit: int) -> bytes:
 def read_standard_input(*, error: type[ValueError]) -> bytes:
     """Standard input, whole, within :func:`max_file_bytes`; ``error`` when it holds more."""
     limit = max_file_bytes()
-    raw: bytes = sys.stdin.buffer.read(limit + 1)
-    if len(raw) > limit:
+    parts: list[bytes] = []
+    size = 0
+    while size <= limit:  # in pieces: a read of limit + 1 bytes would reserve that much first
+        part = sys.stdin.buffer.read(min(1 << 20, limit + 1 - size))
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    if size > limit:
         raise _too_big(error, "standard input", None, limit)
-    return raw
+    return b"".join(parts)
 
 
 def _too_big(error: type[ValueError], label: str, size: int | None, limit: int) -> ValueError:

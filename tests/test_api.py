@@ -350,3 +350,7 @@ def test_a_source_folder_without_the_native_core_says_so(tmp_path: Path) -> None
     assert out.returncode == 1
     assert f"layerwise_fast's native core is not built in {package}" in out.stderr
     assert "run Python from another folder" in out.stderr and "pip install -e ." in out.stderr
+    (package / "_core.cpython-0-elsewhere.so").write_bytes(b"")  # a build for another Python
+    out = subprocess.run([sys.executable, "-S", "-c", "import layerwise_fast"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert "(it holds _core.cpython-0-elsewhere.so, built for another Python)" in out.stderr

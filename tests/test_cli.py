@@ -92,6 +92,7 @@ def test_k_without_capacity(tmp_path: Path) -> None:
         ("1\n-4\n", "s.txt:2: -4 is negative; sizes are bytes and must be >= 0"),
         ("1\n99999999999999999999\n", "s.txt:2: 99999999999999999999 is outside the int64 range of sizes"),
         ('{"model_type": "gpt2"}\n', "s.txt: JSON, not sizes; `layerwise-fast plan` reads model configs"),
+        ("\ufeff [1, 2, 3]\n", "s.txt: JSON, not sizes"),
         ("1\n1_000\n", "s.txt:2: '1_000' is not a whole number of bytes"),
         ("1\n\u0663\n", "s.txt:2: '\u0663' is not a whole number of bytes"),
         ("1 # a\u2028b\n2\n3.5\n", "s.txt:3: '3.5' is not a whole number"),  # U+2028 ends no line
@@ -114,9 +115,12 @@ def test_peak_cost_needs_three_columns(tmp_path: Path) -> None:
 def test_an_npy_array_under_another_name_is_named_as_one(tmp_path: Path) -> None:
     with open(tmp_path / "s.txt", "wb") as handle:
         np.save(handle, np.arange(3))
-    out = cli("partition", str(tmp_path / "s.txt"))
-    assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert "s.txt: a .npy array, which is read only from a file whose name ends in .npy" in out.stderr
+    np.savez(tmp_path / "s.npz", sizes=np.arange(3))
+    for name in ("s.txt", "s.npz"):
+        out = cli("partition", str(tmp_path / name))
+        assert out.returncode == 2 and "Traceback" not in out.stderr
+        assert f"{name}: a .npy array (or .npz archive), which is read only from a file whose name ends in .npy" \
+            in out.stderr
 
 
 def test_non_utf8_directory_missing_and_bad_npy(tmp_path: Path) -> None:

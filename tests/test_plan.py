@@ -713,7 +713,7 @@ def test_one_of_a_kind_reads_in_the_singular() -> None:
 def test_summary_reads_as_a_report() -> None:
     text = toy_plan(devices=2, micro_batches=2).summary()
     assert text.splitlines()[0] == "Plan for model: 4 layers in 2 groups on 2 devices (toy)"
-    assert "chunk 16 tokens (the largest multiple of 4 that fits on the 2 devices), 7 chunks" in text
+    assert "chunk 16 tokens (the largest multiple of 4 that fits), 7 chunks" in text
     assert "bottleneck: link 0->1" in text
     assert "HBM 6.8 KB layer by layer -> 2.4 KB planned" in text
     long = lf.plan(table(*[(100, 10, 0, 1)] * 60), TOY, sequence=100, chunk=10)

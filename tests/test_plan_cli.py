@@ -100,9 +100,9 @@ def test_model_files_and_options(tmp_path: Path) -> None:
     (["--devices", "h100,h200", "--hardware", "h200"], ["--hardware names the device of a device count"]),
     (["--chunk", "128", "--granularity", "100"], ["--granularity applies to a searched chunk"]),
     (["--devices", "h100,,a100"], ["has an empty entry"]),
-    (["--devices", "-3"], ["--devices must be a whole number of devices between 1 and"]),
-    (["--devices", "2.5"], ["--devices must be a whole number of devices", "got 2.5"]),
-    (["--devices", "h100,h10"], ["--devices: unknown hardware profile 'h10'; built-in profiles: h100"]),
+    (["--devices", "-3"], ["--devices: a device count is written with the digits 0-9 (such as 8), got -3"]),
+    (["--devices", "2.5"], ["--devices: a device count is written with the digits 0-9", "got 2.5"]),
+    (["--devices", "h100,h10"], ["--devices: unknown hardware profile 'h10'; built-in profiles: a100, h100"]),
     (["--hardware", "b200"], ["unknown hardware profile 'b200'"]),
     (["--chunk", "9000"], ["chunk (9000 tokens) exceeds sequence (4096 tokens)"]),
     (["--capacity", "fifty"], ["capacity: cannot read 'fifty'"]),
@@ -228,6 +228,9 @@ def test_a_dash_reads_the_model_from_standard_input(tmp_path: Path) -> None:
                     2, "layers file '<stdin>': unsupported version 7")
     one_clean_error(piped(config.read_bytes(), "plan", "-", env={"LAYERWISE_FAST_MAX_FILE_BYTES": "4"}), 2,
                     "standard input holds more than the limit of 4 bytes")
+    # A limit far beyond memory reserves nothing: standard input is read in pieces.
+    roomy = piped(config.read_bytes(), "plan", "-", *options, env={"LAYERWISE_FAST_MAX_FILE_BYTES": "1EiB"})
+    assert plan_json(roomy) == plan_json(run("plan", str(config), *options))
 
 
 def test_sweep_table_and_json() -> None:
@@ -247,11 +250,11 @@ def test_sweep_table_and_json() -> None:
 
 
 def test_sweep_exits_1_when_no_batch_size_fits() -> None:
-    out = run("sweep", "--example", "seed-30b", "--batch-sizes", "1,128")
+    out = run("sweep", "--example", "seed-30b", "--batch-sizes", "128,1")  # the hint names the smallest
     assert out.returncode == 1
     assert out.stdout.count("does not fit") == 2
     assert out.stderr == ("layerwise-fast: no plan fits at any of the batch sizes; `layerwise-fast plan "
-                          "--batch 1` with the same model and options says why\n")
+                          "--batch 1` with the same model and the other options says why\n")
 
 
 @pytest.mark.parametrize("args", [
@@ -324,12 +327,15 @@ def test_output_must_name_a_file_and_plot_a_png(tmp_path: Path) -> None:
                     2, "the plot is a PNG image; name a .png file")
     assert not (tmp_path / "p.pdf").exists()
     one_clean_error(run("plan", "--example", "llama-2-7b-8xh100", "--output", str(tmp_path)), 2,
-                    f"--output {str(tmp_path)!r} is a folder: name the file to write in it")
+                    f"--output {str(tmp_path)!r} names a folder: name the file to write in it")
     (tmp_path / "folder.png").mkdir()
     one_clean_error(run("plan", "--example", "llama-2-7b-8xh100", "--plot", str(tmp_path / "folder.png")),
-                    2, "--plot", "is a folder: name the file to write in it")
-    one_clean_error(run("plan", "--example", "llama-2-7b-8xh100", "--output", ""), 2,
-                    "--output is empty: name the file to write")
+                    2, "--plot", "names a folder: name the file to write in it")
+    one_clean_error(run("plan", "--example", "llama-2-7b-8xh100", "--output", str(tmp_path / "new") + "/"),
+                    2, "--output", "new/' names a folder")
+    for option in ("--output", "--plot"):
+        one_clean_error(run("plan", "--example", "llama-2-7b-8xh100", option, ""), 2,
+                        f"{option} is empty: name the file to write")
 
 
 def test_one_layer_one_group_one_device_read_in_the_singular(tmp_path: Path) -> None:
@@ -342,3 +348,12 @@ def test_one_layer_one_group_one_device_read_in_the_singular(tmp_path: Path) -> 
     assert first.startswith("Plan for one: 1 layer in 1 group on 1 device (h100)")
     assert "1 micro-batch · sequence 1 token · chunk 1 token (" in second
     assert second.endswith("1 chunk per sequence")
+
+
+def test_device_kinds_read_in_pipeline_order_and_a_numeric_file_name_is_a_calibration(tmp_path: Path) -> None:
+    config = str(CONFIGS / "tiny-moe-synthetic.json")
+    out = run("plan", config, "--devices", "h200,h100,h100")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0].endswith("(h200, h100)")
+    (tmp_path / "1e3").write_text("{}")  # a file whose name reads as a number is still a file
+    one_clean_error(run("plan", config, "--devices", "1e3", cwd=tmp_path), 2, "calibration file '1e3'")
