@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Final, Literal, Mapping, Sequence
 
 import numpy as np
@@ -75,11 +75,15 @@ class Model:
             per layer (a transformer's hidden size; its head's output is the vocabulary),
             or None where the source does not say.
         label: a short name for reports (the file name without its extension).
+        positions: the longest sequence the model was built for (a config's
+            ``n_positions`` or ``max_position_embeddings``), or None where the source
+            does not say; a plan for a longer sequence says so in its notes.
     """
 
     table: LayerTable
     cut_elems_per_token: int | tuple[int, ...] | None
     label: str
+    positions: int | None = None
 
 
 def _is_layer_table(head: bytes) -> bool:
@@ -115,14 +119,16 @@ def load_model(source: str | os.PathLike[str], *, layer_granularity: str = "laye
                              f"transformer config; {path!r} is a layer table, whose rows are the layers")
         return Model(LayerTable.from_json(source), None, label)
     table, config = _transformer_table(source, layer_granularity, "bf16")
+    positions = config.get("n_positions", config.get("max_position_embeddings"))
+    positions = positions if type(positions) is int and positions > 0 else None
     hidden = config.get("hidden_size", config.get("n_embd"))
     if type(hidden) is not int:
-        return Model(table, None, label)
+        return Model(table, None, label, positions)
     # Every row hands the next one `hidden` elements per token, but the head's
     # output is the logits: one per vocabulary entry (its out_channels).
     heads = np.asarray(table.kind) == "head"
     cut = np.where(heads, table.out_channels, hidden)
-    return Model(table, tuple(int(width) for width in cut), label)
+    return Model(table, tuple(int(width) for width in cut), label, positions)
 
 
 def plan(
@@ -222,7 +228,7 @@ def plan(
     report("chunk", 0.5)
     partition = _partition(columns, pool, request, units.names, traffic)
     report("partition", 0.7)
-    built = _assemble(loaded.label, units, rules, codes, columns, traffic, partition, pool,
+    built = _assemble(loaded, units, rules, codes, columns, traffic, partition, pool,
                       request, chosen, on_oversize, cap)
     report("performance", 1.0)
     return built
@@ -285,7 +291,7 @@ def _as_model(model: object, layer_granularity: str, name: str | None) -> Model:
     if name is not None:
         if not isinstance(name, str) or not name:
             raise TypeError(f"name must be a non-empty str, got {name!r}")
-        loaded = Model(loaded.table, loaded.cut_elems_per_token, name)
+        loaded = replace(loaded, label=name)
     return loaded
 
 
@@ -415,7 +421,7 @@ def _stage_ticks(stage_s: FloatColumn) -> IntColumn:
     return np.ceil(stage_s / tick).astype(np.int64)
 
 
-def _assemble(label: str, units: UnitSizes, rules: SizeRules, codes: IntColumn,
+def _assemble(model: Model, units: UnitSizes, rules: SizeRules, codes: IntColumn,
               columns: dict[str, IntColumn], traffic: LayerTraffic, partition: Partition,
               pool: DevicePool, request: _Request, chunk: int, on_oversize: str,
               capacity: int | None) -> Plan:
@@ -434,7 +440,7 @@ def _assemble(label: str, units: UnitSizes, rules: SizeRules, codes: IntColumn,
     kinds = np.arange(device_count) if pool.mixed else np.zeros(device_count, dtype=np.int64)
     capacities = np.array(pool.capacities, dtype=np.int64)[kinds]
     settings = PlanSettings(
-        model=label, batch=request.batch, micro_batches=request.micro_batches,
+        model=model.label, batch=request.batch, micro_batches=request.micro_batches,
         sequence=request.sequence, chunk=chunk, chunks=chunks,
         granularity=request.granularity, chunk_searched=request.chunk is None,
         act_dtype=units.act_dtype, weight_dtype=units.weight_dtype,
@@ -448,14 +454,18 @@ def _assemble(label: str, units: UnitSizes, rules: SizeRules, codes: IntColumn,
                  treated=rules.report(codes, request.batch * chunk, chunks),
                  weights=columns["weights"], activations=columns["activations"],
                  buffers=columns["buffers"])
-    plan_.notes = _notes(plan_, units, capacity)
+    plan_.notes = _notes(plan_, units, capacity, model.positions)
     return plan_
 
 
-def _notes(plan_: Plan, units: UnitSizes, capacity: int | None) -> tuple[str, ...]:
+def _notes(plan_: Plan, units: UnitSizes, capacity: int | None,
+           positions: int | None) -> tuple[str, ...]:
     """What a reader of the plan should know about its numbers."""
     notes = []
     s, perf, treated = plan_.settings, plan_.performance, plan_.treated
+    if positions is not None and s.sequence > positions:
+        notes.append(f"the sequence ({s.sequence} tokens) is longer than the {positions} positions "
+                     f"of the model's config (n_positions or max_position_embeddings)")
     if capacity is not None:
         notes.append(f"the capacity {capacity} bytes was given; it replaces the devices' "
                      f"effective capacity")

@@ -31,7 +31,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -98,4 +98,4 @@ def scenario(name: str) -> Scenario:
 def scenario_model(example: Scenario) -> Model:
     """The example's model, labelled with the example's name."""
     loaded = load_model(example.model_path())
-    return Model(loaded.table, loaded.cut_elems_per_token, example.name)
+    return replace(loaded, label=example.name)

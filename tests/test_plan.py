@@ -800,3 +800,16 @@ def test_group_performance_sums_exactly_or_refuses(layers: list[tuple[int, int, 
     assert max(traffic + baseline + accesses) < 2**63
     assert perf.baseline_bytes.tolist() == baseline
     assert (perf.planned_bytes + perf.cache_bytes).tolist() == accesses
+
+
+def test_a_sequence_beyond_the_configs_positions_is_noted() -> None:
+    configs = Path(lf.__file__).parent / "examples" / "configs"
+    gpt2, llama = load_model(configs / "gpt2.json"), load_model(configs / "llama-2-7b.json")
+    assert (gpt2.positions, llama.positions) == (1024, 4096)  # n_positions, max_position_embeddings
+    note = "the sequence (4096 tokens) is longer than the 1024 positions of the model's config"
+    assert any(n.startswith(note) for n in lf.plan(gpt2, on_oversize="tile", sequence=4096).notes)
+    within = lf.plan(gpt2, on_oversize="tile", sequence=1024, name="gpt2-1k")
+    assert within.settings.model == "gpt2-1k" and not any("positions" in n for n in within.notes)
+    assert not any("positions" in n for n in lf.plan(gpt2.table, on_oversize="tile", sequence=4096).notes)
+    beyond = lf.plan(gpt2, on_oversize="tile", sequence=2048)
+    assert lf.Plan.from_dict(beyond.to_dict()) == beyond  # the note is kept in the plan's file
