@@ -28,8 +28,8 @@ from layerwise_fast.errors import InfeasibleError, LayerTooLargeError
 from layerwise_fast.partition import balanced, dp, greedy
 from layerwise_fast.result import Partition
 from layerwise_fast.summary import counted
-from layerwise_fast.units import (format_bytes, printable, read_input_file, read_input_head,
-                                  read_standard_input)
+from layerwise_fast.units import (STDIN_PROMPT, format_bytes, printable, read_input_file,
+                                  read_input_head, read_standard_input)
 
 __all__ = ["main", "read_sizes", "SizesFile", "InputError"]
 
@@ -138,7 +138,8 @@ def read_sizes(path: str | Path) -> SizesFile:
     FIFOs and files over the input size limit (:func:`layerwise_fast.units.max_file_bytes`)
     are refused before reading."""
     if str(path) == "-":
-        return _read_text(Path("<stdin>"), read_standard_input(error=InputError))
+        raw = read_standard_input(error=InputError, prompt=STDIN_PROMPT.format(what="sizes"))
+        return _read_text(Path("<stdin>"), raw)
     path = Path(path)
     if path.suffix != ".npy":
         return _read_text(path)

@@ -25,7 +25,7 @@ from .planner import ALGORITHMS, COSTS, Model, load_model, plan, sweep
 from .plot import plot_plan
 from .scaling import ACT_DTYPE_BYTES
 from .scenarios import SCENARIOS, scenario, scenario_model
-from .units import INT64_MAX, InputBytes, printable, read_standard_input
+from .units import INT64_MAX, STDIN_PROMPT, InputBytes, printable, read_standard_input
 
 __all__ = ["PROGRESS_MIN_LAYERS", "add_plan_commands", "parse_batch_sizes", "parse_devices"]
 
@@ -121,7 +121,8 @@ def _model(args: argparse.Namespace) -> tuple[Model, dict[str, Any]]:
         return scenario_model(example), dict(example.settings)
     source = args.model
     if source == "-":
-        source = InputBytes("<stdin>", read_standard_input(error=LayerTableError))
+        prompt = STDIN_PROMPT.format(what="the model (a layer table or a config.json)")
+        source = InputBytes("<stdin>", read_standard_input(error=LayerTableError, prompt=prompt))
     return load_model(source, layer_granularity=args.layers or "layer"), {}
 
 

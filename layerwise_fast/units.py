@@ -45,6 +45,7 @@ __all__ = [
     "InputBytes",
     "read_input_file",
     "read_standard_input",
+    "STDIN_PROMPT",
     "write_bytes_atomically",
     "write_text_atomically",
     "DEFAULT_MAX_FILE_BYTES",
@@ -462,8 +463,17 @@ def _read_within(handle: BinaryIO, expected: int, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def read_standard_input(*, error: type[ValueError]) -> bytes:
-    """Standard input, whole, within :func:`max_file_bytes`; ``error`` when it holds more."""
+STDIN_PROMPT: Final[str] = ("layerwise-fast: reading {what} from standard input; end it with "
+                             "Ctrl-D (Ctrl-Z, Enter on Windows)")
+"""What the command line says before it reads a terminal, with ``what`` it reads."""
+
+
+def read_standard_input(*, error: type[ValueError], prompt: str | None = None) -> bytes:
+    """Standard input, whole, within :func:`max_file_bytes`; ``error`` when it holds more.
+    ``prompt`` goes to standard error first where standard input is a terminal, whose
+    user may not know that it is being read."""
+    if prompt is not None and sys.stdin.isatty():
+        print(prompt, file=sys.stderr, flush=True)
     limit = max_file_bytes()
     parts: list[bytes] = []
     size = 0

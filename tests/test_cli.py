@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -248,3 +249,36 @@ def test_format_json_is_the_same_as_json(tmp_path: Path) -> None:
     assert table.returncode == 0 and not table.stdout.startswith("{")
     both = cli("partition", str(tmp_path / "s.txt"), "--json", "--format", "table")
     assert both.returncode == 2 and "--json and --format table ask for different outputs" in both.stderr
+
+
+def _read_until(fd: int, text: str, seconds: float = 60.0) -> str:
+    """What a pseudo-terminal shows until `text` appears (or the time is up)."""
+    import select
+    seen, deadline = "", time.monotonic() + seconds
+    while text not in seen and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.5)[0]:
+            try:
+                seen += os.read(fd, 4096).decode(errors="replace")
+            except OSError:  # the other end closed
+                break
+    return seen
+
+
+@pytest.mark.parametrize("args, what, error", [
+    (["partition", "-"], "sizes", "<stdin>: no sizes found"),
+    (["plan", "-"], "the model (a layer table or a config.json)", "model file '<stdin>' is empty"),
+])
+def test_a_terminal_on_standard_input_is_told_what_is_read(args: list[str], what: str, error: str) -> None:
+    pty = pytest.importorskip("pty")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the command, its standard streams on the terminal
+        os.execv(sys.executable, [sys.executable, "-m", "layerwise_fast", *args])
+    try:
+        prompt = f"layerwise-fast: reading {what} from standard input; end it with Ctrl-D"
+        assert prompt in _read_until(fd, prompt)
+        os.write(fd, b"\x04")  # Ctrl-D: the input ends, empty
+        assert error in _read_until(fd, error)
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 2
