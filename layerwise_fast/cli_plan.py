@@ -56,7 +56,7 @@ def parse_devices(text: str) -> int | list[str]:
         raise ValueError(f"--devices: {text!r} has an empty entry; give a count such as 8 "
                          f"or profiles such as h100,h100,a100")
     for name in names:
-        if name.lower() not in PROFILES and not (name.endswith(".json") or os.path.exists(name)):
+        if name.lower() not in PROFILES and not _names_a_calibration(name):
             raise ValueError(f"--devices: unknown hardware profile {name!r}; built-in profiles: "
                              f"{', '.join(sorted(PROFILES))}, or a calibration JSON file")
     return names
@@ -102,11 +102,16 @@ def parse_batch_sizes(text: str) -> list[int]:
     return sizes
 
 
+def _names_a_calibration(text: str) -> bool:
+    """Whether a --hardware or --devices entry that is no profile names a calibration file."""
+    return text.endswith(".json") or os.path.exists(text)
+
+
 def _hardware(text: str | None) -> str | Hardware | None:
     """A profile name, or a calibration file (a path ending in .json or an existing file)."""
     if text is None or text.lower() in PROFILES:
         return text
-    if text.endswith(".json") or os.path.exists(text):
+    if _names_a_calibration(text):
         return Hardware.from_calibration(text)
     return text  # plan() reports the unknown profile, listing the known ones
 

@@ -448,8 +448,9 @@ def _read_checked(path: str | os.PathLike[str], *, what: str, error: type[ValueE
 
 
 def _read_within(handle: BinaryIO, expected: int, limit: int) -> bytes:
-    """The file's bytes, up to limit + 1: one read of the size it had, then (if it grew
-    since) pieces of 1 MiB, so that no buffer of the whole limit is ever allocated."""
+    """The file's bytes, up to limit + 1: one read of the size it had (``expected``; 0 for
+    a stream), then (if it grew since, or holds more) pieces of 1 MiB, so that no buffer
+    of the whole limit is ever allocated."""
     raw = handle.read(min(expected, limit) + 1)
     if len(raw) <= expected:
         return raw
@@ -475,17 +476,10 @@ def read_standard_input(*, error: type[ValueError], prompt: str | None = None) -
     if prompt is not None and sys.stdin.isatty():
         print(prompt, file=sys.stderr, flush=True)
     limit = max_file_bytes()
-    parts: list[bytes] = []
-    size = 0
-    while size <= limit:  # in pieces: a read of limit + 1 bytes would reserve that much first
-        part = sys.stdin.buffer.read(min(1 << 20, limit + 1 - size))
-        if not part:
-            break
-        parts.append(part)
-        size += len(part)
-    if size > limit:
+    raw = _read_within(sys.stdin.buffer, 0, limit)  # a stream: its size is not known
+    if len(raw) > limit:
         raise _too_big(error, "standard input", None, limit)
-    return b"".join(parts)
+    return raw
 
 
 def _too_big(error: type[ValueError], label: str, size: int | None, limit: int) -> ValueError:
