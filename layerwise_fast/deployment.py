@@ -12,7 +12,7 @@ JSON form (UTF-8, one object). Every per-layer, per-group and per-device list is
 column of exact integers (bytes, counts, indices), so that 10^6 layers stay compact and
 exact; times live only in ``totals``::
 
-    {"schema": "layerwise_fast.plan", "version": 1,
+    {"schema": "layerwise_fast.plan", "version": 2,
      "settings": {"model": str, "batch": int, "micro_batches": int, "sequence": int,
                   "chunk": int, "chunks": int, "granularity": int,
                   "chunk_searched": bool, "act_dtype": str, "weight_dtype": str | null,
@@ -27,6 +27,7 @@ exact; times live only in ``totals``::
                 "out_bytes_per_token": [int], "flops_per_token": [int]},
      "groups": {"boundaries": [int], "costs": [int], "device": [int],
                 "baseline_bytes": [int], "planned_bytes": [int], "cache_bytes": [int]},
+     "lookups": {"layers": [int], "rows": [int], "table_bytes": [int]},
      "treated": {"layers": [int], "kind": [str], "original_bytes": [int],
                  "weight_bytes": [int], "tiles": [int], "tile_bytes": [int],
                  "last_tile_bytes": [int], "extra_bytes": [int]},
@@ -37,8 +38,15 @@ exact; times live only in ``totals``::
                 "bottleneck": str},
      "notes": [str]}
 
-``layers.weights`` is what each layer occupies in the cache (a tiled layer's tile);
-``activations`` is exactly ``ceil(batch x chunk x act_bytes_per_token x ratio)``.
+``layers.weights`` is what each layer occupies in the cache (a tiled layer's tile; a
+lookup's rows read by one chunk's tokens); ``activations`` is exactly ``ceil(batch x
+chunk x act_bytes_per_token x ratio)``. ``lookups`` lists the lookup layers (ascending),
+their tables' rows and whole tables' bytes as planned (quantized where treated so): a
+lookup's ``layers.weights`` (a tiled one's ``treated.weight_bytes``; its tile is then
+``layers.weights``) is exactly ``min(table_bytes, ceil(table_bytes x batch x chunk /
+rows))``, and it reads the rows of its micro-batch's tokens from HBM once
+(:mod:`~layerwise_fast.workingset`, "Lookups"). A version 1 file (written before lookups
+were modelled, with no ``lookups`` field) is read as a plan without lookups.
 
 :meth:`Plan.from_dict` and :meth:`Plan.from_json` check all of it: every key present and
 no other, every type, range and length, and every invariant that ties the parts
@@ -74,13 +82,14 @@ from .result import Partition
 from .scaling import scaled_activations
 from .summary import counted, format_plan
 from .units import INT64_MAX, _json_type, _load_json_checked, write_bytes_atomically
+from .workingset import Lookups
 
 __all__ = ["PLAN_SCHEMA", "PLAN_VERSION", "Plan", "PlanFormatError", "PlanSettings"]
 
 IntColumn = npt.NDArray[np.int64]
 
 PLAN_SCHEMA: Final[str] = "layerwise_fast.plan"
-PLAN_VERSION: Final[int] = 1
+PLAN_VERSION: Final[int] = 2
 SUMMARY_ROWS: Final[int] = 24
 """Rows of each table :meth:`Plan.summary` prints before it elides the middle."""
 TOTALS_TOLERANCE: Final[float] = 1e-9
@@ -161,6 +170,8 @@ class Plan:
         partition: the groups.
         group_device: the device of each group.
         treated: the oversize layers and their treatment.
+        lookups: the layers that read table rows per token (embeddings), whose
+            ``weights`` are one chunk's rows (:class:`~layerwise_fast.workingset.Lookups`).
         performance: per-group traffic and times (computed).
         stages: per-device stage times (computed).
         cuts: the cuts between devices (computed).
@@ -170,8 +181,8 @@ class Plan:
 
     __slots__ = ("settings", "hardware", "device_kind", "device_capacities", "names",
                  "weights", "activations", "buffers", "traffic", "partition",
-                 "group_device", "treated", "performance", "stages", "cuts", "timeline",
-                 "notes")
+                 "group_device", "treated", "lookups", "performance", "stages", "cuts",
+                 "timeline", "notes")
 
     settings: PlanSettings
     hardware: tuple[Hardware, ...]
@@ -185,6 +196,7 @@ class Plan:
     partition: Partition
     group_device: IntColumn
     treated: Treatments
+    lookups: Lookups
     performance: GroupPerformance
     stages: StageTimes
     cuts: Cuts
@@ -206,6 +218,7 @@ class Plan:
         partition: Partition,
         group_device: IntColumn,
         treated: Treatments,
+        lookups: Lookups | None = None,
         notes: tuple[str, ...] = (),
     ) -> None:
         """Store the parts, make their arrays read-only and run the performance model on
@@ -222,6 +235,7 @@ class Plan:
         self.partition = partition
         self.group_device = group_device
         self.treated = treated
+        self.lookups = Lookups.none() if lookups is None else lookups
         self.notes = notes
         model = evaluate(traffic, partition.boundaries, group_device, hardware, device_kind,
                          batch=settings.batch, sequence=settings.sequence,
@@ -333,6 +347,8 @@ class Plan:
                 "costs": column(self.partition.group_costs),
                 "device": column(self.group_device),
                 **{field: column(getattr(perf, field)) for field in _TRAFFIC_FIELDS}},
+            "lookups": {field: column(getattr(self.lookups, field))
+                        for field in _LOOKUP_FIELDS},
             "treated": {field: column(getattr(treated, field)) for field in _TREATED_FIELDS},
             "cuts": {field: column(getattr(self.cuts, field)) for field in _CUT_FIELDS},
             "totals": {**_totals(self), "bottleneck": tl.bottleneck},
@@ -396,7 +412,8 @@ class Plan:
                 self.activations, self.buffers, t.weights, t.reads, t.act_per_token,
                 t.out_per_token, t.flops_per_token, self.partition.boundaries,
                 self.partition.group_costs, self.group_device,
-                *(getattr(treated, field) for field in _TREATED_FIELDS))
+                *(getattr(treated, field) for field in _TREATED_FIELDS),
+                *(getattr(self.lookups, field) for field in _LOOKUP_FIELDS))
 
     def __eq__(self, other: object) -> bool:
         """Equal settings, devices, notes and arrays (and so equal model numbers)."""
@@ -464,6 +481,7 @@ _TRAFFIC_FIELDS: Final[tuple[str, ...]] = ("baseline_bytes", "planned_bytes", "c
 _TREATED_FIELDS: Final[tuple[str, ...]] = (
     "layers", "kind", "original_bytes", "weight_bytes", "tiles", "tile_bytes",
     "last_tile_bytes", "extra_bytes")
+_LOOKUP_FIELDS: Final[tuple[str, ...]] = ("layers", "rows", "table_bytes")
 _CUT_FIELDS: Final[tuple[str, ...]] = ("after_layer", "bytes_per_chunk",
                                        "bytes_per_micro_batch")
 _LAYER_FIELDS: Final[tuple[str, ...]] = (
@@ -481,8 +499,9 @@ _SETTINGS_TYPES: Final[Mapping[str, str]] = {
     "cut_exact": "flag",
 }
 _TOP_KEYS: Final[tuple[str, ...]] = (
-    "schema", "version", "settings", "devices", "layers", "groups", "treated", "cuts",
-    "totals", "notes")
+    "schema", "version", "settings", "devices", "layers", "groups", "lookups", "treated",
+    "cuts", "totals", "notes")
+_VERSION_1_KEYS: Final[tuple[str, ...]] = tuple(key for key in _TOP_KEYS if key != "lookups")
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -607,12 +626,11 @@ def _join(where: str, key: str) -> str:
 
 def _read_plan(document: object, label: str, *, native_arrays: bool) -> Plan:
     read = _Reader(label, native_arrays=native_arrays)
-    top = read.section(document, "", _TOP_KEYS)
-    if top["schema"] != PLAN_SCHEMA:
-        read.fail("schema", f"must be {PLAN_SCHEMA!r}, got {top['schema']!r}")
-    if type(top["version"]) is not int or top["version"] != PLAN_VERSION:
-        raise PlanFormatError(f"{label}: unsupported version {top['version']!r} "
-                              f"(this release reads version {PLAN_VERSION})")
+    if isinstance(document, Mapping) and "schema" in document and "version" in document:
+        _check_schema_and_version(read, document)  # before the keys, which differ by version
+    first = isinstance(document, Mapping) and document.get("version") == 1
+    top = read.section(document, "", _VERSION_1_KEYS if first else _TOP_KEYS)
+    _check_schema_and_version(read, top)
     settings = _read_settings(read, top["settings"])
     hardware, kinds, capacities = _read_devices(read, top["devices"])
     limit = settings.devices_requested
@@ -620,20 +638,33 @@ def _read_plan(document: object, label: str, *, native_arrays: bool) -> Plan:
         read.fail("devices.kind", f"lists {len(kinds)} devices, more than "
                                   f"settings.devices_requested ({limit})")
     names, columns, traffic = _read_layers(read, top["layers"], settings)
-    treated = _read_treated(read, top["treated"], settings, columns["weights"])
+    weights = columns["weights"]
+    lookups = (_read_lookups(read, top["lookups"], len(weights)) if "lookups" in top
+               else Lookups.none())
+    treated = _read_treated(read, top["treated"], settings, weights, lookups)
+    _check_lookups(read, lookups, weights, treated, settings)
+    traffic = _with_treatments(traffic, treated, lookups, settings)
     partition, group_device = _read_groups(read, top["groups"], settings, columns, capacities)
     try:  # the performance model runs here, in int64 byte counts
         plan = Plan(settings=settings, hardware=hardware, device_kind=kinds,
                     device_capacities=capacities, names=names, weights=columns["weights"],
                     activations=columns["activations"], buffers=columns["buffers"],
-                    traffic=_with_treatments(traffic, treated, settings.chunks),
-                    partition=partition, group_device=group_device, treated=treated,
+                    traffic=traffic, partition=partition, group_device=group_device,
+                    treated=treated, lookups=lookups,
                     notes=tuple(read.texts(top["notes"], "notes").tolist()))
     except OverflowError as exc:
         raise PlanFormatError(f"{label}: its layers and settings overflow the performance "
                               f"model: {exc}") from exc
     _check_model(read, top, plan)
     return plan
+
+
+def _check_schema_and_version(read: _Reader, top: Mapping[str, Any]) -> None:
+    if top["schema"] != PLAN_SCHEMA:
+        read.fail("schema", f"must be {PLAN_SCHEMA!r}, got {top['schema']!r}")
+    if type(top["version"]) is not int or top["version"] not in (1, PLAN_VERSION):
+        raise PlanFormatError(f"{read.label}: unsupported version {top['version']!r} "
+                              f"(this release reads versions 1 and {PLAN_VERSION})")
 
 
 def _read_settings(read: _Reader, value: object) -> PlanSettings:
@@ -727,18 +758,51 @@ def _read_layers(read: _Reader, value: object, settings: PlanSettings,
     return names, columns, traffic
 
 
-def _with_treatments(traffic: LayerTraffic, treated: Treatments, chunks: int) -> LayerTraffic:
-    """The layers' whole weights and reads: a tiled layer reads all its weights per chunk."""
+def _read_lookups(read: _Reader, value: object, n: int) -> Lookups:
+    """The lookups section: ascending layers within ``0..n-1``, tables of at least one
+    row (how they agree with the layers is :func:`_check_lookups`)."""
+    section = read.section(value, "lookups", _LOOKUP_FIELDS)
+    layers = read.ints(section["layers"], "lookups.layers")
+    if layers.size and ((np.diff(layers) <= 0).any() or int(layers[-1]) >= n):
+        read.fail("lookups.layers", f"must rise strictly within 0..{n - 1}")
+    rows = read.ints(section["rows"], "lookups.rows", len(layers), low=1)
+    table_bytes = read.ints(section["table_bytes"], "lookups.table_bytes", len(layers))
+    return Lookups(layers, rows, table_bytes)
+
+
+def _check_lookups(read: _Reader, lookups: Lookups, weights: IntColumn, treated: Treatments,
+                   settings: PlanSettings) -> None:
+    """Each lookup holds the rows one chunk's tokens read of its table: as its
+    ``layers.weights``, or, tiled, as its ``treated.weight_bytes``."""
+    rows = lookups.gathered(weights, settings.batch * settings.chunk)
+    tiled = treated.layers[treated.kind == "tile"]
+    expected = rows.copy()
+    expected[tiled] = weights[tiled]  # a tiled layer's weights are its tile
+    read.same(weights, expected, "layers.weights",
+              "min(table_bytes, ceil(table_bytes x batch x chunk / rows)) of its lookup")
+    streamed = np.isin(treated.layers, lookups.layers) & (treated.kind == "tile")
+    read.same(treated.weight_bytes[streamed], rows[treated.layers[streamed]],
+              "treated.weight_bytes of a tiled lookup",
+              "min(table_bytes, ceil(table_bytes x batch x chunk / rows))")
+
+
+def _with_treatments(traffic: LayerTraffic, treated: Treatments, lookups: Lookups,
+                     settings: PlanSettings) -> LayerTraffic:
+    """The weights each layer reads from HBM per micro-batch, and how often: whole (a
+    quantized layer's after quantization), all of a tiled layer's per chunk, and a
+    lookup's rows for the micro-batch's tokens, once."""
     weights = traffic.weights.copy()
     reads = traffic.reads.copy()
     weights[treated.layers] = treated.weight_bytes
-    reads[treated.layers[treated.kind == "tile"]] = chunks
+    reads[treated.layers[treated.kind == "tile"]] = settings.chunks
+    weights = lookups.gathered(weights, settings.batch * settings.sequence)
+    reads[lookups.layers] = 1
     return LayerTraffic(weights, reads, traffic.act_per_token, traffic.out_per_token,
                         traffic.flops_per_token)
 
 
 def _read_treated(read: _Reader, value: object, settings: PlanSettings,
-                  weights: IntColumn) -> Treatments:
+                  weights: IntColumn, lookups: Lookups) -> Treatments:
     section = read.section(value, "treated", _TREATED_FIELDS)
     layers = read.ints(section["layers"], "treated.layers")
     n = len(weights)
@@ -752,13 +816,19 @@ def _read_treated(read: _Reader, value: object, settings: PlanSettings,
     counts = {field: read.ints(section[field], f"treated.{field}", len(layers))
               for field in _TREATED_FIELDS[2:]}
     treated = Treatments(layers, kind, **counts)
-    _check_treated(read, treated, weights[layers], settings.chunks)
+    lookup = np.isin(layers, lookups.layers)
+    cached = weights[layers]
+    quantized = lookup & (kind != "tile")  # cached whole: its whole table, quantized
+    cached[quantized] = lookups.table_bytes[np.searchsorted(lookups.layers, layers[quantized])]
+    _check_treated(read, treated, cached, settings.chunks, lookup)
     return treated
 
 
-def _check_treated(read: _Reader, t: Treatments, cached: IntColumn, chunks: int) -> None:
+def _check_treated(read: _Reader, t: Treatments, cached: IntColumn, chunks: int,
+                   lookup: npt.NDArray[np.bool_]) -> None:
     """Tiles, tile bytes, original sizes and extra traffic agree with the weights and
-    with each other."""
+    with each other (``lookup``: which treated layers are lookups, whose tiles add no
+    traffic)."""
     tiled = t.kind == "tile"
     read.same(t.weight_bytes, np.where(tiled, t.weight_bytes, cached), "treated.weight_bytes",
               "layers.weights (a quantized layer is cached whole)")
@@ -775,8 +845,9 @@ def _check_treated(read: _Reader, t: Treatments, cached: IntColumn, chunks: int)
               "treated.tiles", "ceil(weight_bytes / tile_bytes)")
     read.same(t.last_tile_bytes, t.weight_bytes - (t.tiles - 1) * cached,
               "treated.last_tile_bytes", "weight_bytes - (tiles - 1) x tile_bytes")
-    read.same(t.extra_bytes, np.where(tiled, t.weight_bytes * (chunks - 1), 0),
-              "treated.extra_bytes", "weight_bytes x (chunks - 1) for a tiled layer")
+    read.same(t.extra_bytes, np.where(tiled & ~lookup, t.weight_bytes * (chunks - 1), 0),
+              "treated.extra_bytes", "weight_bytes x (chunks - 1) for a tiled layer but a "
+              "lookup")
 
 
 def _read_groups(read: _Reader, value: object, settings: PlanSettings,

@@ -18,7 +18,8 @@ column                      dtype   meaning
 ``flops_per_token``         int64   floating-point operations per token (0: unknown)
 ``out_channels``            int64   output channels of the block's weight matrices
                                     (rows of an embedding table): one quantization scale
-                                    each at fp8/int8
+                                    each at fp8/int8; an embedding reads one row of
+                                    them per token (a lookup)
 ``vector_params``           int64   of ``params``, those in 1-D tensors (biases, norm
                                     weights); they stay 16-bit when weights are quantized
 ``tied_params``             int64   parameters owned by another block that this block
@@ -142,8 +143,9 @@ class LayerTable:
     (:meth:`from_transformer_config`) or from a torch module (:meth:`from_torch`).
     """
 
-    __slots__ = ("_columns",)
+    __slots__ = ("_columns", "_kinds")
     _columns: dict[str, npt.NDArray[Any]]
+    _kinds: frozenset[str]
 
     def __init__(
         self,
@@ -194,6 +196,15 @@ class LayerTable:
         return table
 
     # -- columns -------------------------------------------------------------------
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        """The distinct kinds of the rows (found once: the table never changes)."""
+        try:
+            return self._kinds
+        except AttributeError:
+            self._kinds = frozenset(self._columns["kind"].tolist())
+            return self._kinds
 
     @property
     def name(self) -> TextColumn:

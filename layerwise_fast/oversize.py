@@ -18,6 +18,12 @@ planner applies the ``on_oversize`` policy to it:
     int8 weights, else int4 weights (:func:`~layerwise_fast.workingset.working_set`'s
     formulas, scales included), whichever is the first to fit; fails when int4 does not.
 
+A lookup (an ``embedding`` row that records its table's rows) holds only the rows its
+chunk's tokens read (:mod:`~layerwise_fast.workingset`, "Lookups"), so it is oversize
+only when one chunk's rows, activations and buffers exceed the capacity. ``"tile"``
+streams those rows through the room in tiles; it reads them once per chunk in any case,
+so its tiles add no HBM traffic. ``"quantize"`` stores its rows at int8 or int4.
+
 Only oversize layers are treated, and their treatment is decided at the smallest chunk:
 quantization and tiling are costs (accuracy, traffic), so a layer that fits untreated at
 some chunk is never treated to allow a larger one. The chunk search then keeps the
@@ -36,8 +42,9 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import LayerTooLargeError
-from .scaling import UnitSizes, activations, fit_tokens
+from .scaling import UnitSizes, activations, fit_beside_weights, fit_tokens
 from .units import format_bytes
+from .workingset import Lookups
 
 __all__ = [
     "INT4",
@@ -114,13 +121,16 @@ class Treatments:
     Attributes:
         layers: indices of the treated layers, ascending.
         kind: ``"tile"``, ``"int8"`` or ``"int4"`` for each.
-        original_bytes: weight bytes at the table's (or overriding) precision.
-        weight_bytes: weight bytes as planned (after quantization; all tiles together).
+        original_bytes: weight bytes at the table's (or overriding) precision (a tiled
+            lookup's: the table rows one chunk reads).
+        weight_bytes: weight bytes as planned (after quantization; all tiles together;
+            a tiled lookup's: the table rows one chunk reads).
         tiles: number of weight tiles (1 for a quantized layer).
         tile_bytes: bytes of every tile but the last (``weight_bytes`` when untiled).
         last_tile_bytes: bytes of the last tile.
         extra_bytes: HBM bytes per micro-batch that tiling adds (the weights re-read
-            for every chunk after the first); 0 for quantized layers.
+            for every chunk after the first); 0 for quantized layers and for lookups,
+            which read each chunk's rows once however they are held.
     """
 
     layers: IntColumn
@@ -189,20 +199,20 @@ class SizeRules:
         activations and buffers."""
         acts = activations(self.units, tokens)
         buffers = self.units.buffers
-        weights = self.units.weights
-        if codes.any():
+        if not codes.any():
+            return {"weights": self.units.weights_for(tokens), "activations": acts,
+                    "buffers": buffers}
+        weights = self.units.weights_for(tokens, self.planned_weights(codes))
+        tiled = codes == TILED
+        if tiled.any():
             weights = weights.copy()
-            for code, column in ((INT8, self.int8_weights), (INT4, self.int4_weights)):
-                chosen = codes == code
-                if column is not None and chosen.any():
-                    weights[chosen] = column[chosen]
-            tiled = codes == TILED
             weights[tiled] = self.treat_capacity - acts[tiled] - buffers[tiled]
         return {"weights": weights, "activations": acts, "buffers": buffers}
 
     def planned_weights(self, codes: IntColumn) -> IntColumn:
         """Every layer's whole weight bytes as planned: quantized where treated so,
-        untiled (the bytes a layer reads per pass over its weights)."""
+        untiled (the bytes a layer reads per pass over its weights; a lookup's whole
+        table)."""
         weights = self.units.weights
         if not codes.any() or self.policy != "quantize":
             return weights
@@ -210,24 +220,46 @@ class SizeRules:
         return np.where(codes == INT8, self.int8_weights,
                         np.where(codes == INT4, self.int4_weights, weights))
 
+    def traffic_weights(self, codes: IntColumn, tokens: int) -> IntColumn:
+        """The weight bytes each layer reads per pass over ``tokens`` tokens (a
+        micro-batch): :meth:`planned_weights`, a lookup's cut to the rows read."""
+        return self.units.weights_for(tokens, self.planned_weights(codes))
+
+    def lookups(self, codes: IntColumn) -> Lookups:
+        """The lookups, with their whole tables' bytes as planned under ``codes``."""
+        layers = self.units.lookup_layers
+        return Lookups(layers, self.units.lookup_rows, self.planned_weights(codes)[layers])
+
     def report(self, codes: IntColumn, tokens: int, chunks: int) -> Treatments:
         """The :class:`Treatments` of a plan at ``tokens`` per chunk, ``chunks`` chunks
         per micro-batch."""
         layers = np.flatnonzero(codes).astype(np.int64)
         planned = self.planned_weights(codes)[layers]
+        original = self.units.weights[layers]
+        tiled = codes[layers] == TILED
+        streamed = tiled & np.isin(layers, self.units.lookup_layers)
+        if streamed.any():  # a tiled lookup streams the rows of one chunk
+            rows = self.units.weights_for(tokens)[layers[streamed]]
+            planned[streamed], original[streamed] = rows, rows
         tiles = np.ones(len(layers), dtype=np.int64)
         tile_bytes, last = planned.copy(), planned.copy()
         extra = np.zeros(len(layers), dtype=np.int64)
-        tiled = codes[layers] == TILED
         if tiled.any():
             rooms = self.sizes(tokens, codes)["weights"][layers[tiled]]
             tiles[tiled] = -(-planned[tiled] // rooms)
             tile_bytes[tiled] = rooms
             last[tiled] = planned[tiled] - (tiles[tiled] - 1) * rooms
-            extra[tiled] = planned[tiled] * (chunks - 1)
+            reread = tiled & ~streamed
+            extra[reread] = planned[reread] * (chunks - 1)
         kind = np.array([TREATMENT_NAMES[c] for c in codes[layers].tolist()], dtype=object)
-        return Treatments(layers, kind, self.units.weights[layers], planned, tiles,
-                          tile_bytes, last, extra)
+        return Treatments(layers, kind, original, planned, tiles, tile_bytes, last, extra)
+
+    def weight_reads(self, codes: IntColumn, chunks: int) -> IntColumn:
+        """How often each layer reads its weights from HBM per micro-batch: once per
+        chunk where tiled (a lookup reads its rows once however it is held), else once."""
+        reads = np.where(codes == TILED, chunks, 1).astype(np.int64)
+        reads[self.units.lookup_layers] = 1
+        return reads
 
     def block_limits(self, tokens_min: IntColumn) -> tuple[IntColumn, IntColumn]:
         """For several smallest-chunk token counts at once (one per batch size): the token
@@ -279,15 +311,16 @@ class SizeRules:
         name = str(units.names[layer])
         acts = int(activations(units, tokens_min)[layer])
         buffers = int(units.buffers[layer])
-        weights = int(units.weights[layer])
+        weights = int(units.weights_for(tokens_min)[layer])
         at = f"for {chunk_text}"
         # Room for some weights, tiled or quantized? Else say what fills the capacity.
         no_room = _BUFFERS_HINT if buffers >= self.treat_capacity else _NO_ROOM_HINT
         room = acts + buffers < self.treat_capacity
+        held = "table rows read" if layer in units.lookup_layers else "weights"
         if self.policy == "error":
             raise OversizeLayerError(
                 layer, weights + acts + buffers, self.fit_capacity, name,
-                f"weights {weights} + activations {acts} + buffers {buffers} {at}",
+                f"{held} {weights} + activations {acts} + buffers {buffers} {at}",
                 _HINT if room else no_room)
         if self.policy == "tile":
             raise OversizeLayerError(
@@ -296,10 +329,10 @@ class SizeRules:
                 f"1 byte", _BUFFERS_HINT if buffers >= self.treat_capacity
                 else "lower the batch or the chunk granularity")
         assert self.int4_weights is not None
-        int4 = int(self.int4_weights[layer])
+        int4 = int(units.weights_for(tokens_min, self.int4_weights)[layer])
         raise OversizeLayerError(
             layer, int4 + acts + buffers, self.treat_capacity, name,
-            f"even with int4 weights: weights {int4} + activations {acts} + buffers "
+            f"even with int4 weights: {held} {int4} + activations {acts} + buffers "
             f"{buffers} {at}",
             "on_oversize='tile' (--on-oversize tile) streams its weights in tiles"
             if room else no_room)
@@ -320,15 +353,16 @@ def oversize_rules(units: UnitSizes, fit_capacity: int, treat_capacity: int, pol
     for name, value in (("fit_capacity", fit_capacity), ("treat_capacity", treat_capacity)):
         if not isinstance(value, int) or value <= 0:
             raise ValueError(f"{name} must be a positive int of bytes, got {value!r}")
-    weights, buffers = units.weights, units.buffers
-    alone = fit_tokens(units, fit_capacity - weights - buffers)
+    buffers = units.buffers
+    alone = fit_beside_weights(units, fit_capacity - buffers, units.weights)
     if policy == "tile":
         return SizeRules(units, policy, fit_capacity, treat_capacity, alone,
                          tiled=fit_tokens(units, treat_capacity - buffers - 1))
     if policy == "quantize" and (tokens_min is None or int(alone.min()) < tokens_min):
         int8, int4 = units.weights_at("int8"), units.weights_at("int4")
+        room = treat_capacity - buffers
         return SizeRules(units, policy, fit_capacity, treat_capacity, alone,
                          int8_weights=int8, int4_weights=int4,
-                         int8=fit_tokens(units, treat_capacity - int8 - buffers),
-                         int4=fit_tokens(units, treat_capacity - int4 - buffers))
+                         int8=fit_beside_weights(units, room, int8),
+                         int4=fit_beside_weights(units, room, int4))
     return SizeRules(units, policy, fit_capacity, treat_capacity, alone)

@@ -30,6 +30,9 @@ bytes per token ``a`` (``act_elems_per_token x act_bytes``) and output bytes per
   no flops); a group's stage compute is the larger of its memory and compute times
   (memory and arithmetic overlap: a roofline).
 
+A lookup (an embedding) reads only its tokens' rows: its ``W`` is those rows for the
+``T`` tokens of the micro-batch (at most its table), from HBM in both runs.
+
 What it leaves out: launch and synchronisation costs, the re-reads of resident weights
 from L2 for each chunk (the baseline's matrix tiling re-reads them too), attention's
 dependence on context length, and contention between the two halves of the H100's L2.
@@ -417,7 +420,8 @@ class LayerTraffic:
     """Per-layer inputs of the model (int64 columns, one entry per layer).
 
     Attributes:
-        weights: planned weight bytes (whole; quantized where so treated).
+        weights: planned weight bytes (whole; quantized where so treated; a lookup's
+            rows read by the micro-batch's tokens).
         reads: weight reads from HBM per micro-batch (the chunk count if tiled, else 1).
         act_per_token: activation bytes per token.
         out_per_token: bytes per token leaving the layer.

@@ -38,12 +38,12 @@ from .devices import (DevicePool, DeviceSpec, TooManyGroupsError, device_pool,
 from .errors import InfeasibleError
 from .hardware import Hardware
 from .layers import LayerTable, LayerTableError, _transformer_table
-from .oversize import INT4, INT8, TILED, SizeRules, oversize_rules
+from .oversize import INT4, INT8, SizeRules, oversize_rules
 from .partition import balanced, dp, greedy
 from .perf import FloatColumn, LayerTraffic, Rates, group_performance, stage_time_inputs
 from .result import Partition
 from .scaling import CutElems, UnitSizes, chunk_for, unit_sizes
-from .summary import format_seconds
+from .summary import counted, format_seconds
 from .units import (UTF8_BOM, ByteCount, FractionLike, format_bytes, parse_bytes, printable,
                     read_input_head)
 
@@ -222,8 +222,8 @@ def plan(
     chosen = request.chunk or _search_chunk(rules, codes, pool, request)
     columns = rules.sizes(request.batch * chosen, codes)
     chunks = -(-request.sequence // chosen)
-    traffic = LayerTraffic(rules.planned_weights(codes),
-                           np.where(codes == TILED, chunks, 1).astype(np.int64),
+    traffic = LayerTraffic(rules.traffic_weights(codes, request.batch * request.sequence),
+                           rules.weight_reads(codes, chunks),
                            units.act_per_token, units.out_per_token, units.flops_per_token)
     report("chunk", 0.5)
     partition = _partition(columns, pool, request, units.names, traffic)
@@ -452,10 +452,33 @@ def _assemble(model: Model, units: UnitSizes, rules: SizeRules, codes: IntColumn
                  device_capacities=capacities, names=units.names, traffic=traffic,
                  partition=partition, group_device=group_device,
                  treated=rules.report(codes, request.batch * chunk, chunks),
-                 weights=columns["weights"], activations=columns["activations"],
+                 lookups=rules.lookups(codes), weights=columns["weights"], activations=columns["activations"],
                  buffers=columns["buffers"])
     plan_.notes = _notes(plan_, units, capacity, model.positions)
     return plan_
+
+
+def _lookup_notes(plan_: Plan) -> list[str]:
+    """How the first lookup is counted, and how many others are counted so."""
+    lookups = plan_.lookups
+    if not len(lookups):
+        return []
+    layer = int(lookups.layers[0])
+    more = len(lookups) - 1
+    others = f" (and so {'is' if more == 1 else 'are'} {counted(more, 'other')})" if more else ""
+    treated = plan_.treated
+    rows = int(plan_.weights[layer])
+    held = f"{format_bytes(rows)} of its {format_bytes(int(lookups.table_bytes[0]))} table"
+    tiled = treated.layers[treated.kind == "tile"]
+    if layer in tiled:
+        where = int(np.flatnonzero(treated.layers == layer)[0])
+        rows = int(treated.weight_bytes[where])
+        held = (f"{format_bytes(rows)} of its {format_bytes(int(lookups.table_bytes[0]))} "
+                f"table, streamed in {counted(int(treated.tiles[where]), 'tile')}")
+    return [f"{printable(str(plan_.names[layer]))} is a lookup{others}: it holds only the "
+            f"table rows one chunk's tokens read ({held}), and reads "
+            f"{format_bytes(int(plan_.traffic.weights[layer]))} of rows from HBM per "
+            f"micro-batch"]
 
 
 def _notes(plan_: Plan, units: UnitSizes, capacity: int | None,
@@ -477,7 +500,8 @@ def _notes(plan_: Plan, units: UnitSizes, capacity: int | None,
     for name in sorted({d.name for d in plan_.hardware if d.cache_bytes_per_s is None}):
         notes.append(f"{printable(name)} has no measured cache rate: L2 hits are modelled at its HBM "
                      f"rate, so its speedups are lower bounds")
-    tiled = int((treated.kind == "tile").sum())
+    notes += _lookup_notes(plan_)
+    tiled = int(((treated.kind == "tile") & ~np.isin(treated.layers, plan_.lookups.layers)).sum())
     if tiled:
         notes.append(f"{tiled} layer{'s are' if tiled > 1 else ' is'} tiled: the weights "
                      f"stream from HBM once per chunk ({s.chunks} chunks per sequence), "

@@ -8,6 +8,10 @@ bytes per token (``act_elems_per_token x act_bytes``) and ``r`` the working-set 
 :func:`working_set` pass), and :func:`activations` evaluates the formula for any token
 count in one numpy pass, with the same result as :func:`working_set`.
 
+A lookup (an embedding) holds the table rows its tokens read, which also grow with the
+tokens, up to its whole table: :meth:`UnitSizes.weights_for` gives them, and
+:func:`fit_beside_weights` the largest token count at which rows and activations fit.
+
 The formula is monotone in the tokens, so each layer has a largest token count at which
 it fits a room of ``X`` bytes, in closed form: the largest ``t`` with ``ceil(t a r) <= X``
 is ``floor(X / (a r))`` (:func:`fit_tokens`). The largest chunk at which every layer
@@ -30,7 +34,7 @@ import numpy.typing as npt
 
 from .layers import LayerTable
 from .units import INT64_MAX, ByteCount, FractionLike, parse_fraction
-from .workingset import working_set
+from .workingset import gathered_weights, lookup_rows, whole_working_set
 
 __all__ = [
     "ACT_DTYPE_BYTES",
@@ -38,6 +42,7 @@ __all__ = [
     "UnitSizes",
     "activations",
     "chunk_for",
+    "fit_beside_weights",
     "fit_tokens",
     "scaled_activations",
     "unit_sizes",
@@ -72,6 +77,9 @@ class UnitSizes:
         weight_dtype: the precision overriding the table's, or None.
         cut_exact: False when ``out_per_token`` is the upper bound ``act_per_token``
             because no output width was given.
+        lookup_layers, lookup_rows: the lookups (indices, ascending) and their tables'
+            rows: a chunk reads only its tokens' rows of them (``weights`` holds their
+            whole tables; :meth:`weights_for` the rows read).
         default_buffers: the buffer defaults given to :func:`working_set`, if any.
     """
 
@@ -85,6 +93,8 @@ class UnitSizes:
     act_dtype: str
     weight_dtype: str | None
     cut_exact: bool
+    lookup_layers: IntColumn
+    lookup_rows: IntColumn
     default_buffers: Mapping[str, ByteCount] | None = None
 
     @property
@@ -96,9 +106,15 @@ class UnitSizes:
         return len(self.weights)
 
     def weights_at(self, dtype: str) -> IntColumn:
-        """Every layer's weight bytes at precision ``dtype`` (one working-set pass)."""
-        return working_set(self.table, batch=1, chunk_tokens=1, weight_dtype=dtype,
-                           default_buffers=self.default_buffers).weights
+        """Every layer's whole weight bytes at precision ``dtype`` (one working-set pass)."""
+        return whole_working_set(self.table, act_bytes=1, weight_dtype=dtype,
+                                 default_buffers=self.default_buffers).weights
+
+    def weights_for(self, tokens: int, weights: IntColumn | None = None) -> IntColumn:
+        """The weight bytes a chunk of ``tokens`` tokens holds: ``weights`` (default the
+        whole :attr:`weights`), with each lookup cut to the rows its tokens read."""
+        whole = self.weights if weights is None else weights
+        return gathered_weights(whole, self.lookup_layers, self.lookup_rows, tokens)
 
 
 def unit_sizes(
@@ -132,12 +148,12 @@ def unit_sizes(
         raise ValueError("model has no layers to plan")
     act_bytes = act_dtype_bytes(act_dtype)
     ratio = parse_fraction(working_set_ratio, name="working_set_ratio")
-    unit = working_set(table, batch=1, chunk_tokens=1, act_bytes=act_bytes,
-                       weight_dtype=weight_dtype, default_buffers=default_buffers)
+    unit = whole_working_set(table, act_bytes=act_bytes, weight_dtype=weight_dtype,
+                             default_buffers=default_buffers)
     out, exact = _out_per_token(cut_elems_per_token, unit.activations, act_bytes, len(table))
     return UnitSizes(table, unit.weights, unit.activations, unit.buffers, out,
                      table.flops_per_token, ratio, act_dtype, weight_dtype, exact,
-                     default_buffers)
+                     *lookup_rows(table), default_buffers)
 
 
 def act_dtype_bytes(act_dtype: object) -> int:
@@ -231,6 +247,82 @@ def fit_tokens(units: UnitSizes, room: IntColumn) -> IntColumn:
     exact = [min(x * ratio.denominator // (a * ratio.numerator), UNBOUNDED_TOKENS)
              for x, a in zip(numer.tolist(), denom.tolist())]
     result[active] = np.array(exact, dtype=np.int64)
+    return result
+
+
+def fit_beside_weights(units: UnitSizes, room: IntColumn, weights: IntColumn) -> IntColumn:
+    """The most tokens per chunk at which each layer's ``weights`` and activations fit
+    ``room`` bytes together (``-1``: none; :data:`UNBOUNDED_TOKENS`: any count).
+
+    :func:`fit_tokens` of ``room - weights``, except for a lookup, which holds only
+    the rows its tokens read: there the larger of that and the most tokens whose rows
+    and activations fit, ``ceil(W t / R) + ceil(t a r) <= room``. Exact.
+    """
+    result = fit_tokens(units, room - weights)
+    layers = units.lookup_layers
+    if not layers.size:
+        return result
+    rows, whole, space = units.lookup_rows, weights[layers], room[layers]
+    act, p, q = units.act_per_token[layers], units.ratio.numerator, units.ratio.denominator
+    high = _search_ceiling(space, whole, rows, act, units.ratio)
+    top = int(high.max())
+    # int64 holds every step when it holds 2 top + 1 and top's two terms together.
+    per_token = int(whole.max()) + int(act.max()) * p
+    if 2 * top + 1 <= INT64_MAX and top * per_token <= INT64_MAX and q <= INT64_MAX:
+        gathered = _gathered_fit_int64(space, whole, rows, act * p if act.any() else act,
+                                       q, high)
+    else:
+        gathered = _gathered_fit_exact(space, whole, rows, act, p, q, high)
+    helps = (whole > 0) & (space >= 0)  # elsewhere the whole-table bound stands
+    result[layers] = np.where(helps, np.maximum(result[layers], gathered), result[layers])
+    return result
+
+
+def _search_ceiling(room: IntColumn, whole: IntColumn, rows: IntColumn, act: IntColumn,
+                    ratio: Fraction) -> IntColumn:
+    """A token count above which no lookup's rows and activations fit ``room`` (0 where
+    gathering cannot help: no weights, or no room). Both terms grow with ``t`` and are at
+    least their real values, so ``t <= room / rate``; the float quotient is raised by
+    far more than its rounding error."""
+    rate = whole / rows + act * (ratio.numerator / ratio.denominator)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = np.floor(room / rate * (1 + 1e-9)) + 2
+    bound = np.where((whole > 0) & (room >= 0), bound, 0)
+    beyond = bound >= 2.0**63
+    ceiling = np.where(beyond, 0, bound).astype(np.int64)
+    ceiling[beyond] = UNBOUNDED_TOKENS
+    return ceiling
+
+
+def _gathered_fit_int64(room: IntColumn, whole: IntColumn, rows: IntColumn,
+                        act_p: IntColumn, q: int, high: IntColumn) -> IntColumn:
+    """The largest ``t <= high`` with ``ceil(whole t / rows) + ceil(t act_p / q) <= room``,
+    for all lookups at once by binary search (every step fits int64)."""
+    low = np.zeros_like(high)
+    high = high.copy()
+    while (low < high).any():
+        middle = (low + high + 1) // 2
+        held = -(-(whole * middle) // rows) - (-(middle * act_p) // q)
+        fits = held <= room
+        low = np.where(fits, middle, low)
+        high = np.where(fits, high, middle - 1)
+    return low
+
+
+def _gathered_fit_exact(room: IntColumn, whole: IntColumn, rows: IntColumn, act: IntColumn,
+                        p: int, q: int, high: IntColumn) -> IntColumn:
+    """As :func:`_gathered_fit_int64`, one lookup at a time in Python integers."""
+    result = np.zeros_like(high)
+    for i, (x, w, r, a, top) in enumerate(zip(room.tolist(), whole.tolist(), rows.tolist(),
+                                              act.tolist(), high.tolist())):
+        low = 0
+        while low < top:
+            middle = (low + top + 1) // 2
+            if -(-w * middle // r) - (-middle * a * p // q) <= x:
+                low = middle
+            else:
+                top = middle - 1
+        result[i] = low
     return result
 
 

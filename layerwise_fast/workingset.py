@@ -20,6 +20,16 @@ int4       ``ceil(M / 2) + 2 V + 2 ceil(M / 128)``: half a byte per matrix weigh
 
 A tied head's borrowed matrix (``tied_params``) is counted at the head row's precision.
 
+Lookups: a row whose kind is in :data:`LOOKUP_KINDS` (``embedding``, and torch's
+``Embedding``) and that records its table's rows in ``out_channels`` (``R``) reads one
+row per token, not its whole table. For ``t`` tokens (``batch x chunk_tokens``) its
+weights are the rows those tokens read, ``min(W, ceil(W x t / R))`` for the row's
+whole weight bytes ``W`` (exact at every precision whose bytes split evenly over the
+rows: all but int4 tables whose width is not a multiple of 128); the table itself
+stays in HBM. A lookup row that records no ``out_channels`` counts its whole table.
+A learned position table held in the same row (GPT-2's ``embed``) is counted as rows
+of that table, one per token: the position row each token also reads is not counted.
+
 Activations: ``ceil(batch x chunk_tokens x act_elems_per_token x act_bytes x ratio)``,
 with ``ratio`` read exactly (a float is the decimal it prints as) and the product
 rounded up to whole bytes.
@@ -55,8 +65,12 @@ from .units import INT64_MAX, ByteCount, FractionLike, parse_bytes, parse_fracti
 __all__ = [
     "DEFAULT_BUFFER_BYTES",
     "INT4_GROUP_SIZE",
+    "LOOKUP_KINDS",
+    "Lookups",
     "SCALE_BYTES",
     "WorkingSet",
+    "gathered_weights",
+    "lookup_rows",
     "working_set",
 ]
 
@@ -77,6 +91,9 @@ DEFAULT_BUFFER_BYTES: Final[Mapping[str, int]] = MappingProxyType(
     }
 )
 """Operator workspace in bytes per row kind, used where the table records none."""
+
+LOOKUP_KINDS: Final[frozenset[str]] = frozenset({"embedding", "Embedding"})
+"""Row kinds that read one table row per token (see the module docstring)."""
 
 _SIZE_FIELDS: Final[tuple[str, ...]] = ("weights", "activations", "buffers")
 _WIDE_BYTES: Final[Mapping[str, int]] = MappingProxyType({"bf16": 2, "fp16": 2, "fp32": 4})
@@ -146,6 +163,9 @@ def working_set(
 ) -> WorkingSet:
     """Compute the working set of every row of ``table`` (formulas in the module docstring).
 
+    A lookup row's weights are the table rows its ``batch x chunk_tokens`` tokens read,
+    not its whole table (module docstring, "Lookups").
+
     Args:
         table: the layers.
         batch: sequences processed together (positive int).
@@ -172,21 +192,126 @@ def working_set(
                  * _positive_int(act_bytes, "act_bytes"))
     ratio = parse_fraction(working_set_ratio, name="working_set_ratio")
     defaults = _buffer_defaults(default_buffers)
-    if weight_dtype is not None and weight_dtype not in WEIGHT_DTYPES:
-        raise ValueError(f"weight_dtype must be one of {', '.join(WEIGHT_DTYPES)}, "
-                         f"got {weight_dtype!r}")
+    _check_weight_dtype(weight_dtype)
+    weights, acts, buffers = _columns(table, per_token, ratio, defaults, weight_dtype)
+    gathered = gathered_weights(weights, *lookup_rows(table), batch * chunk_tokens)
+    return WorkingSet(table.name, gathered, acts, buffers)
+
+
+def whole_working_set(table: LayerTable, *, act_bytes: int, weight_dtype: str | None,
+                      default_buffers: Mapping[str, ByteCount] | None) -> WorkingSet:
+    """The working set of one token with every lookup's whole table as its weights:
+    the chunk-independent sizes a plan starts from (arguments as :func:`working_set`)."""
+    if not isinstance(table, LayerTable):
+        raise TypeError(f"table must be a LayerTable, got {type(table).__name__}")
+    _check_weight_dtype(weight_dtype)
+    defaults = _buffer_defaults(default_buffers)
+    per_token = _positive_int(act_bytes, "act_bytes")
+    return WorkingSet(table.name, *_columns(table, per_token, Fraction(1), defaults,
+                                            weight_dtype))
+
+
+def lookup_rows(table: LayerTable) -> tuple[IntColumn, IntColumn]:
+    """``(layers, rows)``: the indices of the lookup rows that record their table's rows
+    (kind in :data:`LOOKUP_KINDS`, ``out_channels > 0``), and those row counts."""
+    if not isinstance(table, LayerTable):
+        raise TypeError(f"table must be a LayerTable, got {type(table).__name__}")
+    if LOOKUP_KINDS.isdisjoint(table.kinds):
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    kinds, rows = table.kind, table.out_channels
+    mask = rows > 0
+    mask &= np.isin(kinds, sorted(LOOKUP_KINDS.intersection(table.kinds)))
+    layers = np.flatnonzero(mask).astype(np.int64)
+    return layers, rows[layers]
+
+
+@dataclass(frozen=True, eq=False)
+class Lookups:
+    """The lookups of a plan: which layers, their tables' rows and their whole tables'
+    bytes as planned (read-only int64 columns of one length, ``layers`` ascending).
+    """
+
+    layers: IntColumn
+    rows: IntColumn
+    table_bytes: IntColumn
+
+    def __post_init__(self) -> None:
+        """Store read-only int64 copies.
+
+        Raises:
+            ValueError: columns of different lengths, layers not strictly ascending from
+                0, a table of no rows or negative bytes.
+        """
+        for field in ("layers", "rows", "table_bytes"):
+            column = np.array(getattr(self, field), dtype=np.int64).reshape(-1)
+            column.flags.writeable = False
+            object.__setattr__(self, field, column)
+        if not len(self.layers) == len(self.rows) == len(self.table_bytes):
+            raise ValueError(f"Lookups columns differ in length: layers {len(self.layers)}, "
+                             f"rows {len(self.rows)}, table_bytes {len(self.table_bytes)}")
+        if self.layers.size and (int(self.layers[0]) < 0 or (np.diff(self.layers) <= 0).any()):
+            raise ValueError("Lookups.layers must rise strictly from 0 or more")
+        if (self.rows < 1).any() or (self.table_bytes < 0).any():
+            raise ValueError("Lookups.rows must be >= 1 and table_bytes >= 0")
+
+    @classmethod
+    def none(cls) -> Lookups:
+        """No lookups."""
+        empty = np.zeros(0, dtype=np.int64)
+        return cls(empty, empty, empty)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def whole(self, weights: IntColumn) -> IntColumn:
+        """``weights`` with each lookup's entry set to its whole table's bytes."""
+        if not len(self):
+            return weights
+        whole = weights.copy()
+        whole[self.layers] = self.table_bytes
+        return whole
+
+    def gathered(self, weights: IntColumn, tokens: int) -> IntColumn:
+        """``weights`` with each lookup's entry set to the rows ``tokens`` tokens read
+        of its whole table (:func:`gathered_weights`)."""
+        return gathered_weights(self.whole(weights), self.layers, self.rows, tokens)
+
+
+def gathered_weights(weights: IntColumn, layers: IntColumn, rows: IntColumn,
+                     tokens: int) -> IntColumn:
+    """``weights`` with each lookup ``layers[i]`` (a table of ``rows[i]`` rows) cut to
+    the rows ``tokens`` tokens read, ``min(W, ceil(W x tokens / rows))``; exact, and
+    ``weights`` itself where there is no lookup."""
+    if not layers.size:
+        return weights
+    result = weights.copy()
+    whole = weights[layers]
+    if tokens <= INT64_MAX // max(int(whole.max()), 1):  # whole x tokens fits int64
+        result[layers] = np.minimum(whole, -(-(whole * tokens) // rows))
+        return result
+    for layer, count in zip(layers.tolist(), rows.tolist()):
+        if tokens < count:  # Python ints
+            result[layer] = -(-int(weights[layer]) * tokens // count)
+    return result
+
+
+def _columns(table: LayerTable, per_token: int, ratio: Fraction, defaults: Mapping[str, int],
+             weight_dtype: str | None) -> tuple[IntColumn, IntColumn, IntColumn]:
+    """Whole weights, activations and buffers: int64 columns where that is exact, else
+    computed row by row (see :func:`_exact_columns`)."""
     if (_some_kind_lacks_default(table, defaults)
             or not _fits_fast_path(table, per_token * ratio.numerator, defaults)):
-        return _exact_working_set(table, per_token, ratio, defaults, weight_dtype)
-    return WorkingSet(table.name, _fast_weight_bytes(table, weight_dtype),
-                      _fast_activation_bytes(table, per_token * ratio.numerator,
-                                             ratio.denominator),
-                      _fast_buffer_bytes(table, defaults))
+        return _exact_columns(table, per_token, ratio, defaults, weight_dtype)
+    return (_fast_weight_bytes(table, weight_dtype),
+            _fast_activation_bytes(table, per_token * ratio.numerator, ratio.denominator),
+            _fast_buffer_bytes(table, defaults))
 
 
-def _exact_working_set(table: LayerTable, per_token: int, ratio: Fraction,
-                       defaults: Mapping[str, int], weight_dtype: str | None) -> WorkingSet:
-    """The working set in Python ints, one row at a time: exact for any input, and the
+def _exact_columns(table: LayerTable, per_token: int, ratio: Fraction,
+                   defaults: Mapping[str, int], weight_dtype: str | None,
+                   ) -> tuple[IntColumn, IntColumn, IntColumn]:
+    """The columns in Python ints, one row at a time: exact for any input, and the
     path that names the layer whose size exceeds int64 or whose kind has no default."""
     dtypes = _row_dtypes(table, weight_dtype)
     names = table.name
@@ -199,7 +324,7 @@ def _exact_working_set(table: LayerTable, per_token: int, ratio: Fraction,
     for what, column in (("weight", weights), ("activation", activations),
                          ("buffer", buffers)):
         _check_int64(column, names, what)
-    return WorkingSet(names, _int64(weights), _int64(activations), _int64(buffers))
+    return _int64(weights), _int64(activations), _int64(buffers)
 
 
 def _fits_fast_path(table: LayerTable, activation_factor: int,
@@ -299,12 +424,15 @@ def _buffer_defaults(default_buffers: Mapping[str, ByteCount] | None) -> dict[st
             for kind, size in default_buffers.items()}
 
 
+def _check_weight_dtype(weight_dtype: str | None) -> None:
+    if weight_dtype is not None and weight_dtype not in WEIGHT_DTYPES:
+        raise ValueError(f"weight_dtype must be one of {', '.join(WEIGHT_DTYPES)}, "
+                         f"got {weight_dtype!r}")
+
+
 def _row_dtypes(table: LayerTable, weight_dtype: str | None) -> list[str]:
     if weight_dtype is None:
         return list(table.weight_dtype.tolist())
-    if weight_dtype not in WEIGHT_DTYPES:
-        raise ValueError(f"weight_dtype must be one of {', '.join(WEIGHT_DTYPES)}, "
-                         f"got {weight_dtype!r}")
     return [weight_dtype] * len(table)
 
 

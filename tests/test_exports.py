@@ -250,7 +250,10 @@ def test_device_map_passes_accelerate_checks_with_tied_weights(
 
     layers = describe_torch(model, ids, granularity="block")
     assert layers.tied == (("embed", "head"),)
-    partition = lf.balanced(lf.working_set(layers.table, batch=2, chunk_tokens=5), k=2)
+    # Three groups: the head (its whole matrix) alone, the embedding (its rows) and two
+    # blocks, the last block; the tied head then follows the embedding to device 0.
+    partition = lf.balanced(lf.working_set(layers.table, batch=2, chunk_tokens=5), k=3)
+    assert partition.boundaries.tolist() == [0, 3, 4, 5]
     result = layers.device_map(partition)
     assert result["head"] == result["embed"] == 0
     assert set(result.values()) == {0, 1}

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from layerwise_fast.layers import MAX_COUNT, LayerTable
 from layerwise_fast.units import INT64_MAX
-from layerwise_fast.workingset import DEFAULT_BUFFER_BYTES, WorkingSet, working_set
+from layerwise_fast.workingset import (DEFAULT_BUFFER_BYTES, WorkingSet, whole_working_set,
+                                      working_set)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "layerwise_fast" / "examples" / "configs"
 H, VOCAB, POSITIONS = 768, 50257, 1024  # GPT-2 small
@@ -45,7 +46,10 @@ def test_bf16_and_fp32_weights_by_hand() -> None:
     block = 12 * H**2 + 13 * H
     for dtype, width in (("bf16", 2), ("fp16", 2), ("fp32", 4)):
         weights = working_set(_gpt2(dtype), batch=1, chunk_tokens=1).weights.tolist()
-        assert weights[0] == width * (VOCAB + POSITIONS) * H
+        assert weights[0] == width * H  # a lookup: one token reads one row
+        whole = whole_working_set(_gpt2(dtype), act_bytes=2, weight_dtype=None,
+                                  default_buffers=None).weights
+        assert int(whole[0]) == width * (VOCAB + POSITIONS) * H
         assert weights[1:13] == [width * block] * 12
         assert weights[13] == width * 2 * H
         assert weights[14] == width * VOCAB * H  # the tied head reads the embedding matrix
@@ -57,7 +61,7 @@ def test_int8_weights_by_hand() -> None:
     for dtype in ("int8", "fp8"):
         weights = working_set(_gpt2(dtype), batch=1, chunk_tokens=1).weights.tolist()
         assert weights[1] == 12 * H**2 + 2 * 13 * H + 2 * 9 * H
-        assert weights[0] == (VOCAB + POSITIONS) * H + 2 * (VOCAB + POSITIONS)
+        assert weights[0] == H + 2  # one row and its scale
         assert weights[13] == 2 * 2 * H
         assert weights[14] == VOCAB * H + 2 * VOCAB
 
