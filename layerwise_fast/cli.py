@@ -51,6 +51,7 @@ class SizesFile:
 
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 _LINE_END = re.compile(r"\r\n|\r|\n")
+_NEGATIVE_VALUE = re.compile(r"^-\.?[0-9]")  # -5MB, -.5GB: values, not options
 
 
 def _parse_line(text: str, path: Path, line: int) -> tuple[list[int], str | None]:
@@ -291,7 +292,17 @@ def build_parser() -> argparse.ArgumentParser:
         "layerwise-fast verify --help)",
         add_help=False,
     )
+    for each in (parser, *commands.choices.values()):
+        _take_negative_values(each)
     return parser
+
+
+def _take_negative_values(parser: argparse.ArgumentParser) -> None:
+    """Read ``--capacity -5MB`` as the value -5MB, which the option's own check refuses
+    by name, rather than as an unknown option ("expected one argument"): argparse takes
+    what its negative-number pattern matches as values, and no option here starts with
+    a digit."""
+    parser._negative_number_matcher = _NEGATIVE_VALUE  # type: ignore[attr-defined]
 
 
 def _verify(argv: Sequence[str]) -> int:

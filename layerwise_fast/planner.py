@@ -46,6 +46,7 @@ from .scaling import CutElems, UnitSizes, chunk_for, unit_sizes
 from .summary import counted, format_seconds
 from .units import (UTF8_BOM, ByteCount, FractionLike, format_bytes, parse_bytes, printable,
                     read_input_head)
+from .workingset import LOOKUP_KINDS
 
 __all__ = ["DEFAULT_SEQUENCE", "MAX_SEQUENCE", "Model", "load_model", "plan", "sweep"]
 
@@ -481,6 +482,21 @@ def _lookup_notes(plan_: Plan) -> list[str]:
             f"micro-batch"]
 
 
+def _unrecorded_lookup_notes(table: LayerTable) -> list[str]:
+    """Embeddings counted whole because they record no row count."""
+    if LOOKUP_KINDS.isdisjoint(table.kinds):
+        return []
+    kinds = sorted(LOOKUP_KINDS.intersection(table.kinds))
+    unrecorded = np.flatnonzero(np.isin(table.kind, kinds) & (table.out_channels == 0))
+    if not unrecorded.size:
+        return []
+    first = printable(str(table.name[int(unrecorded[0])]))
+    others = f" (and {counted(unrecorded.size - 1, 'other')})" if unrecorded.size > 1 else ""
+    return [f"{first}{others} is an embedding that records no out_channels (its table's "
+            f"rows), so its whole table is counted; record them to count only the rows its "
+            f"tokens read"]
+
+
 def _notes(plan_: Plan, units: UnitSizes, capacity: int | None,
            positions: int | None) -> tuple[str, ...]:
     """What a reader of the plan should know about its numbers."""
@@ -500,7 +516,7 @@ def _notes(plan_: Plan, units: UnitSizes, capacity: int | None,
     for name in sorted({d.name for d in plan_.hardware if d.cache_bytes_per_s is None}):
         notes.append(f"{printable(name)} has no measured cache rate: L2 hits are modelled at its HBM "
                      f"rate, so its speedups are lower bounds")
-    notes += _lookup_notes(plan_)
+    notes += _lookup_notes(plan_) + _unrecorded_lookup_notes(units.table)
     tiled = int(((treated.kind == "tile") & ~np.isin(treated.layers, plan_.lookups.layers)).sum())
     if tiled:
         notes.append(f"{tiled} layer{'s are' if tiled > 1 else ' is'} tiled: the weights "

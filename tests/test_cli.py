@@ -166,6 +166,10 @@ def test_infeasible_exits_1() -> None:
         (["--example", "gpt2-sublayers", "--algo", "greedy", "--k", "3"], "--k applies to --algo balanced only"),
         ([], "give exactly one of FILE or --example NAME"),
         (["--example", "gpt2-sublayers", "--k", "0"], "k must be >= 1, got 0"),
+        (["--example", "gpt2-sublayers", "--capacity", "-5MB"],  # a value, not an option
+         "capacity must not be negative, got -5MB"),
+        (["--example", "gpt2-sublayers", "--capacity", "-.5GB"],
+         "capacity must not be negative, got -.5GB"),
     ],
 )
 def test_bad_arguments_exit_2(args: list[str], message: str) -> None:

@@ -155,6 +155,18 @@ def test_a_lookup_no_longer_needs_tiling() -> None:
                for note in plan.notes)
 
 
+def test_an_embedding_without_its_row_count_is_noted() -> None:
+    table = lookup_table(("embedding", 100, 4, 0), ("embedding", 100, 4, 0),
+                         ("embedding", 100, 4, 10))
+    plan = lf.plan(table, TOY, sequence=16, granularity=4)
+    assert int(plan.weights[0]) == 200 and plan.lookups.layers.tolist() == [2]
+    assert ("l0 (and 1 other) is an embedding that records no out_channels (its table's "
+            "rows), so its whole table is counted; record them to count only the rows its "
+            "tokens read") in plan.notes
+    assert not any("records no out_channels" in note
+                   for note in lf.plan(lookup_table(("embedding", 100, 4, 10)), TOY).notes)
+
+
 def test_sweep_matches_plan_with_a_lookup() -> None:
     table = lookup_table(("embedding", 1000, 4, 50), ("decoder", 300, 6, 10),
                          ("decoder", 200, 3, 10))
@@ -294,6 +306,30 @@ def test_malformed_lookups_fail_clearly(change: Any, message: str) -> None:
     document = _lookup_document()
     change(document)
     with pytest.raises(lf.PlanFormatError, match=None) as err:
+        lf.Plan.from_dict(document)
+    assert message in str(err.value)
+
+
+def _tiled_lookup_document() -> dict[str, Any]:
+    table = lookup_table(("embedding", 10**6, 40, 1000), ("decoder", 300, 6, 10))
+    plan = lf.plan(table, TOY, sequence=64, granularity=4, on_oversize="tile")
+    return json.loads(plan.dumps())
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["treated"].update(extra_bytes=[2000]),
+     "field 'treated.extra_bytes' [0] is 2000 but weight_bytes x (chunks - 1) for a tiled "
+     "layer but a lookup gives 0"),
+    (lambda d: d["lookups"].update(table_bytes=[2 * 10**6 + 1000]),
+     "field 'treated.weight_bytes of a tiled lookup' [0] is"),
+    (lambda d: d["lookups"].update(layers=[], rows=[], table_bytes=[]),
+     "field 'treated.extra_bytes' [0] is 0 but weight_bytes x (chunks - 1)"),
+])
+def test_a_tampered_tiled_lookup_is_refused(change: Any, message: str) -> None:
+    document = _tiled_lookup_document()
+    lf.Plan.from_dict(copy.deepcopy(document))  # the untouched document loads
+    change(document)
+    with pytest.raises(lf.PlanFormatError) as err:
         lf.Plan.from_dict(document)
     assert message in str(err.value)
 

@@ -107,6 +107,7 @@ def test_model_files_and_options(tmp_path: Path) -> None:
     (["--hardware", "b200"], ["unknown hardware profile 'b200'"]),
     (["--chunk", "9000"], ["chunk (9000 tokens) exceeds sequence (4096 tokens)"]),
     (["--capacity", "fifty"], ["capacity: cannot read 'fifty'"]),
+    (["--capacity", "-5MB"], ["capacity must not be negative, got -5MB"]),
     (["--hardware", "missing-calibration.json"], ["calibration file", "does not exist"]),
 ])
 def test_bad_options_exit_2(args: list[str], texts: list[str]) -> None:
