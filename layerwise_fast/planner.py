@@ -220,7 +220,9 @@ def plan(
     rules = oversize_rules(units, pool.fit_capacity, pool.treat_capacity, on_oversize,
                            tokens_min)
     codes = rules.treatments(tokens_min, _chunk_text(smallest, request.batch))
-    chosen = request.chunk or _search_chunk(rules, codes, pool, request)
+    largest = request.chunk or chunk_for(rules.limit(codes), request.batch,
+                                         request.granularity, request.sequence)
+    chosen = request.chunk or _search_chunk(rules, codes, pool, request, largest)
     columns = rules.sizes(request.batch * chosen, codes)
     chunks = -(-request.sequence // chosen)
     traffic = LayerTraffic(rules.traffic_weights(codes, request.batch * request.sequence),
@@ -231,6 +233,8 @@ def plan(
     report("partition", 0.7)
     built = _assemble(loaded, units, rules, codes, columns, traffic, partition, pool,
                       request, chosen, on_oversize, cap)
+    if chosen < largest:
+        built.notes = (_device_bound_note(chosen, largest, pool), *built.notes)
     report("performance", 1.0)
     return built
 
@@ -349,10 +353,9 @@ def _chunk_text(chunk: int, batch: int) -> str:
 
 
 def _search_chunk(rules: SizeRules, codes: IntColumn, pool: DevicePool,
-                  request: _Request) -> int:
-    """The largest chunk at which every layer fits and the groups fit the devices."""
-    largest = chunk_for(rules.limit(codes), request.batch, request.granularity,
-                        request.sequence)
+                  request: _Request, largest: int) -> int:
+    """The largest chunk, at most ``largest`` (where every layer fits), at which the
+    groups fit the devices."""
     if pool.group_limit is None and not pool.mixed:
         return largest
 
@@ -457,6 +460,14 @@ def _assemble(model: Model, units: UnitSizes, rules: SizeRules, codes: IntColumn
                  buffers=columns["buffers"])
     plan_.notes = _notes(plan_, units, capacity, model.positions)
     return plan_
+
+
+def _device_bound_note(chunk: int, largest: int, pool: DevicePool) -> str:
+    """Why the searched chunk is shorter than every layer allows."""
+    why = ("the groups do not fit the listed devices in order" if pool.mixed else
+           f"the plan needs more groups than the {counted(pool.count or 0, 'device')}")
+    return (f"the chunk is {counted(chunk, 'token')}, not the {largest} at which every layer "
+            f"fits: at a longer chunk {why}")
 
 
 def _lookup_notes(plan_: Plan) -> list[str]:

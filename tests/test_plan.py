@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,19 @@ def test_chunk_without_device_limit_is_the_closed_form() -> None:
     assert p.k == 4 and p.device_count == 4
     assert lf.plan(TOY_TABLE, TOY, sequence=30, granularity=4).settings.chunk == 30
     assert lf.plan(TOY_TABLE, TOY, sequence=3, granularity=4).settings.chunk == 3
+
+
+def test_a_chunk_shortened_for_the_devices_says_so() -> None:
+    counted_devices = toy_plan(devices=2)
+    assert (counted_devices.settings.chunk, counted_devices.k) == (16, 2)
+    assert counted_devices.notes[0] == ("the chunk is 16 tokens, not the 40 at which every "
+                                        "layer fits: at a longer chunk the plan needs more "
+                                        "groups than the 2 devices")
+    listed = toy_plan(devices=[TOY, TOY])
+    assert listed.notes[0].endswith("at a longer chunk the groups do not fit the listed "
+                                    "devices in order")
+    for unbounded in (toy_plan(), toy_plan(devices=8), toy_plan(chunk=16, devices=2)):
+        assert not any(note.startswith("the chunk is") for note in unbounded.notes)
 
 
 def test_given_chunk_is_used_and_checked() -> None:
@@ -681,7 +695,7 @@ def test_summary_says_where_the_capacity_comes_from() -> None:
 
 def test_summary_elides_whole_rows_and_refuses_fewer_than_two() -> None:
     p = toy_plan(devices=2)  # 2 groups
-    assert "more groups" not in p.summary(max_rows=2)
+    assert not re.search(r"\.\.\. \d+ more groups? \.\.\.", p.summary(max_rows=2))
     for bad, error in ((1, ValueError), (0, ValueError), (-3, ValueError), (2.0, TypeError),
                        (True, TypeError)):
         with pytest.raises(error, match="max_rows must be"):
