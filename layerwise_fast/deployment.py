@@ -629,8 +629,7 @@ def _read_plan(document: object, label: str, *, native_arrays: bool) -> Plan:
     if isinstance(document, Mapping) and "schema" in document and "version" in document:
         _check_schema_and_version(read, document)  # before the keys, which differ by version
     first = isinstance(document, Mapping) and document.get("version") == 1
-    top = read.section(document, "", _VERSION_1_KEYS if first else _TOP_KEYS)
-    _check_schema_and_version(read, top)
+    top = read.section(document, "", _VERSION_1_KEYS if first else _TOP_KEYS)  # has both
     settings = _read_settings(read, top["settings"])
     hardware, kinds, capacities = _read_devices(read, top["devices"])
     limit = settings.devices_requested
@@ -643,7 +642,8 @@ def _read_plan(document: object, label: str, *, native_arrays: bool) -> Plan:
                else Lookups.none())
     treated = _read_treated(read, top["treated"], settings, weights, lookups)
     _check_lookups(read, lookups, weights, treated, settings)
-    traffic = _with_treatments(traffic, treated, lookups, settings)
+    traffic = planned_traffic(traffic, treated, lookups, settings.chunks,
+                              settings.batch * settings.sequence)
     partition, group_device = _read_groups(read, top["groups"], settings, columns, capacities)
     try:  # the performance model runs here, in int64 byte counts
         plan = Plan(settings=settings, hardware=hardware, device_kind=kinds,
@@ -786,19 +786,21 @@ def _check_lookups(read: _Reader, lookups: Lookups, weights: IntColumn, treated:
               "min(table_bytes, ceil(table_bytes x batch x chunk / rows))")
 
 
-def _with_treatments(traffic: LayerTraffic, treated: Treatments, lookups: Lookups,
-                     settings: PlanSettings) -> LayerTraffic:
-    """The weights each layer reads from HBM per micro-batch, and how often: whole (a
-    quantized layer's after quantization), all of a tiled layer's per chunk, and a
-    lookup's rows for the micro-batch's tokens, once."""
-    weights = traffic.weights.copy()
-    reads = traffic.reads.copy()
+def planned_traffic(cached: LayerTraffic, treated: Treatments, lookups: Lookups, chunks: int,
+                    tokens: int) -> LayerTraffic:
+    """The weights each layer reads from HBM per micro-batch of ``tokens`` tokens, and
+    how often, from ``cached`` (each layer's cached weights, read once): whole (a
+    quantized layer's after quantization), all of a tiled layer's once per chunk, and a
+    lookup's rows for the micro-batch's tokens, once. The planner and the plan reader
+    both derive the model's inputs here."""
+    weights = cached.weights.copy()
+    reads = cached.reads.copy()
     weights[treated.layers] = treated.weight_bytes
-    reads[treated.layers[treated.kind == "tile"]] = settings.chunks
-    weights = lookups.gathered(weights, settings.batch * settings.sequence)
+    reads[treated.layers[treated.kind == "tile"]] = chunks
+    weights = lookups.gathered(weights, tokens)
     reads[lookups.layers] = 1
-    return LayerTraffic(weights, reads, traffic.act_per_token, traffic.out_per_token,
-                        traffic.flops_per_token)
+    return LayerTraffic(weights, reads, cached.act_per_token, cached.out_per_token,
+                        cached.flops_per_token)
 
 
 def _read_treated(read: _Reader, value: object, settings: PlanSettings,

@@ -220,11 +220,6 @@ class SizeRules:
         return np.where(codes == INT8, self.int8_weights,
                         np.where(codes == INT4, self.int4_weights, weights))
 
-    def traffic_weights(self, codes: IntColumn, tokens: int) -> IntColumn:
-        """The weight bytes each layer reads per pass over ``tokens`` tokens (a
-        micro-batch): :meth:`planned_weights`, a lookup's cut to the rows read."""
-        return self.units.weights_for(tokens, self.planned_weights(codes))
-
     def lookups(self, codes: IntColumn) -> Lookups:
         """The lookups, with their whole tables' bytes as planned under ``codes``."""
         layers = self.units.lookup_layers
@@ -253,13 +248,6 @@ class SizeRules:
             extra[reread] = planned[reread] * (chunks - 1)
         kind = np.array([TREATMENT_NAMES[c] for c in codes[layers].tolist()], dtype=object)
         return Treatments(layers, kind, original, planned, tiles, tile_bytes, last, extra)
-
-    def weight_reads(self, codes: IntColumn, chunks: int) -> IntColumn:
-        """How often each layer reads its weights from HBM per micro-batch: once per
-        chunk where tiled (a lookup reads its rows once however it is held), else once."""
-        reads = np.where(codes == TILED, chunks, 1).astype(np.int64)
-        reads[self.units.lookup_layers] = 1
-        return reads
 
     def block_limits(self, tokens_min: IntColumn) -> tuple[IntColumn, IntColumn]:
         """For several smallest-chunk token counts at once (one per batch size): the token

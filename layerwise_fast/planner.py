@@ -32,13 +32,13 @@ import numpy as np
 import numpy.typing as npt
 
 from .chunking import DEFAULT_GRANULARITY, MAX_BATCH, Sweep, check_tokens, sweep_sizes
-from .deployment import Plan, PlanSettings
+from .deployment import Plan, PlanSettings, planned_traffic
 from .devices import (DevicePool, DeviceSpec, TooManyGroupsError, device_pool,
                       groups_to_devices, ordered_fit, ordered_partition, resolve_hardware)
 from .errors import InfeasibleError
 from .hardware import Hardware
 from .layers import LayerTable, LayerTableError, _transformer_table
-from .oversize import INT4, INT8, SizeRules, oversize_rules
+from .oversize import INT4, INT8, SizeRules, Treatments, oversize_rules
 from .partition import balanced, dp, greedy
 from .perf import FloatColumn, LayerTraffic, Rates, group_performance, stage_time_inputs
 from .result import Partition
@@ -46,7 +46,7 @@ from .scaling import CutElems, UnitSizes, chunk_for, unit_sizes
 from .summary import counted, format_seconds
 from .units import (UTF8_BOM, ByteCount, FractionLike, format_bytes, parse_bytes, printable,
                     read_input_head)
-from .workingset import LOOKUP_KINDS
+from .workingset import LOOKUP_KINDS, Lookups, of_lookup_kind
 
 __all__ = ["DEFAULT_SEQUENCE", "MAX_SEQUENCE", "Model", "load_model", "plan", "sweep"]
 
@@ -225,13 +225,16 @@ def plan(
     chosen = request.chunk or _search_chunk(rules, codes, pool, request, largest)
     columns = rules.sizes(request.batch * chosen, codes)
     chunks = -(-request.sequence // chosen)
-    traffic = LayerTraffic(rules.traffic_weights(codes, request.batch * request.sequence),
-                           rules.weight_reads(codes, chunks),
-                           units.act_per_token, units.out_per_token, units.flops_per_token)
+    treated = rules.report(codes, request.batch * chosen, chunks)
+    lookups = rules.lookups(codes)
+    cached = LayerTraffic(columns["weights"], np.ones(len(units), dtype=np.int64),
+                          units.act_per_token, units.out_per_token, units.flops_per_token)
+    traffic = planned_traffic(cached, treated, lookups, chunks,
+                              request.batch * request.sequence)
     report("chunk", 0.5)
     partition = _partition(columns, pool, request, units.names, traffic)
     report("partition", 0.7)
-    built = _assemble(loaded, units, rules, codes, columns, traffic, partition, pool,
+    built = _assemble(loaded, units, treated, lookups, columns, traffic, partition, pool,
                       request, chosen, on_oversize, cap)
     if chosen < largest:
         built.notes = (_device_bound_note(chosen, largest, pool), *built.notes)
@@ -425,7 +428,7 @@ def _stage_ticks(stage_s: FloatColumn) -> IntColumn:
     return np.ceil(stage_s / tick).astype(np.int64)
 
 
-def _assemble(model: Model, units: UnitSizes, rules: SizeRules, codes: IntColumn,
+def _assemble(model: Model, units: UnitSizes, treated: Treatments, lookups: Lookups,
               columns: dict[str, IntColumn], traffic: LayerTraffic, partition: Partition,
               pool: DevicePool, request: _Request, chunk: int, on_oversize: str,
               capacity: int | None) -> Plan:
@@ -455,9 +458,8 @@ def _assemble(model: Model, units: UnitSizes, rules: SizeRules, codes: IntColumn
     plan_ = Plan(settings=settings, hardware=tuple(hardware), device_kind=kinds,
                  device_capacities=capacities, names=units.names, traffic=traffic,
                  partition=partition, group_device=group_device,
-                 treated=rules.report(codes, request.batch * chunk, chunks),
-                 lookups=rules.lookups(codes), weights=columns["weights"], activations=columns["activations"],
-                 buffers=columns["buffers"])
+                 treated=treated, lookups=lookups, weights=columns["weights"],
+                 activations=columns["activations"], buffers=columns["buffers"])
     plan_.notes = _notes(plan_, units, capacity, model.positions)
     return plan_
 
@@ -479,14 +481,13 @@ def _lookup_notes(plan_: Plan) -> list[str]:
     more = len(lookups) - 1
     others = f" (and so {'is' if more == 1 else 'are'} {counted(more, 'other')})" if more else ""
     treated = plan_.treated
-    rows = int(plan_.weights[layer])
-    held = f"{format_bytes(rows)} of its {format_bytes(int(lookups.table_bytes[0]))} table"
-    tiled = treated.layers[treated.kind == "tile"]
-    if layer in tiled:
-        where = int(np.flatnonzero(treated.layers == layer)[0])
-        rows = int(treated.weight_bytes[where])
-        held = (f"{format_bytes(rows)} of its {format_bytes(int(lookups.table_bytes[0]))} "
-                f"table, streamed in {counted(int(treated.tiles[where]), 'tile')}")
+    rows, streamed = int(plan_.weights[layer]), ""
+    tiled = np.flatnonzero((treated.layers == layer) & (treated.kind == "tile"))
+    if tiled.size:  # its weights are then a tile; the rows are all its tiles
+        rows = int(treated.weight_bytes[tiled[0]])
+        streamed = f", streamed in {counted(int(treated.tiles[tiled[0]]), 'tile')}"
+    held = (f"{format_bytes(rows)} of its {format_bytes(int(lookups.table_bytes[0]))} "
+            f"table{streamed}")
     return [f"{printable(str(plan_.names[layer]))} is a lookup{others}: it holds only the "
             f"table rows one chunk's tokens read ({held}), and reads "
             f"{format_bytes(int(plan_.traffic.weights[layer]))} of rows from HBM per "
@@ -497,8 +498,7 @@ def _unrecorded_lookup_notes(table: LayerTable) -> list[str]:
     """Embeddings counted whole because they record no row count."""
     if LOOKUP_KINDS.isdisjoint(table.kinds):
         return []
-    kinds = sorted(LOOKUP_KINDS.intersection(table.kinds))
-    unrecorded = np.flatnonzero(np.isin(table.kind, kinds) & (table.out_channels == 0))
+    unrecorded = np.flatnonzero(of_lookup_kind(table) & (table.out_channels == 0))
     if not unrecorded.size:
         return []
     first = printable(str(table.name[int(unrecorded[0])]))

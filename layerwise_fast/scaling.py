@@ -266,13 +266,13 @@ def fit_beside_weights(units: UnitSizes, room: IntColumn, weights: IntColumn) ->
     act, p, q = units.act_per_token[layers], units.ratio.numerator, units.ratio.denominator
     high = _search_ceiling(space, whole, rows, act, units.ratio)
     top = int(high.max())
-    # int64 holds every step when it holds 2 top + 1 and top's two terms together.
+    # int64 holds every step when it holds 2 top + 1 and top's two terms together;
+    # otherwise the same search runs on arrays of Python ints.
     per_token = int(whole.max()) + int(act.max()) * p
-    if 2 * top + 1 <= INT64_MAX and top * per_token <= INT64_MAX and q <= INT64_MAX:
-        gathered = _gathered_fit_int64(space, whole, rows, act * p if act.any() else act,
-                                       q, high)
-    else:
-        gathered = _gathered_fit_exact(space, whole, rows, act, p, q, high)
+    exact = (2 * top + 1 > INT64_MAX or max(top, 1) * per_token > INT64_MAX
+             or q > INT64_MAX)
+    gathered = _gathered_fit(space, whole, rows, act, high, p, q,
+                             object if exact else np.int64)
     helps = (whole > 0) & (space >= 0)  # elsewhere the whole-table bound stands
     result[layers] = np.where(helps, np.maximum(result[layers], gathered), result[layers])
     return result
@@ -294,36 +294,22 @@ def _search_ceiling(room: IntColumn, whole: IntColumn, rows: IntColumn, act: Int
     return ceiling
 
 
-def _gathered_fit_int64(room: IntColumn, whole: IntColumn, rows: IntColumn,
-                        act_p: IntColumn, q: int, high: IntColumn) -> IntColumn:
-    """The largest ``t <= high`` with ``ceil(whole t / rows) + ceil(t act_p / q) <= room``,
-    for all lookups at once by binary search (every step fits int64)."""
-    low = np.zeros_like(high)
-    high = high.copy()
+def _gathered_fit(room: IntColumn, whole: IntColumn, rows: IntColumn, act: IntColumn,
+                  high: IntColumn, p: int, q: int, dtype: type) -> IntColumn:
+    """The largest ``t <= high`` with ``ceil(whole t / rows) + ceil(t act p / q) <= room``,
+    for all lookups at once by binary search, computed in ``dtype``: ``np.int64`` where
+    every step fits it, else ``object`` (Python ints)."""
+    room, whole, rows, act, high = (column.astype(dtype) for column in
+                                    (room, whole, rows, act, high))
+    act_p: npt.NDArray[Any] = act * p if act.any() else act  # huge p x zeros stays zeros
+    low: npt.NDArray[Any] = np.zeros_like(high)
     while (low < high).any():
         middle = (low + high + 1) // 2
         held = -(-(whole * middle) // rows) - (-(middle * act_p) // q)
         fits = held <= room
         low = np.where(fits, middle, low)
         high = np.where(fits, high, middle - 1)
-    return low
-
-
-def _gathered_fit_exact(room: IntColumn, whole: IntColumn, rows: IntColumn, act: IntColumn,
-                        p: int, q: int, high: IntColumn) -> IntColumn:
-    """As :func:`_gathered_fit_int64`, one lookup at a time in Python integers."""
-    result = np.zeros_like(high)
-    for i, (x, w, r, a, top) in enumerate(zip(room.tolist(), whole.tolist(), rows.tolist(),
-                                              act.tolist(), high.tolist())):
-        low = 0
-        while low < top:
-            middle = (low + top + 1) // 2
-            if -(-w * middle // r) - (-middle * a * p // q) <= x:
-                low = middle
-            else:
-                top = middle - 1
-        result[i] = low
-    return result
+    return low.astype(np.int64)
 
 
 def chunk_for(tokens_limit: int, batch: int, granularity: int, sequence: int) -> int:

@@ -219,11 +219,15 @@ def lookup_rows(table: LayerTable) -> tuple[IntColumn, IntColumn]:
     if LOOKUP_KINDS.isdisjoint(table.kinds):
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
-    kinds, rows = table.kind, table.out_channels
-    mask = rows > 0
-    mask &= np.isin(kinds, sorted(LOOKUP_KINDS.intersection(table.kinds)))
-    layers = np.flatnonzero(mask).astype(np.int64)
+    rows = table.out_channels
+    layers = np.flatnonzero(of_lookup_kind(table) & (rows > 0)).astype(np.int64)
     return layers, rows[layers]
+
+
+def of_lookup_kind(table: LayerTable) -> npt.NDArray[np.bool_]:
+    """Which rows have a kind in :data:`LOOKUP_KINDS` (whether or not they record their
+    table's rows)."""
+    return np.isin(table.kind, sorted(LOOKUP_KINDS.intersection(table.kinds)))
 
 
 @dataclass(frozen=True, eq=False)
