@@ -81,7 +81,8 @@ from .perf import Cuts, GroupPerformance, LayerTraffic, StageTimes, Timeline, ev
 from .result import Partition
 from .scaling import scaled_activations
 from .summary import counted, format_plan
-from .units import INT64_MAX, _json_type, _load_json_checked, write_bytes_atomically
+from .units import (INT64_MAX, MAX_RATIO_DENOMINATOR, _json_type, _load_json_checked,
+                    check_ratio, write_bytes_atomically)
 from .workingset import Lookups
 
 __all__ = ["PLAN_SCHEMA", "PLAN_VERSION", "Plan", "PlanFormatError", "PlanSettings"]
@@ -498,6 +499,9 @@ _SETTINGS_TYPES: Final[Mapping[str, str]] = {
     "devices_requested": "optional_positive", "mixed": "flag", "share_devices": "flag",
     "cut_exact": "flag",
 }
+_RATIO_DIGITS: Final[int] = len(str(MAX_RATIO_DENOMINATOR)) + 30
+"""The most digits in either term of a plan's ratio: a denominator of up to 10**40 and a
+value of up to 1e30 (see :func:`layerwise_fast.units.parse_fraction`)."""
 _TOP_KEYS: Final[tuple[str, ...]] = (
     "schema", "version", "settings", "devices", "layers", "groups", "lookups", "treated",
     "cuts", "totals", "notes")
@@ -698,12 +702,18 @@ def _read_settings(read: _Reader, value: object) -> PlanSettings:
 
 
 def _read_ratio(read: _Reader, value: object, where: str) -> str:
+    """A ratio as the planner writes it: ``str`` of a Fraction that
+    :func:`~layerwise_fast.units.parse_fraction` accepts."""
     text = read.text(value, where)
     numerator, slash, denominator = text.partition("/")
     parts = (numerator, denominator) if slash else (numerator, "1")
-    if not all(p.isascii() and p.isdigit() and len(p) <= 30 for p in parts) \
+    if not all(p.isascii() and p.isdigit() and len(p) <= _RATIO_DIGITS for p in parts) \
             or int(parts[0]) == 0 or int(parts[1]) == 0:
         read.fail(where, f"must be a positive fraction such as '1' or '3/5', got {text!r}")
+    try:
+        check_ratio(Fraction(int(parts[0]), int(parts[1])), f"field {where!r}", repr(text))
+    except ValueError as exc:
+        raise PlanFormatError(f"{read.label}: {exc}") from None
     return text
 
 

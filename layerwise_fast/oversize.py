@@ -42,7 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import LayerTooLargeError
-from .scaling import UnitSizes, activations, fit_beside_weights, fit_tokens
+from .scaling import UnitSizes, activations, fit_beside_weights, fit_tokens, layer_activations
 from .units import format_bytes
 from .workingset import Lookups
 
@@ -297,7 +297,7 @@ class SizeRules:
     def _raise(self, layer: int, tokens_min: int, chunk_text: str) -> NoReturn:
         units = self.units
         name = str(units.names[layer])
-        acts = int(activations(units, tokens_min)[layer])
+        acts = layer_activations(units, layer, tokens_min)
         buffers = int(units.buffers[layer])
         weights = int(units.weights_for(tokens_min)[layer])
         at = f"for {chunk_text}"

@@ -132,7 +132,8 @@ def unit_sizes(
         table: the layers.
         act_dtype: activation precision, a key of :data:`ACT_DTYPE_BYTES`.
         weight_dtype: a precision overriding the table's ``weight_dtype`` column.
-        working_set_ratio: share of a chunk's activations held at once (``> 0``).
+        working_set_ratio: share of a chunk's activations held at once (between
+            ``1e-40`` and ``1e30``; see :func:`~layerwise_fast.units.parse_fraction`).
         default_buffers: buffer bytes per kind (see :func:`working_set`).
         cut_elems_per_token: elements per token each layer outputs (one int for all
             layers, e.g. the hidden size, or one per layer). None: the layer's whole
@@ -206,13 +207,21 @@ def activations(units: UnitSizes, tokens: int) -> IntColumn:
     return scaled_activations(units.act_per_token, tokens, units.ratio)
 
 
+def layer_activations(units: UnitSizes, layer: int, tokens: int) -> int:
+    """One layer's :func:`activations` for ``tokens``, as an exact Python int (no int64
+    limit: error messages report sizes beyond it)."""
+    ratio = units.ratio
+    return -(-int(units.act_per_token[layer]) * tokens * ratio.numerator // ratio.denominator)
+
+
 def scaled_activations(coef: IntColumn, tokens: int, ratio: Fraction) -> IntColumn:
     """``ceil(tokens x coef x ratio)`` for every entry of ``coef`` (bytes per token), as
     int64; OverflowError naming the first layer whose result leaves int64."""
     factor = tokens * ratio.numerator
     if ratio.denominator == 1:
         return times(coef, factor, "activation bytes per token")
-    if not coef.size or int(coef.max()) <= INT64_MAX // max(factor, 1):
+    if ratio.denominator <= INT64_MAX and (
+            not coef.size or int(coef.max()) <= INT64_MAX // max(factor, 1)):
         return -((-(coef * factor)) // ratio.denominator)
     exact = [-((-a * factor) // ratio.denominator) for a in coef.tolist()]
     for layer, value in enumerate(exact):
@@ -240,7 +249,7 @@ def fit_tokens(units: UnitSizes, room: IntColumn) -> IntColumn:
     if ratio == 1:
         result[active] = numer // denom
         return result
-    if (int(numer.max()) <= INT64_MAX // ratio.denominator
+    if (ratio.denominator <= INT64_MAX and int(numer.max()) <= INT64_MAX // ratio.denominator
             and int(denom.max()) <= INT64_MAX // ratio.numerator):
         result[active] = (numer * ratio.denominator) // (denom * ratio.numerator)
         return result
@@ -284,7 +293,7 @@ def _search_ceiling(room: IntColumn, whole: IntColumn, rows: IntColumn, act: Int
     gathering cannot help: no weights, or no room). Both terms grow with ``t`` and are at
     least their real values, so ``t <= room / rate``; the float quotient is raised by
     far more than its rounding error."""
-    rate = whole / rows + act * (ratio.numerator / ratio.denominator)
+    rate = whole / rows + act * float(ratio)
     with np.errstate(divide="ignore", invalid="ignore"):
         bound = np.floor(room / rate * (1 + 1e-9)) + 2
     bound = np.where((whole > 0) & (room >= 0), bound, 0)

@@ -93,6 +93,12 @@ _MAX_TEXT_CHARS: Final[int] = 100
 # before exact arithmetic keeps "1e999999999" from building a huge integer.
 _MAX_DECIMAL_EXPONENT: Final[int] = 30
 _MIN_DECIMAL_EXPONENT: Final[int] = -40
+# Ratios keep to the decimal range text can express, and to the precision of the smallest
+# (a denominator of at most 10**40), so sizes built from them stay within floats and
+# their "p/q" text stays short.
+_RATIO_RANGE: Final[tuple[Fraction, Fraction]] = (
+    Fraction(1, 10**-_MIN_DECIMAL_EXPONENT), Fraction(10**_MAX_DECIMAL_EXPONENT))
+MAX_RATIO_DENOMINATOR: Final[int] = 10**-_MIN_DECIMAL_EXPONENT
 _NUMBER: Final[str] = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _QUANTITY_RE: Final = re.compile(rf"\s*({_NUMBER})\s*([A-Za-z]*)\s*", re.ASCII)
 _NUMBER_FRAGMENT_RE: Final = re.compile(r"[-+.eE0-9]+", re.ASCII)
@@ -143,15 +149,27 @@ def parse_fraction(
 
     Raises:
         TypeError: ``value`` is not one of the accepted types.
-        ValueError: unreadable text, NaN or infinity, a value ``<= 0``, or one above
-            ``maximum``.
+        ValueError: unreadable text, NaN or infinity, a value ``<= 0``, one above
+            ``maximum``, one outside ``1e-40 .. 1e30``, or a denominator above ``10**40``.
     """
     ratio = _exact_ratio(value, name)
-    if ratio <= 0:
-        raise ValueError(f"{name} must be greater than 0, got {value!r}")
-    if maximum is not None and ratio > maximum:
-        raise ValueError(f"{name} must be at most {maximum}, got {value!r}")
+    check_ratio(ratio, name, _shown_ratio(value, ratio), maximum)
     return ratio
+
+
+def check_ratio(ratio: Fraction, name: str, shown: str,
+                maximum: int | Fraction | None = None) -> None:
+    """The checks of :func:`parse_fraction` on an exact ratio; ``shown`` is how errors
+    show it."""
+    if ratio <= 0:
+        raise ValueError(f"{name} must be greater than 0, got {shown}")
+    if maximum is not None and ratio > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {shown}")
+    low, high = _RATIO_RANGE
+    if not low <= ratio <= high:
+        raise ValueError(f"{name} must lie between 1e-40 and 1e30, got {shown}")
+    if ratio.denominator > MAX_RATIO_DENOMINATOR:
+        raise ValueError(f"{name} has a denominator above 10**40: {shown}")
 
 
 def format_bytes(n: int | np.integer) -> str:
@@ -244,6 +262,15 @@ def _whole_bytes(exact: Fraction, shown: str, *, name: str, positive: bool) -> i
             f"{name}: {shown} is not a whole number of bytes ({_decimal_text(exact)} bytes)"
         )
     return exact.numerator
+
+
+def _shown_ratio(value: object, ratio: Fraction) -> str:
+    """How an error shows a ratio argument: its repr, or only its size where it holds
+    integers too long to print."""
+    bits = max(ratio.numerator.bit_length(), ratio.denominator.bit_length())
+    if bits > _MAX_TEXT_CHARS * 10 // 3:  # more than about 100 digits
+        return f"a ratio of {bits}-bit integers"
+    return repr(value)
 
 
 def _exact_ratio(value: object, name: str) -> Fraction:

@@ -173,8 +173,8 @@ def working_set(
         act_bytes: bytes per activation element (positive int; 2 for bf16).
         weight_dtype: a precision from :data:`~layerwise_fast.layers.WEIGHT_DTYPES` for
             every row, overriding the table's ``weight_dtype`` column; ``None`` keeps it.
-        working_set_ratio: share of the chunk's activations held at once, ``> 0``
-            (a fraction such as ``"1/2"``, a float, or an int).
+        working_set_ratio: share of the chunk's activations held at once, between
+            ``1e-40`` and ``1e30`` (a fraction such as ``"1/2"``, a float, or an int).
         default_buffers: buffer bytes per kind for rows whose ``buffer_bytes`` is
             unknown (values in any :func:`~layerwise_fast.units.parse_bytes` form);
             ``None`` uses :data:`DEFAULT_BUFFER_BYTES`.
@@ -304,7 +304,7 @@ def _columns(table: LayerTable, per_token: int, ratio: Fraction, defaults: Mappi
              weight_dtype: str | None) -> tuple[IntColumn, IntColumn, IntColumn]:
     """Whole weights, activations and buffers: int64 columns where that is exact, else
     computed row by row (see :func:`_exact_columns`)."""
-    if (_some_kind_lacks_default(table, defaults)
+    if (_some_kind_lacks_default(table, defaults) or ratio.denominator > INT64_MAX
             or not _fits_fast_path(table, per_token * ratio.numerator, defaults)):
         return _exact_columns(table, per_token, ratio, defaults, weight_dtype)
     return (_fast_weight_bytes(table, weight_dtype),

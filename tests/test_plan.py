@@ -304,7 +304,8 @@ def test_ordered_fit_names_the_layer_no_listed_device_holds() -> None:
 
 
 @given(batch=st.integers(1, 64), chunk=st.integers(1, 512),
-       ratio=st.sampled_from(["1", "1/2", "3/5", "7/3"]), act=st.sampled_from(["bf16", "fp32", "fp8"]))
+       ratio=st.sampled_from(["1", "1/2", "3/5", "7/3", "1e-19", f"{2**64 + 1}/{2**65 + 3}"]),
+       act=st.sampled_from(["bf16", "fp32", "fp8"]))
 def test_activations_match_working_set(batch: int, chunk: int, ratio: str, act: str) -> None:
     gpt2 = lf.LayerTable.from_transformer_config(EXAMPLES / "configs" / "gpt2.json")
     units = unit_sizes(gpt2, act_dtype=act, working_set_ratio=ratio)
@@ -317,7 +318,8 @@ def test_activations_match_working_set(batch: int, chunk: int, ratio: str, act: 
 
 @given(room=st.lists(st.integers(-5, 10**6), min_size=1, max_size=6),
        coef=st.lists(st.integers(0, 5000), min_size=6, max_size=6),
-       ratio=st.sampled_from([Fraction(1), Fraction(1, 3), Fraction(5, 2)]))
+       ratio=st.sampled_from([Fraction(1), Fraction(1, 3), Fraction(5, 2),
+                              Fraction(2**63 + 1, 2**64 + 3)]))  # beyond int64
 def test_fit_tokens_is_the_exact_bound(room: list[int], coef: list[int], ratio: Fraction) -> None:
     n = len(room)
     units = unit_sizes(table(*[(0, 1, 0, 0)] * n), working_set_ratio=ratio)
@@ -331,6 +333,26 @@ def test_fit_tokens_is_the_exact_bound(room: list[int], coef: list[int], ratio: 
             assert t == 2**63 - 1
         else:
             assert held(t) <= x < held(t + 1)
+
+
+def test_fit_tokens_with_a_denominator_beyond_int64_and_no_room() -> None:
+    units = unit_sizes(table((0, 3, 0, 0), (0, 5, 0, 0)),
+                       working_set_ratio=Fraction(2**63 + 1, 2**64 + 3))
+    assert fit_tokens(units, np.array([0, -1], dtype=np.int64)).tolist() == [0, -1]
+
+
+@pytest.mark.parametrize("policy", ["error", "tile", "quantize"])
+def test_a_ratio_whose_activations_leave_int64_is_an_oversize_layer(policy: str) -> None:
+    # 1 token of 6 activation bytes at ratio 2**64 is 6 x 2**64 bytes: beyond int64, and
+    # reported exactly, as for any layer that fits at no chunk.
+    model = table((1, 3, 0, 0))
+    with pytest.raises(OversizeLayerError, match=rf"layer 0 \('l0'\) needs \d+ bytes .*"
+                                                 rf"activations {6 * 2**64} "):
+        lf.plan(model, TOY, batch=1, granularity=1, working_set_ratio=2**64,
+                on_oversize=policy)
+    result = lf.sweep(model, [1, 2], TOY, granularity=1, working_set_ratio=2**64,
+                      on_oversize=policy)
+    assert not result.fits.any()
 
 
 def test_chunk_for_by_hand() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
@@ -40,10 +41,13 @@ def table(layers: list[tuple[int, int, int, int]]) -> lf.LayerTable:
        policy=st.sampled_from(["error", "tile", "quantize"]),
        cost=st.sampled_from(["sum", "peak"]),
        algorithm=st.sampled_from(["balanced", "greedy", "dp", "stage_time"]),
-       cut=st.one_of(st.none(), st.integers(0, 8)), ratio=st.sampled_from(["1", "1/2", "3/2"]))
+       cut=st.one_of(st.none(), st.integers(0, 8)),
+       ratio=st.sampled_from(["1", "1/2", "3/2", f"{2**64 + 1}/{2**65 + 3}",
+                              Fraction(10**69 - 1, 10**40)]))  # terms beyond int64
 def test_json_round_trip(layers: list[tuple[int, int, int, int]], device: Any, share: bool,
                          batch: int, sequence: int, granularity: int, micro: int, policy: str,
-                         cost: str, algorithm: str, cut: int | None, ratio: str) -> None:
+                         cost: str, algorithm: str, cut: int | None,
+                         ratio: str | Fraction) -> None:
     if isinstance(device, list) and algorithm == "stage_time":
         algorithm = "dp"  # the cut-aware mode times groups on one kind of device
     try:
@@ -132,6 +136,12 @@ MALFORMED = [
     (_set("settings.batch", 0), "field 'settings.batch' must be between 1 and"),
     (_set("settings.cost", "max"), "field 'settings.cost' must be one of sum, peak"),
     (_set("settings.working_set_ratio", "-1/2"), "must be a positive fraction"),
+    (_set("settings.working_set_ratio", "0/3"), "must be a positive fraction"),
+    (_set("settings.working_set_ratio", "1" + "0" * 71), "must be a positive fraction"),
+    (_set("settings.working_set_ratio", "1" + "0" * 31),
+     "field 'settings.working_set_ratio' must lie between 1e-40 and 1e30, got '1000"),
+    (_set("settings.working_set_ratio", f"{10**41 + 1}/{3 * 10**41}"),
+     "field 'settings.working_set_ratio' has a denominator above 10**40: '1000"),
     (_set("settings.chunks", 3), "field 'settings.chunks' must be ceil(sequence / chunk)"),
     (_set("settings.chunk", 41), "field 'settings.chunk' (41) exceeds settings.sequence (40)"),
     (_set("schema", "layerwise_fast.layers"), "field 'schema' must be 'layerwise_fast.plan'"),

@@ -178,6 +178,9 @@ def test_format_bytes_reads_back_within_rounding(n: int) -> None:
         (Fraction(1, 3), Fraction(1, 3)),
         (1, Fraction(1)),
         (np.int32(2), Fraction(2)),
+        ("1e-40", Fraction(1, 10**40)),  # the range's ends
+        (10**30, Fraction(10**30)),
+        (Fraction(3, 2**70), Fraction(3, 2**70)),  # a denominator beyond int64
     ],
 )
 def test_parse_fraction_is_exact(value: object, expected: Fraction) -> None:
@@ -198,11 +201,27 @@ def test_parse_fraction_is_exact(value: object, expected: Fraction) -> None:
         ("1e999", ValueError, r"^ratio='1e999' is out of range"),
         (True, TypeError, r"^ratio must be a number, got the bool True$"),
         ([0.5], TypeError, r"^ratio must be a number or a str such as '3/5', got list"),
+        ("1e-41", ValueError, r"^ratio='1e-41' is out of range \(\|exponent\| too large\)$"),
+        (Fraction(1, 10**41), ValueError, r"^ratio must lie between 1e-40 and 1e30, got "
+                                          r"Fraction\(1, 1{0}\)$".format("0" * 41)),
+        (Fraction(10**41 + 1, 10**41 * 3), ValueError,
+         r"^ratio has a denominator above 10\*\*40: Fraction\("),
+        pytest.param(-10**5000, ValueError, r"^ratio must be greater than 0, got a ratio of "
+                     r"16610-bit integers$", id="an-int-too-long-to-print"),
+        pytest.param(Fraction(1, 10**5000), ValueError, r"^ratio must lie between 1e-40 and "
+                     r"1e30, got a ratio of 16610-bit integers$", id="a-fraction-too-long-to-print"),
     ],
 )
 def test_parse_fraction_rejects(value: object, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         parse_fraction(value, name="ratio", maximum=1)  # type: ignore[arg-type]
+
+
+def test_parse_fraction_range_stands_without_a_maximum() -> None:
+    with pytest.raises(ValueError, match=r"^ratio must lie between 1e-40 and 1e30, got "
+                                         r"10{29}1$"):
+        parse_fraction(10**30 + 1, name="ratio")
+    assert parse_fraction("9e29", name="ratio") == 9 * 10**29
 
 
 def test_exponent_beyond_decimal_range_is_a_clear_error() -> None:

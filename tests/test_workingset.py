@@ -281,7 +281,8 @@ def _bounded_table(draw: st.DrawFn) -> LayerTable:
 
 
 @given(_bounded_table(), st.integers(min_value=1, max_value=2**20),
-       st.sampled_from(["1", "1/3", "0.7", "5"]), st.sampled_from([None, *_DTYPES]))
+       st.sampled_from(["1", "1/3", "0.7", "5", "1e-19", f"{2**64 + 1}/{2**65 + 3}"]),
+       st.sampled_from([None, *_DTYPES]))
 def test_column_wise_and_row_by_row_paths_agree(table: LayerTable, chunk: int, ratio: str,
                                                  dtype: str | None) -> None:
     arguments: dict[str, Any] = {"batch": 3, "chunk_tokens": chunk,
