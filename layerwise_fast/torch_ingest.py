@@ -30,7 +30,9 @@ them is not visible either.
 
 Columns, per row:
 
-- ``name``: the module path, as ``named_modules()`` spells it; ``kind``: its class name.
+- ``name``: the module path, as ``named_modules()`` spells it; ``kind``: its class name,
+  except that a subclass of ``nn.Embedding`` whose row holds only its table (a scaled
+  word embedding) records ``Embedding``, so that it plans as the lookup it is.
 - ``params``: parameters it owns. A parameter shared by several rows (tied weights) is
   owned by the first of them to run and counted there once; each later row that
   shares it records its size in ``tied_params`` (the working set still counts those
@@ -308,7 +310,8 @@ def describe_torch(
     ordered, uncalled = _execution_order(module, rows)
     _assign_tensors(module, ordered)
     tied = _tied_sets(ordered)
-    table = _table(ordered, token_count, weight_dtype, activations)
+    table = _table(ordered, [_row_kind(torch, row) for row in ordered], token_count,
+                   weight_dtype, activations)
     return TorchLayers(
         table=table,
         keys=tuple(tuple(row.keys) for row in ordered),
@@ -740,7 +743,18 @@ def _precisions(ordered: list[_Row], weight_dtype: str | None) -> list[str]:
     return [precision or default for precision in found]
 
 
-def _table(ordered: list[_Row], tokens: int, weight_dtype: str | None,
+def _row_kind(torch: Any, row: _Row) -> str:
+    """The row's class name, or ``Embedding`` for a subclass of ``nn.Embedding`` whose
+    row holds nothing but its table (the rows a lookup reads; see :mod:`.workingset`)."""
+    module = row.module
+    if (isinstance(module, torch.nn.Embedding) and type(module) is not torch.nn.Embedding
+            and row.params + row.tied_params == module.weight.numel()
+            and row.out_channels == module.num_embeddings):
+        return "Embedding"
+    return type(module).__name__
+
+
+def _table(ordered: list[_Row], kinds: list[str], tokens: int, weight_dtype: str | None,
            activations: str) -> LayerTable:
     def column(values: Iterable[int]) -> np.ndarray[Any, np.dtype[np.int64]]:
         return np.array(list(values), dtype=np.int64)
@@ -748,7 +762,7 @@ def _table(ordered: list[_Row], tokens: int, weight_dtype: str | None,
     elems = [row.peak_elems if activations == "peak" else row.output_elems for row in ordered]
     return LayerTable(
         name=[row.name for row in ordered],
-        kind=[type(row.module).__name__ for row in ordered],
+        kind=kinds,
         params=column(row.params for row in ordered),
         weight_dtype=_precisions(ordered, weight_dtype),
         act_elems_per_token=column(-(-count // tokens) for count in elems),

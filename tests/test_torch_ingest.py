@@ -254,6 +254,40 @@ def test_from_torch_classmethod_returns_the_table() -> None:
         model, IDS, granularity="block").table
 
 
+class ScaledEmbedding(nn.Embedding):
+    """A word embedding scaled by sqrt(hidden), as several decoder families write it."""
+
+    def forward(self, ids):
+        return super().forward(ids) * self.embedding_dim ** 0.5
+
+
+class ProjectedEmbedding(nn.Embedding):
+    """An embedding subclass that also owns a projection: more than its table."""
+
+    def __init__(self, vocab: int, hidden: int) -> None:
+        super().__init__(vocab, hidden)
+        self.project = nn.Parameter(torch.empty(hidden, hidden))
+
+    def forward(self, ids):
+        return super().forward(ids) @ self.project
+
+
+@pytest.mark.parametrize(("embedding", "kind", "lookup"),
+                         [(ScaledEmbedding, "Embedding", True),
+                          (ProjectedEmbedding, "ProjectedEmbedding", False)])
+def test_an_embedding_subclass_is_a_lookup_when_it_holds_only_its_table(
+        embedding: type, kind: str, lookup: bool) -> None:
+    model = _meta(TinyLM)
+    model.embed = _meta(embedding, 100, 16)
+    model.head.weight = model.embed.weight
+    table = describe_torch(model, IDS).table
+    assert table.kind[0] == kind
+    plan = lf.plan(table, batch=2, sequence=8, granularity=1)
+    assert (0 in plan.lookups.layers) is lookup
+    held = 2 * 8 * 16 * 4  # 16 rows of 16 fp32 values at the 8-token chunk, batch 2
+    assert plan.weights[0] == (held if lookup else 100 * 16 * 4 + 16 * 16 * 4)
+
+
 # -- agreement with accelerate --------------------------------------------------------
 
 
