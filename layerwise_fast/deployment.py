@@ -52,7 +52,9 @@ were modelled, with no ``lookups`` field) is read as a plan without lookups.
 no other, every type, range and length, and every invariant that ties the parts
 together: the boundaries cut 0..n; the activations follow from the settings; each
 group's cost, recomputed from the layer columns under the cost model, matches and fits
-its device; groups map to devices in order; the treatments agree with the layer columns
+its device; groups map to devices in order, as many as the settings ask for (one
+profile for a count, one entry per device for a list); a searched chunk is a multiple
+of the granularity or the whole sequence; the treatments agree with the layer columns
 and the policy; and the model's integers (traffic, cut bytes) and totals (to a relative
 1e-9) match a recomputation. Any violation raises :class:`PlanFormatError` naming the
 file and the field.
@@ -82,7 +84,7 @@ from .result import Partition
 from .scaling import scaled_activations
 from .summary import counted, format_plan
 from .units import (INT64_MAX, MAX_RATIO_DENOMINATOR, _json_type, _load_json_checked,
-                    check_ratio, write_bytes_atomically)
+                    check_ratio, encodable, write_bytes_atomically)
 from .workingset import Lookups
 
 __all__ = ["PLAN_SCHEMA", "PLAN_VERSION", "Plan", "PlanFormatError", "PlanSettings"]
@@ -371,7 +373,9 @@ class Plan:
 
         Raises:
             OSError: the file cannot be written.
-            UnicodeEncodeError: a text holds a lone surrogate, which UTF-8 cannot carry.
+            UnicodeEncodeError: a text holds a lone surrogate, which UTF-8 cannot carry
+                (``plan`` and the readers refuse such text, so only a Plan built by hand
+                can).
         """
         write_bytes_atomically(path, self._json_chunks("strict"))
 
@@ -557,6 +561,8 @@ class _Reader:
             self.fail(where, f"must be a string, got {_json_type(value)} {value!r}")
         if choices is not None and value not in choices:
             self.fail(where, f"must be one of {', '.join(choices)}, got {value!r}")
+        if not encodable(value):
+            self.fail(where, f"{value!r} cannot be written as UTF-8 (a lone surrogate)")
         return value
 
     def flag(self, value: object, where: str) -> bool:
@@ -614,6 +620,10 @@ class _Reader:
         if choices is not None and not set(items) <= set(choices):
             bad = next(x for x in items if x not in choices)
             self.fail(where, f"must hold one of {', '.join(choices)}, got {bad!r}")
+        if not encodable("".join(items)):
+            index = next(i for i, x in enumerate(items) if not encodable(x))
+            self.fail(where, f"[{index}] {items[index]!r} cannot be written as UTF-8 (a lone "
+                             f"surrogate)")
         array = np.empty(len(items), dtype=object)
         array[:] = items
         return array
@@ -649,6 +659,7 @@ def _read_plan(document: object, label: str, *, native_arrays: bool) -> Plan:
     traffic = planned_traffic(traffic, treated, lookups, settings.chunks,
                               settings.batch * settings.sequence)
     partition, group_device = _read_groups(read, top["groups"], settings, columns, capacities)
+    _check_device_use(read, settings, len(hardware), kinds, group_device)
     try:  # the performance model runs here, in int64 byte counts
         plan = Plan(settings=settings, hardware=hardware, device_kind=kinds,
                     device_capacities=capacities, names=names, weights=columns["weights"],
@@ -698,6 +709,11 @@ def _read_settings(read: _Reader, value: object) -> PlanSettings:
     if settings.chunks != expected:
         read.fail("settings.chunks", f"must be ceil(sequence / chunk) = {expected}, "
                                      f"got {settings.chunks}")
+    if (settings.chunk_searched and settings.chunk != settings.sequence
+            and settings.chunk % settings.granularity):
+        read.fail("settings.chunk", f"({settings.chunk}) was searched, so it is a multiple of "
+                                    f"settings.granularity ({settings.granularity}) or the "
+                                    f"whole sequence ({settings.sequence})")
     return settings
 
 
@@ -893,6 +909,35 @@ def _read_groups(read: _Reader, value: object, settings: PlanSettings,
                           algorithm=_partitioner(settings),
                           cost=settings.cost)
     return partition, device
+
+
+def _check_device_use(read: _Reader, settings: PlanSettings, profiles: int, kinds: IntColumn,
+                      group_device: IntColumn) -> None:
+    """The devices agree with how they were asked for: a list (``mixed``) puts each group
+    on the next listed device; one profile serves every device; shared devices are the
+    requested count, or one per group where there are fewer groups."""
+    devices, k = len(kinds), len(group_device)
+    if settings.mixed:
+        if settings.share_devices or settings.devices_requested is None:
+            read.fail("settings.mixed", "(a list of devices) goes with a devices_requested "
+                                        "count (the list's length) and no share_devices")
+        if profiles != devices or not np.array_equal(kinds, np.arange(devices)):
+            read.fail("devices.kind", "must be 0, 1, 2, ...: a list of devices gives each "
+                                      "device its own entry in devices.hardware")
+    elif profiles != 1 or kinds.any():
+        read.fail("devices.hardware", f"must hold one profile, used by every device, since "
+                                      f"settings.mixed is false; got {profiles}")
+    if not settings.share_devices:
+        if devices != k:
+            read.fail("groups.device", f"must give each of the {k} groups a device of its own "
+                                       f"(settings.share_devices is false)")
+        return
+    if settings.devices_requested is None:
+        read.fail("settings.share_devices", "applies to a devices_requested count")
+    expected = min(k, settings.devices_requested)
+    if devices != expected:
+        read.fail("devices.kind", f"lists {devices} devices, but {k} groups sharing "
+                                  f"{settings.devices_requested} devices use {expected}")
 
 
 def _partitioner(settings: PlanSettings) -> str:

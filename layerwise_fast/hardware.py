@@ -41,7 +41,7 @@ from types import MappingProxyType
 from typing import Any, Final, Mapping
 
 from .units import INT64_MAX, ByteCount, FractionLike, _is_int, _is_number, _json_type
-from .units import _read_json_document, parse_bytes, parse_fraction
+from .units import _read_json_document, encodable, parse_bytes, parse_fraction
 
 __all__ = [
     "CALIBRATION_SCHEMA",
@@ -138,9 +138,10 @@ class Hardware:
 
         Raises:
             TypeError: a field has the wrong type (``bool`` is never a number here).
-            ValueError: an empty name, a non-positive or non-finite figure, ``l2_bytes``
-                beyond int64, a fraction outside ``(0, 1]``, or a cache rate below the HBM
-                rate (no L2 is slower than main memory: the units are likely wrong).
+            ValueError: an empty name, a rate below 1 (per second) or not finite,
+                ``l2_bytes`` outside ``[1, int64]``, a fraction outside ``(0, 1]``, an
+                effective capacity of 0 bytes, or a cache rate below the HBM rate (no L2
+                is slower than main memory: the units are likely wrong).
         """
         _set = object.__setattr__
         _set(self, "name", _require_text(name, "name", allow_empty=False))
@@ -150,6 +151,10 @@ class Hardware:
         _set(self, "flops_per_s", _require_rate(flops_per_s, "flops_per_s"))
         _set(self, "effective_fraction",
              parse_fraction(effective_fraction, name="effective_fraction", maximum=1))
+        if self.capacity < 1:
+            raise ValueError(f"the effective capacity, floor(l2_bytes x effective_fraction) = "
+                             f"floor({self.l2_bytes} x {self.effective_fraction}), is 0 bytes; "
+                             f"a device must hold at least 1 byte")
         cache_rate = None if cache_bytes_per_s is None else _require_rate(
             cache_bytes_per_s, "cache_bytes_per_s")
         if cache_rate is not None and cache_rate < self.hbm_bytes_per_s:
@@ -301,6 +306,9 @@ def _require_text(value: object, field: str, *, allow_empty: bool) -> str:
         raise TypeError(f"{field} must be a str, got {type(value).__name__}")
     if not allow_empty and not value.strip():
         raise ValueError(f"{field} must not be empty")
+    if not encodable(value):
+        raise ValueError(f"{field} {value!r} cannot be written as UTF-8 (it holds a lone "
+                         f"surrogate)")
     return value
 
 
@@ -315,12 +323,30 @@ def _require_byte_count(value: object, field: str) -> int:
 
 
 def _require_rate(value: object, field: str) -> float:
+    """A rate per second: finite and at least 1, so that every time the performance
+    model derives from it (at most int64 bytes or flops over it, summed) stays finite."""
     if not _is_number(value):
         raise TypeError(f"{field} must be a number, got {type(value).__name__} {value!r}")
-    rate = float(value)
-    if not math.isfinite(rate) or rate <= 0:
-        raise ValueError(f"{field} must be a finite number greater than 0, got {value!r}")
+    rate = _as_float(value)
+    if not math.isfinite(rate) or rate < 1:
+        raise ValueError(f"{field} must be a finite number of at least 1 (per second), "
+                         f"got {_shown_number(value)}")
     return rate
+
+
+def _as_float(value: Any) -> float:
+    """``float(value)``, or infinity for an integer too large for a float."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
+def _shown_number(value: object) -> str:
+    """``repr(value)``, or its size for an integer too long to print in a message."""
+    if isinstance(value, int) and value.bit_length() > 128:
+        return f"an integer of {value.bit_length()} bits"
+    return repr(value)
 
 
 def _check_keys(
@@ -380,6 +406,9 @@ def _calibration_text(document: Mapping[str, Any], field: str, label: str) -> st
     if not isinstance(value, str) or not value.strip():
         raise CalibrationError(f"{label}: field {field!r} must be a non-empty string, "
                                f"got {_json_type(value)} {value!r}")
+    if not encodable(value):
+        raise CalibrationError(f"{label}: field {field!r} {value!r} cannot be written as "
+                               f"UTF-8 (it holds a lone surrogate)")
     return value
 
 
@@ -398,9 +427,13 @@ def _calibration_rate(value: object, field: str, label: str) -> float:
     if not _is_number(value):
         raise CalibrationError(f"{label}: field {field!r} must be a number, "
                                f"got {_json_type(value)} {value!r}")
-    rate = float(value)
-    if not math.isfinite(rate) or rate <= 0:
-        raise CalibrationError(f"{label}: field {field!r} must be greater than 0, got {value!r}")
+    rate = _as_float(value)
+    if not math.isfinite(rate):
+        raise CalibrationError(f"{label}: field {field!r} must be a finite number, got "
+                               f"{_shown_number(value)}")
+    if rate < 1:  # as for Hardware's rates
+        raise CalibrationError(f"{label}: field {field!r} must be at least 1 (per second), "
+                               f"got {value!r}")
     return rate
 
 

@@ -44,8 +44,8 @@ from .perf import FloatColumn, LayerTraffic, Rates, group_performance, stage_tim
 from .result import Partition
 from .scaling import CutElems, UnitSizes, chunk_for, unit_sizes
 from .summary import counted, format_seconds
-from .units import (UTF8_BOM, ByteCount, FractionLike, format_bytes, parse_bytes, printable,
-                    read_input_head)
+from .units import (UTF8_BOM, ByteCount, FractionLike, display_name, encodable, format_bytes,
+                    parse_bytes, printable, read_input_head)
 from .workingset import LOOKUP_KINDS, Lookups, of_lookup_kind
 
 __all__ = ["DEFAULT_SEQUENCE", "MAX_SEQUENCE", "Model", "load_model", "plan", "sweep"]
@@ -108,7 +108,7 @@ def load_model(source: str | os.PathLike[str], *, layer_granularity: str = "laye
             a layer table.
     """
     path = os.fspath(source)
-    label = os.path.splitext(os.path.basename(path))[0] or path
+    label = display_name(os.path.splitext(os.path.basename(path))[0] or path)
     head = read_input_head(source, _HEAD_BYTES, what="model file",
                            error=LayerTableError).removeprefix(UTF8_BOM)
     if not head.strip():
@@ -300,6 +300,9 @@ def _as_model(model: object, layer_granularity: str, name: str | None) -> Model:
         if not isinstance(name, str) or not name:
             raise TypeError(f"name must be a non-empty str, got {name!r}")
         loaded = replace(loaded, label=name)
+    if not encodable(loaded.label):
+        raise ValueError(f"the model's name {loaded.label!r} cannot be written as UTF-8 "
+                         f"(it holds a lone surrogate)")
     return loaded
 
 

@@ -658,6 +658,24 @@ def _refuse_constant(token: str) -> NoReturn:
     raise _ConstantError(f"non-standard constant {token} is not allowed")
 
 
+def encodable(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (it holds no lone surrogate, such as
+    ``os.fsdecode`` makes of a file name's undecodable bytes)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def display_name(text: str) -> str:
+    """``text`` with each lone surrogate (a file name's undecodable byte) shown as ``?``,
+    so that a label made from it can be written as UTF-8."""
+    return text if encodable(text) else text.encode("utf-8", "replace").decode("utf-8")
+
+
 def printable(name: str) -> str:
     """``name`` for a one-line table cell: control characters (a newline, say) escaped."""
     if name.isprintable():

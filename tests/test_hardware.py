@@ -86,6 +86,12 @@ def _custom(**overrides: Any) -> Hardware:
     return Hardware.custom("test", **arguments)
 
 
+def test_a_name_that_utf8_cannot_carry_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^name 'h\\ud800' cannot be written as UTF-8"):
+        Hardware.custom("h\ud800", l2="50MiB", hbm_bytes_per_s=3e12, link_bytes_per_s=9e11,
+                        flops_per_s=1e15)
+
+
 def test_custom_reads_byte_strings_and_exact_fractions() -> None:
     device = _custom(l2="40 MB", effective_fraction=0.6)
     assert device.l2_bytes == 40_000_000
@@ -105,7 +111,15 @@ def test_custom_reads_byte_strings_and_exact_fractions() -> None:
         ({"effective_fraction": 1.5}, ValueError, r"^effective_fraction must be at most 1, "
                                                   r"got 1\.5$"),
         ({"hbm_bytes_per_s": -1.0}, ValueError, r"^hbm_bytes_per_s must be a finite number "
-                                                r"greater than 0, got -1\.0$"),
+                                                r"of at least 1 \(per second\), got -1\.0$"),
+        # Below 1 per second, a time derived from int64 bytes may leave the floats.
+        ({"flops_per_s": 1e-300}, ValueError, r"^flops_per_s must be a finite number of at "
+                                              r"least 1 \(per second\), got 1e-300$"),
+        ({"link_bytes_per_s": 10**400}, ValueError, r"^link_bytes_per_s must be a finite "
+                                                    r"number .*got an integer of 1329 bits$"),
+        ({"l2": 1, "effective_fraction": "1/2"}, ValueError,
+         r"^the effective capacity, floor\(l2_bytes x effective_fraction\) = floor\(1 x "
+         r"1/2\), is 0 bytes; a device must hold at least 1 byte$"),
         ({"link_bytes_per_s": float("nan")}, ValueError, r"^link_bytes_per_s must be a finite"),
         ({"flops_per_s": True}, TypeError, r"^flops_per_s must be a number, got bool True$"),
         ({"flops_per_s": "1e15"}, TypeError, r"^flops_per_s must be a number, got str"),
@@ -138,7 +152,8 @@ def test_constructor_rejects(arguments: tuple[Any, ...], error: type[Exception],
 
 # -- dict round trips -----------------------------------------------------------------
 
-_rates = st.floats(min_value=1e-3, max_value=1e20, allow_nan=False, allow_infinity=False)
+_rates = st.floats(min_value=1, max_value=1e20, allow_nan=False, allow_infinity=False)
+_texts = st.text(st.characters(blacklist_categories=("Cs",)))  # UTF-8-encodable
 
 
 @st.composite
@@ -147,12 +162,12 @@ def _hardware(draw: st.DrawFn) -> Hardware:
     numerator = draw(st.integers(min_value=1, max_value=denominator))
     hbm = draw(_rates)
     return Hardware(
-        draw(st.text(min_size=1).filter(str.strip)),
-        draw(st.integers(min_value=1, max_value=INT64_MAX)),
+        draw(_texts.filter(str.strip)),
+        draw(st.integers(min_value=-(-denominator // numerator), max_value=INT64_MAX)),
         hbm, draw(_rates), draw(_rates),
         Fraction(numerator, denominator),
         cache_bytes_per_s=draw(st.none() | _rates.filter(lambda rate: rate >= hbm)),
-        source=draw(st.text()),
+        source=draw(_texts),
     )
 
 
@@ -179,6 +194,8 @@ def test_profiles_round_trip() -> None:
         ({"version": 2}, r"^hardware description: unsupported version 2 \(this release reads "
                          r"version 1\)$"),
         ({"version": True}, r"^hardware description: unsupported version True"),
+        ({"link_bytes_per_s": 10**400}, r"^link_bytes_per_s must be a finite number of at "
+                                        r"least 1 \(per second\), got an integer of 1329 bits$"),
     ],
 )
 def test_from_dict_rejects(change: dict[str, Any], message: str) -> None:
@@ -315,8 +332,12 @@ def test_calibration_file_problems(tmp_path: Path) -> None:
         (_calibration(knee_bytes=0), r": field 'knee_bytes' must be in \[1, "),
         (_calibration(knee_bytes=60_000_000), r": field 'knee_bytes' \(60000000\) exceeds "
                                               r"'l2_bytes' \(52428800\)$"),
-        (_calibration(plateau_bytes_per_s=-1), r": field 'plateau_bytes_per_s' must be greater "
-                                               r"than 0, got -1$"),
+        (_calibration(plateau_bytes_per_s=-1), r": field 'plateau_bytes_per_s' must be at "
+                                               r"least 1 \(per second\), got -1$"),
+        (_calibration(link_bytes_per_s=10**400), r": field 'link_bytes_per_s' must be a finite "
+                                                 r"number, got an integer of 1329 bits$"),
+        (_calibration(device_name="H100 \udc80"), r": field 'device_name' 'H100 \\udc80' "
+                                                  r"cannot be written as UTF-8"),
         (_calibration(hbm_bytes_per_s="fast"), r": field 'hbm_bytes_per_s' must be a number, "
                                                r"got string 'fast'$"),
         (_calibration(plateau_bytes_per_s=2e12), r": field 'plateau_bytes_per_s' \(2000000000000\.0\) "
@@ -331,7 +352,7 @@ def test_calibration_file_problems(tmp_path: Path) -> None:
         (_calibration(sizes=[8, False, 16, 32]), r": sizes\[1\] must be a positive integer "
                                                  r"number of bytes, got False$"),
         (_calibration(bytes_per_s=[1.0, 0, 1.0, 1.0]), r": field 'bytes_per_s\[1\]' must be "
-                                                       r"greater than 0, got 0$"),
+                                                       r"at least 1 \(per second\), got 0$"),
         (_calibration(sizes=[1, 2, 3, 4]), r": 'knee_bytes' \(32000000\) lies outside the "
                                            r"sweep \[1, 4\]$"),
     ],

@@ -4,6 +4,7 @@ model, against numbers worked out by hand."""
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import re
 from fractions import Fraction
@@ -353,6 +354,19 @@ def test_a_ratio_whose_activations_leave_int64_is_an_oversize_layer(policy: str)
     result = lf.sweep(model, [1, 2], TOY, granularity=1, working_set_ratio=2**64,
                       on_oversize=policy)
     assert not result.fits.any()
+
+
+def test_a_name_that_utf8_cannot_carry_is_refused_and_a_file_name_is_made_writable(
+        tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"^the model's name '\\ud800' cannot be written as "
+                                         r"UTF-8 \(it holds a lone surrogate\)$"):
+        toy_plan(name="\ud800")
+    path = os.path.join(os.fsencode(tmp_path), b"model\xff.json")  # not UTF-8
+    TOY_TABLE.to_json(os.fsdecode(path))
+    plan = lf.plan(os.fsdecode(path), TOY, sequence=100, granularity=4)
+    assert plan.settings.model == "model?"
+    plan.to_json(tmp_path / "plan.json")
+    assert lf.Plan.from_json(tmp_path / "plan.json") == plan
 
 
 def test_chunk_for_by_hand() -> None:

@@ -126,6 +126,18 @@ def _shift(path: str, index: int, delta: int) -> Callable[[dict[str, Any]], None
     return change
 
 
+def _both(*changes: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    def change(document: dict[str, Any]) -> None:
+        for one in changes:
+            one(document)
+    return change
+
+
+def _second_profile(document: dict[str, Any]) -> None:
+    profiles = document["devices"]["hardware"]
+    profiles.append(copy.deepcopy(profiles[0]))
+
+
 MALFORMED = [
     (_drop("groups"), "missing field 'groups'"),
     (_set("extra", 1), "unknown field 'extra'"),
@@ -174,6 +186,23 @@ MALFORMED = [
     (_set("layers.names.2", ""), "field 'layers.names' must not be empty, got '' at [2]"),
     (_shift("treated.original_bytes", 0, 1), "field 'treated.original_bytes' [0] is"),
     (_set("layers.out_bytes_per_token.0", 2**62), "overflow the performance model: group 0: boundary bytes per token 9223372036854775808 x 40 exceed"),
+    (_both(_set("settings.chunk", 38), _set("settings.chunks", 2)),
+     "field 'settings.chunk' (38) was searched, so it is a multiple of settings.granularity (4)"),
+    (_set("settings.share_devices", False),
+     "field 'groups.device' must give each of the 4 groups a device of its own"),
+    (_set("settings.devices_requested", 3),
+     "field 'devices.kind' lists 2 devices, but 4 groups sharing 3 devices use 3"),
+    (_set("settings.devices_requested", None),
+     "field 'settings.share_devices' applies to a devices_requested count"),
+    (_set("settings.mixed", True), "field 'settings.mixed' (a list of devices) goes with"),
+    (_both(_set("settings.mixed", True), _set("settings.share_devices", False)),
+     "field 'devices.kind' must be 0, 1, 2, ...: a list of devices"),
+    (_second_profile, "field 'devices.hardware' must hold one profile, used by every device"),
+    (_set("layers.names.1", "l\ud800"), "field 'layers.names' [1] 'l\\ud800' cannot be written as UTF-8"),
+    (_set("notes", ["\udc80"]), "field 'notes' [0] '\\udc80' cannot be written as UTF-8"),
+    (_set("settings.model", "\ud800"), "field 'settings.model' '\\ud800' cannot be written"),
+    (_set("devices.hardware.0.name", "\ud800"), "field 'devices.hardware[0]': name '\\ud800' cannot"),
+    (_set("devices.hardware.0.flops_per_s", 10**400), "field 'devices.hardware[0]': flops_per_s must be a finite number of at least 1"),
 ]
 
 
