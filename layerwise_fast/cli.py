@@ -28,8 +28,8 @@ from layerwise_fast.errors import InfeasibleError, LayerTooLargeError
 from layerwise_fast.partition import balanced, dp, greedy
 from layerwise_fast.result import Partition
 from layerwise_fast.summary import counted
-from layerwise_fast.units import (STDIN_PROMPT, format_bytes, printable, read_input_file,
-                                  read_input_head, read_standard_input)
+from layerwise_fast.units import (STDIN_PROMPT, format_bytes, integer_argument, printable,
+                                  read_input_file, read_input_head, read_standard_input)
 
 __all__ = ["main", "read_sizes", "SizesFile", "InputError"]
 
@@ -119,14 +119,17 @@ def _read_npy(path: Path, head: bytes) -> SizesFile:
     if not head.startswith((_NPY_MAGIC, _ZIP_MAGIC)):  # np.load would try it as a pickle
         raise InputError(f"{path}: not a .npy file (it does not start with the .npy magic "
                          f"bytes); save the sizes with numpy.save, or give a text file")
-    try:
-        sizes = np.load(path, allow_pickle=False)
+    try:  # mapped, not read: a header may declare far more data than the file holds
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
-        raise InputError(f"{path}: not a readable .npy array ({err})") from None
-    if not isinstance(sizes, np.ndarray):  # np.load opens a zip archive whatever its name
-        sizes.close()
+        problem = ("its header declares more data than the file holds"
+                   if "greater than file size" in str(err) else err)
+        raise InputError(f"{path}: not a readable .npy array ({problem})") from None
+    if not isinstance(mapped, np.ndarray):  # np.load opens a zip archive whatever its name
+        mapped.close()
         raise InputError(f"{path}: an .npz archive of arrays, not one .npy array; save the sizes "
                          f"with numpy.save")
+    sizes = np.array(mapped)  # in memory, the file closed
     if sizes.ndim not in (1, 2) or (sizes.ndim == 2 and sizes.shape[1] != 3):
         raise InputError(f"{path}: expected shape (n,) or (n, 3), got {sizes.shape}")
     return SizesFile(sizes, None)
@@ -266,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"bytes one group may hold: 50000000, 50MB, 50MiB, 4.8e7 (default {DEFAULT_CAPACITY} "
         "unless --k is given)",
     )
-    part.add_argument("--k", type=int, metavar="K", help="exactly K groups (balanced only)")
+    part.add_argument("--k", type=integer_argument, metavar="K", help="exactly K groups (balanced only)")
     part.add_argument(
         "--algo",
         choices=["balanced", "greedy", "dp"],
@@ -324,6 +327,11 @@ def _verify(argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     arguments = sys.argv[1:] if argv is None else list(argv)
+    if sys.stdout is None:  # started with its standard output closed (`>&-`)
+        if sys.stderr is not None:
+            print("layerwise-fast: error: standard output is closed; redirect it to a file "
+                  "or to /dev/null", file=sys.stderr)
+        return 2
     if arguments[:1] == ["verify"]:
         return _verify(arguments[1:])
     parser = build_parser()

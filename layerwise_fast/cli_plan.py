@@ -25,7 +25,8 @@ from .planner import ALGORITHMS, COSTS, Model, load_model, plan, sweep
 from .plot import plot_plan
 from .scaling import ACT_DTYPE_BYTES
 from .scenarios import SCENARIOS, scenario, scenario_model
-from .units import INT64_MAX, STDIN_PROMPT, InputBytes, printable, read_standard_input
+from .units import (INT64_MAX, STDIN_PROMPT, InputBytes, ascii_digits, integer_argument,
+                    printable, read_standard_input)
 
 __all__ = ["PROGRESS_MIN_LAYERS", "add_plan_commands", "parse_batch_sizes", "parse_devices"]
 
@@ -43,7 +44,7 @@ def parse_devices(text: str) -> int | list[str]:
             entry that is neither a known profile nor a calibration file.
     """
     text = text.strip()
-    if text.isascii() and text.isdigit():
+    if ascii_digits(text):
         count = int(text)
         if not 1 <= count <= INT64_MAX:
             raise ValueError(f"--devices must be between 1 and {INT64_MAX}, got {text}")
@@ -73,7 +74,7 @@ def _is_number(text: str) -> bool:
 def _hidden_elems(text: str) -> int:
     """``--hidden``: elements per token, 0..2**62 (argparse names the option in the error)."""
     text = text.strip()
-    if not (text.isascii() and text.isdigit()) or int(text) > 2**62:
+    if not ascii_digits(text) or int(text) > 2**62:
         raise argparse.ArgumentTypeError(f"must be a whole number between 0 and 2**62, got {text!r}")
     return int(text)
 
@@ -89,7 +90,7 @@ def parse_batch_sizes(text: str) -> list[int]:
     for part in text.split(","):
         low, dash, high = part.strip().partition("-")
         bounds = (low, high) if dash else (low, low)
-        if not all(b.strip().isdigit() for b in bounds):
+        if not all(ascii_digits(b.strip()) for b in bounds):
             raise ValueError(f"--batch-sizes: cannot read {part.strip()!r}; expected sizes "
                              f"and ranges such as 1,2,4,8-16")
         first, last = (int(b) for b in bounds)
@@ -123,7 +124,8 @@ def _model(args: argparse.Namespace) -> tuple[Model, dict[str, Any]]:
                          f"(examples: {', '.join(SCENARIOS)})")
     if args.example is not None:
         example = scenario(args.example)
-        return scenario_model(example), dict(example.settings)
+        return (scenario_model(example, layer_granularity=args.layers or "layer"),
+                dict(example.settings))
     source = args.model
     if source == "-":
         prompt = STDIN_PROMPT.format(what="the model (a layer table or a config.json)")
@@ -215,6 +217,32 @@ def _check_output_paths(args: argparse.Namespace) -> None:
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
             raise ValueError(f"{option} {path!r}: the folder {folder!r} does not exist")
+    _check_outputs_apart(args)
+
+
+def _check_outputs_apart(args: argparse.Namespace) -> None:
+    """Refuse an output that is an input (the plan would replace what it read) or is the
+    other output (one would overwrite the other)."""
+    inputs = [("MODEL", args.model)]
+    if args.hardware is not None and os.path.isfile(args.hardware):
+        inputs.append(("--hardware", args.hardware))
+    if args.output is not None and args.plot is not None \
+            and _same_file(args.output, args.plot):
+        raise ValueError(f"--output and --plot name the same file ({args.output!r}); the "
+                         f"plot would replace the plan")
+    for option, path in (("--output", args.output), ("--plot", args.plot)):
+        for name, source in inputs:
+            if path is not None and source not in (None, "-") and _same_file(path, source):
+                raise ValueError(f"{option} {path!r} is the {name} file read: writing it "
+                                 f"would replace the input")
+
+
+def _same_file(first: str, second: str) -> bool:
+    """Whether two paths name one file (through links too), existing or not."""
+    try:
+        return os.path.samefile(first, second)
+    except OSError:  # one does not exist yet
+        return os.path.realpath(first) == os.path.realpath(second)
 
 
 def _plan_command(args: argparse.Namespace) -> int:
@@ -287,9 +315,9 @@ def _shared_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--capacity", metavar="BYTES",
                          help="bytes a group may hold, e.g. 30MiB (default: the hardware's "
                               "effective capacity, not its nominal L2)")
-    command.add_argument("--sequence", type=int, metavar="TOKENS",
+    command.add_argument("--sequence", type=integer_argument, metavar="TOKENS",
                          help="tokens per sequence (default 4096)")
-    command.add_argument("--granularity", type=int, metavar="TOKENS",
+    command.add_argument("--granularity", type=integer_argument, metavar="TOKENS",
                          help="the chunk is a multiple of this (default 64)")
     command.add_argument("--precision", choices=WEIGHT_DTYPES,
                          help="weight precision for every layer (default: the model's)")
@@ -316,11 +344,11 @@ def add_plan_commands(commands: Any) -> None:
         "devices, oversize layers, traffic, speedup, communication and pipeline timeline.",
         epilog=f"Examples: {examples}. Try: layerwise-fast plan --example llama-2-7b-8xh100")
     _shared_options(command)
-    command.add_argument("--batch", type=int, metavar="N",
+    command.add_argument("--batch", type=integer_argument, metavar="N",
                          help="sequences per micro-batch (default 1)")
-    command.add_argument("--micro-batches", type=int, metavar="M",
+    command.add_argument("--micro-batches", type=integer_argument, metavar="M",
                          help="micro-batches through the pipeline (default 1)")
-    command.add_argument("--chunk", type=int, metavar="TOKENS",
+    command.add_argument("--chunk", type=integer_argument, metavar="TOKENS",
                          help="tokens per chunk (default: the largest that fits)")
     command.add_argument("--devices", metavar="N|LIST",
                          help="a device count (8), or devices in pipeline order "

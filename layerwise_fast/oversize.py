@@ -74,8 +74,9 @@ _BLOCK_ELEMENTS: Final[int] = 1 << 20
 _HINT: Final[str] = ("on_oversize='tile' (--on-oversize tile) streams its weights through "
                      "the cache in tiles; 'quantize' tries int8 then int4 weights")
 _NO_ROOM_HINT: Final[str] = ("its activations and buffers alone fill the capacity, so neither "
-                             "tiling nor quantizing its weights helps: lower the batch, the "
-                             "chunk or its granularity")
+                             "tiling nor quantizing its weights helps: lower {smaller}")
+_SEARCHED_SMALLER: Final[str] = "the batch, the chunk or its granularity"
+_GIVEN_SMALLER: Final[str] = "the batch or the chunk"
 _BUFFERS_HINT: Final[str] = ("its buffers alone fill the capacity, so neither tiling nor "
                              "quantizing its weights, nor a smaller chunk, helps: give it "
                              "smaller buffers or plan with a larger capacity")
@@ -176,17 +177,20 @@ class SizeRules:
     int8: IntColumn | None = None
     int4: IntColumn | None = None
 
-    def treatments(self, tokens_min: int, chunk_text: str = "") -> IntColumn:
+    def treatments(self, tokens_min: int, chunk_text: str = "", *,
+                   chunk_given: bool = False) -> IntColumn:
         """Treatment code of every layer (:data:`UNTREATED`, :data:`TILED`, ...) when the
         smallest chunk holds ``tokens_min`` tokens (batch x chunk); ``chunk_text``
-        describes that chunk in error messages.
+        describes that chunk in error messages, and ``chunk_given`` says it was given
+        rather than searched (no granularity to lower).
 
         Raises:
             OversizeLayerError: a layer does not fit and the policy cannot make it fit.
         """
         codes, failing = self._codes(tokens_min)
         if failing is not None:
-            self._raise(failing, tokens_min, chunk_text or f"{tokens_min} tokens")
+            self._raise(failing, tokens_min, chunk_text or f"{tokens_min} tokens",
+                        _GIVEN_SMALLER if chunk_given else _SEARCHED_SMALLER)
         return codes
 
     def limit(self, codes: IntColumn) -> int:
@@ -294,7 +298,7 @@ class SizeRules:
             stuck = over & ~fits8 & (self.int4 < tokens_min)
         return codes, (int(np.argmax(stuck)) if stuck.any() else None)
 
-    def _raise(self, layer: int, tokens_min: int, chunk_text: str) -> NoReturn:
+    def _raise(self, layer: int, tokens_min: int, chunk_text: str, smaller: str) -> NoReturn:
         units = self.units
         name = str(units.names[layer])
         acts = layer_activations(units, layer, tokens_min)
@@ -302,7 +306,8 @@ class SizeRules:
         weights = int(units.weights_for(tokens_min)[layer])
         at = f"for {chunk_text}"
         # Room for some weights, tiled or quantized? Else say what fills the capacity.
-        no_room = _BUFFERS_HINT if buffers >= self.treat_capacity else _NO_ROOM_HINT
+        no_room = (_BUFFERS_HINT if buffers >= self.treat_capacity
+                   else _NO_ROOM_HINT.format(smaller=smaller))
         room = acts + buffers < self.treat_capacity
         held = "table rows read" if layer in units.lookup_layers else "weights"
         if self.policy == "error":
@@ -315,7 +320,7 @@ class SizeRules:
                 layer, acts + buffers + 1, self.treat_capacity, name,
                 f"activations {acts} + buffers {buffers} {at} + a weight tile of at least "
                 f"1 byte", _BUFFERS_HINT if buffers >= self.treat_capacity
-                else "lower the batch or the chunk granularity")
+                else f"lower {smaller}")
         assert self.int4_weights is not None
         int4 = int(units.weights_for(tokens_min, self.int4_weights)[layer])
         raise OversizeLayerError(

@@ -44,8 +44,8 @@ from .perf import FloatColumn, LayerTraffic, Rates, group_performance, stage_tim
 from .result import Partition
 from .scaling import CutElems, UnitSizes, chunk_for, unit_sizes
 from .summary import counted, format_seconds
-from .units import (UTF8_BOM, ByteCount, FractionLike, display_name, encodable, format_bytes,
-                    parse_bytes, printable, read_input_head)
+from .units import (UTF8_BOM, ByteCount, FractionLike, display_name, encodable, exact_total,
+                    format_bytes, parse_bytes, printable, read_input_head)
 from .workingset import LOOKUP_KINDS, Lookups, of_lookup_kind
 
 __all__ = ["DEFAULT_SEQUENCE", "MAX_SEQUENCE", "Model", "load_model", "plan", "sweep"]
@@ -219,7 +219,8 @@ def plan(
     tokens_min = request.batch * smallest
     rules = oversize_rules(units, pool.fit_capacity, pool.treat_capacity, on_oversize,
                            tokens_min)
-    codes = rules.treatments(tokens_min, _chunk_text(smallest, request.batch))
+    codes = rules.treatments(tokens_min, _chunk_text(smallest, request),
+                             chunk_given=request.chunk is not None)
     largest = request.chunk or chunk_for(rules.limit(codes), request.batch,
                                          request.granularity, request.sequence)
     chosen = request.chunk or _search_chunk(rules, codes, pool, request, largest)
@@ -350,9 +351,10 @@ class _Request:
         return min(multiple * self.granularity, self.sequence)
 
 
-def _chunk_text(chunk: int, batch: int) -> str:
+def _chunk_text(chunk: int, request: _Request) -> str:
     tokens = "token" if chunk == 1 else "tokens"
-    return f"the smallest chunk, {chunk} {tokens} x batch {batch}"
+    which = "smallest" if request.chunk is None else "given"
+    return f"the {which} chunk, {chunk} {tokens} x batch {request.batch}"
 
 
 # -- chunk and groups ---------------------------------------------------------------------
@@ -535,7 +537,7 @@ def _notes(plan_: Plan, units: UnitSizes, capacity: int | None,
     if tiled:
         notes.append(f"{tiled} layer{'s are' if tiled > 1 else ' is'} tiled: the weights "
                      f"stream from HBM once per chunk ({s.chunks} chunks per sequence), "
-                     f"{format_bytes(int(treated.extra_bytes.sum()))} more HBM traffic "
+                     f"{format_bytes(exact_total(treated.extra_bytes))} more HBM traffic "
                      f"per micro-batch than reading them once")
     quantized = {code: int((treated.kind == name).sum()) for code, name in
                  ((INT8, "int8"), (INT4, "int4"))}
@@ -559,9 +561,10 @@ def _notes(plan_: Plan, units: UnitSizes, capacity: int | None,
         notes.append(f"{missing} layer{'s record' if missing > 1 else ' records'} no "
                      f"flops_per_token; {'their' if missing > 1 else 'its'} compute time "
                      f"is taken as 0")
-    if s.devices_requested and plan_.device_count < s.devices_requested and not s.mixed:
-        notes.append(f"the plan uses {plan_.device_count} of the {s.devices_requested} "
-                     f"devices: it has fewer groups than devices")
+    if s.devices_requested and plan_.device_count < s.devices_requested:
+        used = (f"the first {plan_.device_count} of the {s.devices_requested} listed" if s.mixed
+                else f"{plan_.device_count} of the {s.devices_requested}")
+        notes.append(f"the plan uses {used} devices: it has fewer groups than devices")
     notes.append("a model, not a measurement: the rates are the hardware profile's; "
                  "check the fit on the GPU itself")
     return tuple(notes)

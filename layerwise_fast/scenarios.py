@@ -95,7 +95,8 @@ def scenario(name: str) -> Scenario:
     return SCENARIOS[name]
 
 
-def scenario_model(example: Scenario) -> Model:
-    """The example's model, labelled with the example's name."""
-    loaded = load_model(example.model_path())
+def scenario_model(example: Scenario, *, layer_granularity: str = "layer") -> Model:
+    """The example's model, labelled with the example's name; ``layer_granularity`` as
+    for :func:`~layerwise_fast.planner.load_model` (``sublayer`` needs a config)."""
+    loaded = load_model(example.model_path(), layer_granularity=layer_granularity)
     return replace(loaded, label=example.name)

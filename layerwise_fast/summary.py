@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .units import format_bytes, printable
+from .units import exact_total, format_bytes, printable
 
 if TYPE_CHECKING:
     from .deployment import Plan
@@ -63,7 +63,7 @@ def _header(plan: Plan) -> str:
     bottleneck = plan.partition.bottleneck_group
     fill = plan.partition.bottleneck / int(plan.device_capacities[plan.group_device[bottleneck]])
     devices = (f"of {s.devices_requested} " if s.devices_requested and
-               s.devices_requested != plan.device_count and not s.mixed else "")
+               s.devices_requested != plan.device_count else "")
     return "\n".join([
         f"Plan for {printable(s.model)}: {counted(plan.n, 'layer')} in {counted(plan.k, 'group')} on "
         f"{plan.device_count} {devices}device{'s' if plan.device_count != 1 or devices else ''} "
@@ -193,8 +193,8 @@ def _totals(plan: Plan) -> str:
         f"{format_seconds(tl.drain_s)} · total {format_seconds(tl.total_s)} "
         f"(bottleneck: {tl.bottleneck})",
         f"Memory model, all groups, per micro-batch: HBM "
-        f"{format_bytes(int(perf.baseline_bytes.sum()))} layer by layer -> "
-        f"{format_bytes(int(perf.planned_bytes.sum()))} planned; memory time "
+        f"{format_bytes(exact_total(perf.baseline_bytes))} layer by layer -> "
+        f"{format_bytes(exact_total(perf.planned_bytes))} planned; memory time "
         f"{format_seconds(baseline_s)} -> {format_seconds(planned_s)}: {speedup:.3g}x",
         f"Slowest stage (max of memory time, compute time and outgoing transfer): "
         f"{format_seconds(baseline_stage)} layer by layer -> {format_seconds(planned_stage)}"

@@ -14,6 +14,7 @@ result must be a whole number of bytes.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import errno
 import json
@@ -30,6 +31,7 @@ from types import MappingProxyType
 from typing import BinaryIO, Callable, Final, Iterable, Iterator, Mapping, NoReturn, TypeGuard, TypeVar, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _core
 
@@ -656,6 +658,36 @@ class _ConstantError(Exception):
 
 def _refuse_constant(token: str) -> NoReturn:
     raise _ConstantError(f"non-standard constant {token} is not allowed")
+
+
+def ascii_digits(text: str) -> bool:
+    """Whether ``text`` is one or more of the digits 0-9 (``str.isdigit`` also takes
+    superscripts and other scripts' digits)."""
+    return text.isascii() and text.isdigit()
+
+
+def integer_argument(text: str) -> int:
+    """An integer command-line option: an optional sign and the digits 0-9, at most 30 of
+    them; the option's own check then judges the range (argparse names the option)."""
+    body = text.strip()
+    body = body[1:] if body[:1] in ("+", "-") else body
+    if not ascii_digits(body):
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number written with the digits 0-9, got {text!r}")
+    if len(body) > 30:
+        raise argparse.ArgumentTypeError(f"{body[:12]}... has {len(body)} digits, far beyond "
+                                         f"any limit of this option")
+    return int(text)
+
+
+def exact_total(column: npt.NDArray[np.int64]) -> int:
+    """The sum of a column of non-negative int64 counts as an exact Python int (a sum of
+    per-group bytes may exceed int64 though every entry fits)."""
+    if not column.size:
+        return 0
+    if int(column.max()) <= INT64_MAX // column.size:
+        return int(column.sum())
+    return sum(column.tolist())
 
 
 def encodable(text: str) -> bool:

@@ -133,6 +133,11 @@ def test_non_utf8_directory_missing_and_bad_npy(tmp_path: Path) -> None:
     (tmp_path / "archive.npz").rename(tmp_path / "archive.npy")
     cut = np.lib.format.magic(1, 0) + b"\x76\x00{'descr'"  # a .npy file cut short
     (tmp_path / "cut.npy").write_bytes(cut)
+    with open(tmp_path / "huge.npy", "wb") as handle:  # declares 8 TB, holds 32 bytes
+        np.lib.format.write_array_header_1_0(
+            handle, {"descr": "<i8", "fortran_order": False, "shape": (10**12,)})
+        handle.write(np.arange(4, dtype=np.int64).tobytes())
+    np.save(tmp_path / "objects.npy", np.array([1, "a"], dtype=object), allow_pickle=True)
     cases = {
         "latin.txt": "not UTF-8 text",
         ".": "' is a directory, not a file",
@@ -141,6 +146,9 @@ def test_non_utf8_directory_missing_and_bad_npy(tmp_path: Path) -> None:
         "cut.npy": "cut.npy: not a readable .npy array",
         "wide.npy": "expected shape (n,) or (n, 3), got (3, 2)",
         "archive.npy": "an .npz archive of arrays, not one .npy array",
+        "huge.npy": "huge.npy: not a readable .npy array (its header declares more data than "
+                    "the file holds)",
+        "objects.npy": "objects.npy: not a readable .npy array",
     }
     for name, message in cases.items():
         out = cli("partition", str(tmp_path / name))

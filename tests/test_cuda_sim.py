@@ -1143,6 +1143,15 @@ def test_a_bad_plan_is_found_before_the_gpu_is_asked_for(tmp_path: Path, capsys,
     assert "no CUDA device is available" in capsys.readouterr().err
 
 
+def test_an_out_path_that_is_no_folder_is_refused_before_any_work(tmp_path: Path, capsys) -> None:
+    (tmp_path / "file.txt").write_text("x")
+    assert verify.main(["--out", str(tmp_path / "file.txt")]) == 2
+    assert "is a file; name a folder" in capsys.readouterr().err
+    assert verify.main(["--out", str(tmp_path / "file.txt" / "sub")]) == 2
+    assert "cannot create the folder" in capsys.readouterr().err
+    assert (tmp_path / "file.txt").read_text() == "x"
+
+
 def test_bench_script_help_describes_the_run() -> None:
     completed = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "gpu_verify.py"), "--help"],

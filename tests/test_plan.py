@@ -369,6 +369,19 @@ def test_a_name_that_utf8_cannot_carry_is_refused_and_a_file_name_is_made_writab
     assert lf.Plan.from_json(tmp_path / "plan.json") == plan
 
 
+def test_spare_devices_are_counted_in_the_header_and_a_note() -> None:
+    counted = toy_plan(devices=9)
+    assert f"on {counted.device_count} of 9 devices" in counted.summary().splitlines()[0]
+    assert (f"the plan uses {counted.device_count} of the 9 devices: it has fewer groups "
+            f"than devices") in counted.notes
+    listed = toy_plan(devices=[TOY] * 9)
+    assert f"on {listed.device_count} of 9 devices" in listed.summary().splitlines()[0]
+    assert (f"the plan uses the first {listed.device_count} of the 9 listed devices: it has "
+            f"fewer groups than devices") in listed.notes
+    exact = toy_plan(devices=[TOY] * counted.device_count)
+    assert not any("fewer groups" in note for note in exact.notes)
+
+
 def test_chunk_for_by_hand() -> None:
     assert chunk_for(1000, 2, 64, 4096) == 448  # 500 tokens per sequence -> 7 x 64
     assert chunk_for(127, 2, 64, 4096) == 0  # not even 64 tokens x 2
@@ -472,7 +485,9 @@ def test_no_treatment_is_suggested_where_none_can_help(policy: str, layer: tuple
 
 @pytest.mark.parametrize("layer, needs, hint", [
     ((10, 0, 1000, 0), 1001, "its buffers alone fill the capacity"),  # exactly full
-    ((10, 200, 0, 0), 3201, "lower the batch or the chunk granularity"),
+    ((10, 200, 0, 0), 3201, "for the smallest chunk, 8 tokens x batch 1 + a weight tile of at "
+                            "least 1 byte), more than the capacity of 1000 bytes [1.0 KB], over "
+                            "by 2201; lower the batch, the chunk or its granularity"),
 ])
 def test_tile_policy_counts_the_smallest_tile(layer: tuple[int, ...], needs: int,
                                               hint: str) -> None:
@@ -480,6 +495,17 @@ def test_tile_policy_counts_the_smallest_tile(layer: tuple[int, ...], needs: int
         lf.plan(table(layer), TOY, sequence=8, on_oversize="tile")
     assert (err.value.nbytes, err.value.capacity) == (needs, 1000)
     assert "a weight tile of at least 1 byte" in str(err.value) and hint in str(err.value)
+
+
+@pytest.mark.parametrize("policy, hint", [
+    ("tile", "lower the batch or the chunk"), ("error", "lower the batch or the chunk"),
+])
+def test_a_given_chunk_is_named_as_given_with_no_granularity_to_lower(policy: str,
+                                                                      hint: str) -> None:
+    with pytest.raises(OversizeLayerError) as err:
+        lf.plan(table((10, 200, 0, 0)), TOY, sequence=8, chunk=6, on_oversize=policy)  # type: ignore[arg-type]
+    assert "for the given chunk, 6 tokens x batch 1" in str(err.value)
+    assert str(err.value).endswith(hint)
 
 
 def test_oversize_error_pickles() -> None:
@@ -512,6 +538,19 @@ def test_seed_30b_does_not_fit_and_says_so() -> None:
     assert (err.value.layer, err.value.capacity) == (0, 31_457_280)
     assert err.value.nbytes == 15 * 10**9 + 128 * 16384 * 2 + 4_000_000
     assert str(err.value).startswith("layer 0 ('layers.0') needs 15008194304 bytes")
+
+
+def test_traffic_totals_beyond_int64_are_exact() -> None:
+    # Each tiled layer streams 3.0 EB more per micro-batch; the four together exceed int64.
+    example = scenario("seed-30b")
+    p = lf.plan(scenario_model(example), **{**example.settings, "on_oversize": "tile",
+                                             "sequence": 1_200_000_000})
+    extra = sum(p.treated.extra_bytes.tolist())
+    planned = sum(p.performance.planned_bytes.tolist())
+    assert extra > 2**63 and planned > 2**63
+    assert f"-> {lf.format_bytes(planned)} planned" in p.summary()
+    assert f"{lf.format_bytes(extra)} more HBM traffic" in " ".join(p.notes)
+    assert "-" not in lf.format_bytes(planned)
 
 
 def test_seed_30b_tiled_shows_the_cost() -> None:

@@ -126,7 +126,8 @@ def test_hidden_is_checked_as_an_option(value: str) -> None:
 def test_a_device_list_runs_one_group_on_each_even_for_a_sharing_example() -> None:
     out = run("plan", "--example", "llama-2-7b-8xh100", "--devices", ",".join(["h100"] * 40))
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("Plan for llama-2-7b-8xh100: 35 layers in 35 groups on 35 devices")
+    assert out.stdout.startswith("Plan for llama-2-7b-8xh100: 35 layers in 35 groups on 35 of 40 "
+                                 "devices (h100)")
     alone = run("plan", str(CONFIGS / "llama-2-7b.json"), "--share-devices", "--on-oversize", "tile")
     one_clean_error(alone, 2, "--share-devices applies to a device count", "without --devices")
 
@@ -338,6 +339,58 @@ def test_output_must_name_a_file_and_plot_a_png(tmp_path: Path) -> None:
     for option in ("--output", "--plot"):
         one_clean_error(run("plan", "--example", "llama-2-7b-8xh100", option, ""), 2,
                         f"{option} is empty: name the file to write")
+
+
+@pytest.mark.parametrize("args, text", [
+    (["--batch", "\u0663"], "argument --batch: must be a whole number written with the digits "
+                            "0-9, got '\u0663'"),
+    (["--sequence", "1_024"], "argument --sequence: must be a whole number written with"),
+    (["--micro-batches", "9" * 40], "argument --micro-batches: 999999999999... has 40 digits"),
+])
+def test_integer_options_take_the_digits_0_to_9(args: list[str], text: str) -> None:
+    out = run("plan", "--example", "llama-2-7b-8xh100", *args)
+    assert out.returncode == 2 and out.stdout == "" and "Traceback" not in out.stderr
+    assert text in out.stderr.strip().splitlines()[-1]
+
+
+def test_an_output_that_is_an_input_or_the_other_output_is_refused(tmp_path: Path) -> None:
+    model = tmp_path / "gpt2.json"
+    model.write_bytes((CONFIGS / "gpt2.json").read_bytes())
+    (tmp_path / "link.json").symlink_to(model)
+    for target in (model, tmp_path / "link.json"):
+        one_clean_error(run("plan", str(model), "--on-oversize", "tile", "--output", str(target)),
+                        2, f"--output {str(target)!r} is the MODEL file read: writing it would "
+                           f"replace the input")
+    assert model.read_bytes() == (CONFIGS / "gpt2.json").read_bytes()
+    same = tmp_path / "same.png"
+    one_clean_error(run("plan", str(model), "--on-oversize", "tile", "--output", str(same),
+                        "--plot", str(same)),
+                    2, f"--output and --plot name the same file ({str(same)!r})")
+    assert not same.exists()
+
+
+def test_layers_applies_to_an_example_config_and_not_to_an_example_table() -> None:
+    out = run("plan", "--example", "llama-2-7b-8xh100", "--layers", "sublayer")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("Plan for llama-2-7b-8xh100: 67 layers")
+    swept = run("sweep", "--example", "llama-2-7b-8xh100", "--layers", "sublayer",
+                "--batch-sizes", "1", "--format", "json")
+    assert json.loads(swept.stdout)["groups"] == [67]
+    one_clean_error(run("plan", "--example", "seed-30b", "--layers", "sublayer"), 2,
+                    "layer_granularity (--layers) 'sublayer' applies to a transformer config")
+
+
+def test_a_closed_standard_output_is_an_error_not_a_traceback() -> None:
+    out = subprocess.run(f"'{sys.executable}' -m layerwise_fast plan --example "
+                         f"llama-2-7b-8xh100 >&-", shell=True, capture_output=False,
+                         stderr=subprocess.PIPE, text=True, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "standard output is closed" in out.stderr
+
+
+def test_batch_sizes_take_the_digits_0_to_9_only() -> None:
+    one_clean_error(run("sweep", "--example", "llama-2-7b-8xh100", "--batch-sizes", "1,\u00b2"),
+                    2, "--batch-sizes: cannot read '\u00b2'")
 
 
 def test_one_layer_one_group_one_device_read_in_the_singular(tmp_path: Path) -> None:

@@ -83,7 +83,7 @@ from .kernels import (
     storage_dtype,
     upload_group,
 )
-from ..units import write_text_atomically
+from ..units import integer_argument, write_text_atomically
 from .reference import LayerSpec, affine, make_params, reference_forward, rmsnorm, weight_bytes, worst_row_error
 
 MIB = 1 << 20
@@ -1182,13 +1182,13 @@ def build_arg_parser(prog: str = "gpu_verify") -> argparse.ArgumentParser:
                         help="folder for the JSON files and the PNG (created if missing)")
     parser.add_argument("--quick", action="store_true",
                         help="fewer calibration sizes and repeats, 512 MiB per group (about half the time)")
-    parser.add_argument("--repeats", type=int, default=None, metavar="N",
+    parser.add_argument("--repeats", type=integer_argument, default=None, metavar="N",
                         help="timed runs per measurement (default 5, or 3 with --quick)")
     parser.add_argument("--plan", type=Path, default=None, metavar="PLAN.json",
                         help="also verify this plan's groups (a plan written by "
                              "`layerwise-fast plan --format json`), as memory-bound stand-ins "
                              "at each group's planned working set")
-    parser.add_argument("--plan-groups", type=int, default=4, metavar="N",
+    parser.add_argument("--plan-groups", type=integer_argument, default=4, metavar="N",
                         help="verify at most N distinct groups of --plan (groups alike in "
                              "layers and working set run once; default 4)")
     parser.add_argument("--barrier", choices=BARRIER_MODES, default="cg",
@@ -1212,6 +1212,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "gpu_verify") -> int:
     if args.plan_groups < 1:
         print(f"{prog}: error: --plan-groups must be >= 1, got {args.plan_groups}", file=sys.stderr)
         return 2
+    if args.out.exists() and not args.out.is_dir():
+        print(f"{prog}: error: --out {str(args.out)!r} is a file; name a folder (created if "
+              f"missing)", file=sys.stderr)
+        return 2
     plan = None
     if args.plan is not None:
         from ..deployment import Plan, PlanFormatError
@@ -1228,6 +1232,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "gpu_verify") -> int:
             "(or NUMBA_ENABLE_CUDASIM=1 for an untimed run on the CPU)",
             file=sys.stderr,
         )
+        return 2
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"{prog}: error: --out {str(args.out)!r}: cannot create the folder ({exc})",
+              file=sys.stderr)
         return 2
     result = run_gpu_verification(args.out, quick=args.quick, repeats=args.repeats, plan=plan,
                                   plan_groups_limit=args.plan_groups, barrier=args.barrier,
