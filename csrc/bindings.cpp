@@ -166,8 +166,9 @@ class ArrayBuilder {
 // Builds the Python value of a JSON text for JsonReader, as json.loads would, except
 // that an array of integers that all fit int64 becomes a numpy int64 array (the ints
 // never become Python objects). Declines (returns false) where json.loads would give
-// something else or fail: bytes that are not UTF-8, unpaired surrogate escapes,
-// integers too long for Python to convert.
+// something else or fail (bytes that are not UTF-8, unpaired surrogate escapes,
+// integers too long for Python to convert) and where the reader refuses what json.loads
+// takes (a key repeated in one object).
 class PythonJsonBuilder {
  public:
   py::object result() { return std::move(root_); }
@@ -178,16 +179,18 @@ class PythonJsonBuilder {
     return true;
   }
   bool key(std::string_view text, bool escaped) {
+    py::object key;
     if (!escaped) {
       auto found = keys_.find(text);
-      if (found != keys_.end()) {
-        stack_.back().key = found->second;
-        return true;
-      }
+      if (found != keys_.end()) key = found->second;
     }
-    py::object key = decode(text, escaped);
-    if (!key) return false;
-    if (!escaped) keys_.emplace(text, key);
+    if (!key) {
+      key = decode(text, escaped);
+      if (!key) return false;
+      if (!escaped) keys_.emplace(text, key);
+    }
+    const int seen = PyDict_Contains(stack_.back().container.ptr(), key.ptr());
+    if (seen != 0) return seen < 0 ? converted(nullptr) : false;
     stack_.back().key = std::move(key);
     return true;
   }

@@ -1,7 +1,8 @@
 """Native partition core (private). Column arguments must be 1-D, C-contiguous int64
 arrays. The json_* functions are the fast paths of the JSON files: json.dumps's compact
 text (UTF-8) of an int64 column or a list of str, and json.loads except that arrays of
-integers become int64 arrays (ValueError where it declines the text)."""
+integers become int64 arrays (ValueError where it declines the text, as it does a key
+repeated in one object)."""
 
 import numpy as np
 import numpy.typing as npt

@@ -12,7 +12,7 @@ size (about 10 microseconds for 1000 layers).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final, Literal, Sequence
+from typing import Any, Callable, Final, Literal, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -116,13 +116,15 @@ def sweep_sizes(
     cost: Literal["sum", "peak"] = "sum",
     on_oversize: str = "error",
     hardware: str = "",
+    progress: Callable[[str, float], None] | None = None,
 ) -> Sweep:
     """The largest chunk and the fewest groups for each batch size, from unit sizes.
 
     See the module docstring; ``on_oversize="error"`` marks a batch size at which some
     layer fits at no chunk as not fitting (``fits`` False, chunk and groups 0) rather
     than raising. :func:`layerwise_fast.sweep` is the front end that takes a model and
-    a hardware profile.
+    a hardware profile. ``progress(stage, fraction_done)``, where given, is called as
+    the group counts are found (about a hundred times over a long sweep).
 
     Raises:
         TypeError, ValueError: malformed batch sizes or arguments.
@@ -144,7 +146,11 @@ def sweep_sizes(
         chunk[part] = [chunk_for(t, b, granularity, sequence)
                        for t, b in zip(limits.tolist(), batches[part].tolist())]
     groups = np.zeros(len(batches), dtype=np.int64)
-    for index in np.flatnonzero(chunk).tolist():
+    fitting = np.flatnonzero(chunk).tolist()
+    step = max(1, len(fitting) // 100)
+    for done, index in enumerate(fitting):
+        if progress is not None and done % step == 0:
+            progress("group counts", done / len(fitting))
         codes = rules.treatments(int(tokens_min[index]))
         columns = rules.sizes(int(batches[index] * chunk[index]), codes)
         sizes: Any = columns
@@ -152,6 +158,8 @@ def sweep_sizes(
             sizes = columns["weights"] + columns["activations"] + columns["buffers"]
         groups[index] = greedy(sizes, capacity, cost=cost).k
     treated[chunk == 0] = 0
+    if progress is not None:
+        progress("done", 1.0)
     return Sweep(batches, chunk, groups, treated, chunk > 0, capacity, sequence,
                  granularity, on_oversize, cost, hardware)
 

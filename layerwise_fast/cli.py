@@ -119,20 +119,44 @@ def _read_npy(path: Path, head: bytes) -> SizesFile:
     if not head.startswith((_NPY_MAGIC, _ZIP_MAGIC)):  # np.load would try it as a pickle
         raise InputError(f"{path}: not a .npy file (it does not start with the .npy magic "
                          f"bytes); save the sizes with numpy.save, or give a text file")
-    try:  # mapped, not read: a header may declare far more data than the file holds
-        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    if head.startswith(_NPY_MAGIC):
+        _check_npy_header(path)
+    try:
+        sizes = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
-        problem = ("its header declares more data than the file holds"
-                   if "greater than file size" in str(err) else err)
-        raise InputError(f"{path}: not a readable .npy array ({problem})") from None
-    if not isinstance(mapped, np.ndarray):  # np.load opens a zip archive whatever its name
-        mapped.close()
+        raise InputError(f"{path}: not a readable .npy array ({err})") from None
+    if not isinstance(sizes, np.ndarray):  # np.load opens a zip archive whatever its name
+        sizes.close()
         raise InputError(f"{path}: an .npz archive of arrays, not one .npy array; save the sizes "
                          f"with numpy.save")
-    sizes = np.array(mapped)  # in memory, the file closed
     if sizes.ndim not in (1, 2) or (sizes.ndim == 2 and sizes.shape[1] != 3):
         raise InputError(f"{path}: expected shape (n,) or (n, 3), got {sizes.shape}")
     return SizesFile(sizes, None)
+
+
+def _check_npy_header(path: Path) -> None:
+    """Refuse a .npy file whose header declares more data than the file holds, before
+    ``np.load`` allocates what the header declares, and one of Python objects."""
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise InputError(f"{path}: a .npy file of version {version[0]}.{version[1]}, "
+                                 f"which this reader does not take; save it with numpy.save")
+            shape, _, dtype = read_header(handle)
+            data_bytes = os.fstat(handle.fileno()).st_size - handle.tell()
+    except (ValueError, OSError, EOFError) as err:
+        raise InputError(f"{path}: not a readable .npy array ({err})") from None
+    if dtype.hasobject:  # np.load would refuse it, in words about pickles
+        raise InputError(f"{path}: a .npy array of Python objects; save integer sizes")
+    declared = dtype.itemsize
+    for extent in shape:
+        declared *= int(extent)  # Python ints: no overflow
+    if declared > data_bytes:
+        raise InputError(f"{path}: not a readable .npy array (its header declares {declared} "
+                         f"bytes of data, more than the {data_bytes} the file holds)")
 
 
 def read_sizes(path: str | Path) -> SizesFile:

@@ -10,18 +10,19 @@ follows cli.py (0 ok, 1 no plan fits, 2 bad input, 130 interrupted).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
-from typing import Any, Final, TextIO
+from typing import Any, Final, Iterator, TextIO
 
 from .chunking import MAX_BATCH
 from .deployment import Plan
 from .hardware import PROFILES, Hardware
 from .layers import GRANULARITIES, WEIGHT_DTYPES, LayerTableError
 from .oversize import POLICIES
-from .planner import ALGORITHMS, COSTS, Model, load_model, plan, sweep
+from .planner import ALGORITHMS, COSTS, Model, load_model, plan, sequence_note, sweep
 from .plot import plot_plan
 from .scaling import ACT_DTYPE_BYTES
 from .scenarios import SCENARIOS, scenario, scenario_model
@@ -178,11 +179,11 @@ class _Bar:
     """A progress bar on stderr: redrawn in place on a terminal, one line per stage
     otherwise."""
 
-    def __init__(self, stream: TextIO, layers: int) -> None:
+    def __init__(self, stream: TextIO, title: str) -> None:
         self.stream = stream
         self.started = time.perf_counter()
         self.live = stream.isatty()
-        stream.write(f"planning {layers:,} layers\n")
+        stream.write(f"{title}\n")
 
     def __call__(self, stage: str, fraction: float) -> None:
         filled = round(_BAR_WIDTH * fraction)
@@ -249,9 +250,10 @@ def _plan_command(args: argparse.Namespace) -> int:
     _check_output_paths(args)
     model, base = _model(args)
     settings = _plan_settings(args, base)
-    progress = _Bar(sys.stderr, len(model.table)) \
+    progress = _Bar(sys.stderr, f"planning {len(model.table):,} layers") \
         if len(model.table) > PROGRESS_MIN_LAYERS else None
-    result: Plan = plan(model, progress=progress, **settings)
+    with _in_option_words():
+        result: Plan = plan(model, progress=progress, **settings)
     if args.output is not None:
         result.to_json(args.output)
     if args.plot is not None:
@@ -264,6 +266,21 @@ def _plan_command(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(result.summary() + "\n")
     return 0
+
+
+@contextlib.contextmanager
+def _in_option_words() -> Iterator[None]:
+    """Word a range error of a plan setting by its option (``--micro-batches``), not by
+    the keyword the Python API takes (``micro_batches``)."""
+    try:
+        yield
+    except ValueError as exc:
+        text = str(exc)
+        for option, keyword in _PLAN_OPTIONS.items():
+            if text.startswith(f"{keyword} must "):
+                flag = "--" + option.replace("_", "-")
+                raise ValueError(flag + text.removeprefix(keyword)) from exc
+        raise
 
 
 def _write_json(result: Plan) -> None:
@@ -290,11 +307,20 @@ def _sweep_command(args: argparse.Namespace) -> int:
     hardware = _hardware(args.hardware)
     if hardware is not None:
         settings["hardware"] = hardware
-    result = sweep(model, parse_batch_sizes(args.batch_sizes), **settings)
+    batch_sizes = parse_batch_sizes(args.batch_sizes)
+    work = len(model.table) * len(batch_sizes)
+    if work > PROGRESS_MIN_LAYERS * 10:  # about ten seconds or more
+        settings["progress"] = _Bar(sys.stderr, f"sweeping {len(model.table):,} layers at "
+                                                f"{len(batch_sizes):,} batch sizes")
+    with _in_option_words():
+        result = sweep(model, batch_sizes, **settings)
     if args.format == "json":
         sys.stdout.write(json.dumps({"model": model.label, **result.to_dict()}) + "\n")
     else:
         sys.stdout.write(f"{printable(model.label)}\n{result.format_table()}\n")
+    longer = sequence_note(result.sequence, model.positions)
+    if longer:
+        print(f"layerwise-fast: note: {longer}", file=sys.stderr)
     if not result.fits.any():
         print(f"layerwise-fast: no plan fits at any of the batch sizes; `layerwise-fast plan "
               f"--batch {int(result.batch_sizes.min())}` with the same model and the other "

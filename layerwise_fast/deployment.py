@@ -289,16 +289,25 @@ class Plan:
         labels = np.repeat(self.group_device, np.diff(self.partition.boundaries))
         mapping = dict(zip(self.names.tolist(), labels.tolist()))
         if len(mapping) != self.n:
-            counts = Counter(self.names.tolist())
-            twice = next(name for name, count in counts.items() if count > 1)
-            raise ValueError(f"layer name {twice!r} appears more than once; "
-                             f"to_device_map needs unique names")
+            self._refuse_repeated_names("to_device_map")
         return mapping
+
+    def _refuse_repeated_names(self, method: str) -> NoReturn:
+        counts = Counter(self.names.tolist())
+        twice = next(name for name, count in counts.items() if count > 1)
+        raise ValueError(f"layer name {twice!r} appears more than once; {method} needs "
+                         f"unique names")
 
     def split_points(self) -> list[str]:
         """Names of the layers that begin each device after the first: where a pipeline
         runtime splits the model (e.g. ``SplitPoint.BEGINNING`` in
-        ``torch.distributed.pipelining``)."""
+        ``torch.distributed.pipelining``).
+
+        Raises:
+            ValueError: two layers share a name, so a name cannot identify a layer.
+        """
+        if len(set(self.names.tolist())) != self.n:
+            self._refuse_repeated_names("split_points")
         return [str(self.names[i]) for i in self.device_boundaries[1:-1].tolist()]
 
     # -- text ----------------------------------------------------------------------------

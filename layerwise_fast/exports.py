@@ -284,6 +284,9 @@ def _apply_ties(layer_devices: list[Device], layers: list[tuple[str, ...]],
             raise TypeError(f"tied[{number}] must be a non-empty sequence of layer names, "
                             f"got {members!r}")
         for member in members:
+            if not isinstance(member, str):
+                raise TypeError(f"tied[{number}] must hold layer names (str), got "
+                                f"{type(member).__name__} {member!r}")
             if member not in position:
                 raise ValueError(f"tied[{number}] names {member!r}, which is not a layer "
                                  f"(tied sets use the layers' module names)")

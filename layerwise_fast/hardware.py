@@ -492,12 +492,14 @@ def _fallback_profile(device_name: str, base: str | Hardware | None, label: str)
             f"{label}: fields 'link_bytes_per_s' and 'flops_per_s' are needed: the file "
             f"lacks them and device_name {device_name!r} is a {other_form[0].upper()} card, "
             f"whose link and compute rates differ from the built-in (SXM) "
-            f"{matches[0]!r} profile; add them or pass base= to accept that profile's")
+            f"{matches[0]!r} profile; add them to the file, or pass base= to "
+            f"Hardware.from_calibration to accept that profile's")
     if len(matches) != 1:
         raise CalibrationError(
             f"{label}: fields 'link_bytes_per_s' and 'flops_per_s' are needed: the file "
             f"lacks them and device_name {device_name!r} matches no single built-in profile; "
-            f"add them or pass base= (one of {', '.join(sorted(PROFILES))})"
+            f"add them to the file, or pass base= to Hardware.from_calibration (one of "
+            f"{', '.join(sorted(PROFILES))})"
         )
     return PROFILES[matches[0]]
 

@@ -509,6 +509,9 @@ def _integer_array(values: npt.ArrayLike, field: str, names: TextColumn) -> IntC
                               f"rows, column 'name' has {len(names)}")
     if len(array) == 0:
         return np.zeros(0, dtype=np.int64)
+    if array.dtype == object:  # Python ints (some perhaps beyond int64), or a mixture
+        _name_the_object_row(array, field, names)
+        array = np.array(array.tolist(), dtype=np.int64)
     if array.dtype.kind not in "iu":
         raise TypeError(f"{_CONSTRUCTOR_LABEL}: column {field!r} must hold integers, "
                         f"got dtype {array.dtype}")
@@ -528,6 +531,19 @@ def _check_vector_params(columns: Mapping[str, npt.NDArray[Any]]) -> None:
         raise LayerTableError(
             f"{where}: vector_params ({int(columns['vector_params'][index])}) "
             f"exceeds params ({int(columns['params'][index])})")
+
+
+def _name_the_object_row(array: npt.NDArray[Any], field: str, names: TextColumn) -> None:
+    """Raise naming the first entry of an object column that is no int or out of range
+    (the rest then fit int64)."""
+    for index, value in enumerate(array.tolist()):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            where = _row_where(_CONSTRUCTOR_LABEL, index, names[index])
+            raise TypeError(f"{where}, field {field!r}: must be an integer, got "
+                            f"{type(value).__name__} {value!r}")
+        lowest = BUFFER_UNKNOWN if field == "buffer_bytes" else 0
+        if not lowest <= value <= MAX_COUNT:
+            _raise_row(index, names, field, _count_problem(int(value), field))
 
 
 def _raise_row(index: int, names: TextColumn | None, field: str, problem: str) -> NoReturn:

@@ -258,13 +258,15 @@ def sweep(
     working_set_ratio: FractionLike = 1,
     default_buffers: Mapping[str, ByteCount] | None = None,
     layer_granularity: str = "layer",
+    progress: Progress | None = None,
 ) -> Sweep:
     """The largest chunk and the fewest groups for each batch size (seed 6.2).
 
     The arguments mean what they mean for :func:`plan`; the capacity is one device's.
     A batch size at which the policy cannot make every layer fit is reported as not
     fitting (``fits`` False) rather than raising. Vectorised: the chunk for a block of
-    batch sizes in closed form, the group count by one native greedy call each.
+    batch sizes in closed form, the group count by one native greedy call each;
+    ``progress(stage, fraction_done)`` is called as those calls proceed.
 
     Raises:
         TypeError, ValueError, OverflowError: invalid arguments or model.
@@ -277,7 +279,7 @@ def sweep(
                        working_set_ratio=working_set_ratio, default_buffers=default_buffers)
     return sweep_sizes(units, batch_sizes, capacity=cap, sequence=request.sequence,
                        granularity=request.granularity, cost=request.cost,
-                       on_oversize=on_oversize, hardware=device.name)
+                       on_oversize=on_oversize, hardware=device.name, progress=progress)
 
 
 # -- arguments ---------------------------------------------------------------------------
@@ -513,14 +515,22 @@ def _unrecorded_lookup_notes(table: LayerTable) -> list[str]:
             f"tokens read"]
 
 
+def sequence_note(sequence: int, positions: int | None) -> str:
+    """A note where ``sequence`` is longer than the model's config allows, else ``""``."""
+    if positions is None or sequence <= positions:
+        return ""
+    return (f"the sequence ({sequence} tokens) is longer than the {positions} positions of "
+            f"the model's config (n_positions or max_position_embeddings)")
+
+
 def _notes(plan_: Plan, units: UnitSizes, capacity: int | None,
            positions: int | None) -> tuple[str, ...]:
     """What a reader of the plan should know about its numbers."""
     notes = []
     s, perf, treated = plan_.settings, plan_.performance, plan_.treated
-    if positions is not None and s.sequence > positions:
-        notes.append(f"the sequence ({s.sequence} tokens) is longer than the {positions} positions "
-                     f"of the model's config (n_positions or max_position_embeddings)")
+    longer = sequence_note(s.sequence, positions)
+    if longer:
+        notes.append(longer)
     if capacity is not None:
         notes.append(f"the capacity {capacity} bytes was given; it replaces the devices' "
                      f"effective capacity")

@@ -28,7 +28,7 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import BinaryIO, Callable, Final, Iterable, Iterator, Mapping, NoReturn, TypeGuard, TypeVar, Union
+from typing import Any, BinaryIO, Callable, Final, Iterable, Iterator, Mapping, NoReturn, TypeGuard, TypeVar, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -618,7 +618,11 @@ def _decode_json(raw: bytes, label: str, error: type[ValueError]) -> object:
             f"{label} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
         ) from exc
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=_refuse_constant,
+                          object_pairs_hook=_object_with_unique_keys)
+    except _RepeatedKeyError as exc:
+        raise error(f"{label}: the key {exc.key!r} appears twice in one object; which "
+                    f"value is meant is unclear") from None
     except json.JSONDecodeError as exc:
         if not text.strip():
             raise error(f"{label} is empty") from exc
@@ -632,8 +636,28 @@ def _decode_json(raw: bytes, label: str, error: type[ValueError]) -> object:
         raise error(f"{label} is not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise error(f"{label} nests arrays or objects too deeply to read") from exc
-    except ValueError as exc:  # e.g. an integer of more digits than Python converts
-        raise error(f"{label} holds a value that cannot be read: {exc}") from exc
+    except ValueError as exc:  # an integer of more digits than Python converts
+        digits = sys.get_int_max_str_digits()
+        raise error(f"{label} holds a value that cannot be read: an integer of more than "
+                    f"{digits} digits") from exc
+
+
+class _RepeatedKeyError(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _object_with_unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice (json.loads keeps the last)."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKeyError(key)
+            seen.add(key)
+    return result
 
 
 def _ends_early(text: str, exc: json.JSONDecodeError) -> bool:

@@ -106,6 +106,17 @@ def test_bad_text_files_exit_2(tmp_path: Path, content: str, message: str) -> No
     assert message in out.stderr and "Traceback" not in out.stderr
 
 
+def test_a_total_beyond_int64_points_from_balanced_to_dp(tmp_path: Path) -> None:
+    sizes = tmp_path / "sizes.txt"
+    sizes.write_text(f"{2**62}\n{2**62}\n")
+    out = cli("partition", str(sizes), "--capacity", str(2**62))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert ("balanced partitioning needs the total of the whole model (dp does not; --algo dp "
+            "on the command line)") in out.stderr
+    answered = cli("partition", str(sizes), "--capacity", str(2**62), "--algo", "dp")
+    assert answered.returncode == 0 and "2 layers in 2 groups" in answered.stdout
+
+
 def test_peak_cost_needs_three_columns(tmp_path: Path) -> None:
     (tmp_path / "s.txt").write_text("10\n20\n")
     out = cli("partition", str(tmp_path / "s.txt"), "--cost", "peak")
@@ -146,9 +157,9 @@ def test_non_utf8_directory_missing_and_bad_npy(tmp_path: Path) -> None:
         "cut.npy": "cut.npy: not a readable .npy array",
         "wide.npy": "expected shape (n,) or (n, 3), got (3, 2)",
         "archive.npy": "an .npz archive of arrays, not one .npy array",
-        "huge.npy": "huge.npy: not a readable .npy array (its header declares more data than "
-                    "the file holds)",
-        "objects.npy": "objects.npy: not a readable .npy array",
+        "huge.npy": "huge.npy: not a readable .npy array (its header declares 8000000000000 "
+                    "bytes of data, more than the 32 the file holds)",
+        "objects.npy": "objects.npy: a .npy array of Python objects; save integer sizes",
     }
     for name, message in cases.items():
         out = cli("partition", str(tmp_path / name))

@@ -122,6 +122,9 @@ def test_device_map_refuses_unknown_offload_and_tied_names() -> None:
         device_map(NAMES, BOUNDARIES, offload={"head": 0})
     with pytest.raises(ValueError, match=r"^tied\[0\] names 'lm_head', which is not a layer"):
         device_map(NAMES, BOUNDARIES, tied=[("embed", "lm_head")])
+    with pytest.raises(TypeError, match=r"^tied\[1\] must hold layer names \(str\), got "
+                                        r"list \['embed'\]$"):
+        device_map(NAMES, BOUNDARIES, tied=[("embed", "head"), (["embed"], "head")])
 
 
 # -- deepspeed_parts ---------------------------------------------------------------------

@@ -259,7 +259,8 @@ def test_from_calibration_link_and_compute_sources(tmp_path: Path) -> None:
     assert Hardware.from_calibration(odd, base=PROFILES["h200"]).flops_per_s == 989e12
     with pytest.raises(CalibrationError, match=r"fields 'link_bytes_per_s' and 'flops_per_s' "
                                                r"are needed: .*'Mystery GPU' matches no single "
-                                               r"built-in profile; add them or pass base="):
+                                               r"built-in profile; add them to the file, or pass "
+                                               r"base= to Hardware.from_calibration"):
         Hardware.from_calibration(odd)
     with pytest.raises(ValueError, match=r"^unknown hardware profile 'v100'"):
         Hardware.from_calibration(odd, base="v100")

@@ -41,6 +41,15 @@ def declines(data: bytes) -> bool:
     return False
 
 
+def declines_rows(data: bytes) -> bool:
+    """Whether the row-columns reader declines ``data`` (given as the top-level "x")."""
+    try:
+        _core.json_loads_row_columns(b'{"x": ' + data + b'}', "x")
+    except ValueError:
+        return True
+    return False
+
+
 @given(VALUES, STYLES)
 def test_reader_gives_the_json_module_value(value: object, style: dict) -> None:
     text = json.dumps(value, **style)
@@ -96,10 +105,19 @@ def test_reader_declines(text: bytes) -> None:
     assert declines(text)
 
 
-def test_reader_keeps_the_last_of_duplicate_keys_in_first_place() -> None:
-    text = '{"a": 1, "b": 2, "a": [3]}'
-    value = _core.json_loads(text.encode())
-    assert list(value) == ["a", "b"] and same_json_value(value, json.loads(text))
+@pytest.mark.parametrize("text", [
+    b'{"a": 1, "b": 2, "a": [3]}',      # json.loads keeps the last; the readers refuse it
+    b'{"a": 1, "\\u0061": 2}',           # the same key, escaped
+    b'[{"x": {"a": 1, "a": 1}}]',       # nested
+])
+def test_reader_declines_a_key_repeated_in_one_object(text: bytes) -> None:
+    assert declines(text)
+    assert declines_rows(text)
+
+
+def test_a_key_may_repeat_across_objects() -> None:
+    text = '[{"a": 1}, {"a": 2, "b": {"a": 3}}]'
+    assert same_json_value(_core.json_loads(text.encode()), json.loads(text))
 
 
 @given(st.lists(INT64, max_size=60))

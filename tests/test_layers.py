@@ -282,6 +282,13 @@ def test_unicode_array_names_and_empty_table() -> None:
     assert empty.params.dtype == np.int64
 
 
+def test_an_object_column_of_ints_in_range_is_read() -> None:
+    table = LayerTable(name=["a", "b"], kind=["x", "x"], params=np.array([1, 2], dtype=object),
+                       weight_dtype=["bf16", "bf16"], act_elems_per_token=[1, np.int32(2)])
+    assert table.params.dtype == np.int64 and table.params.tolist() == [1, 2]
+    assert table.act_elems_per_token.tolist() == [1, 2]
+
+
 @pytest.mark.parametrize(
     ("changes", "error", "message"),
     [
@@ -298,6 +305,10 @@ def test_unicode_array_names_and_empty_table() -> None:
         ({"params": [1, 2, MAX_COUNT + 1]}, LayerTableError, r"^LayerTable: row 2 \('c'\), field "
                                                              r"'params': 4611686018427387905 "
                                                              r"exceeds 2\*\*62"),
+        ({"params": [1, 2**64, 3]}, LayerTableError,  # an object column of Python ints
+         r"^LayerTable: row 1 \('b'\), field 'params': 18446744073709551616 exceeds 2\*\*62"),
+        ({"params": [1, 2.5, 2**64]}, TypeError, r"^LayerTable: row 1 \('b'\), field 'params': "
+                                                 r"must be an integer, got float 2\.5$"),
         ({"params": np.array([1, 2, 2**64 - 1], dtype=np.uint64)}, LayerTableError,
          r"^LayerTable: row 2 \('c'\), field 'params': 18446744073709551615 exceeds"),
         ({"buffer_bytes": [0, -2, 0]}, LayerTableError, r"^LayerTable: row 1 \('b'\), field "
@@ -439,11 +450,14 @@ _ROW = {"name": "a", "kind": "mlp", "params": 1, "weight_dtype": "bf16", "act_el
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    # The rows, then an escaped second "layers" holding columns of other lengths: the
-    # json module keeps the second, which is not a list of rows.
+    # The rows, then an escaped second "layers" holding columns: which is meant is unclear.
     ('{"schema": "layerwise_fast.layers", "version": 1, "layers": [ROW], "lay\\u0065rs": '
      '{"name": ["x", "y", "z"], "kind": ["k"], "params": [5, 6, 7], "weight_dtype": ["fp16"], '
-     '"act_elems_per_token": [1, 2]}}', r"the layers must be a list of row objects, got object$"),
+     '"act_elems_per_token": [1, 2]}}',
+     r"the key 'layers' appears twice in one object; which value is meant is unclear$"),
+    ('{"schema": "layerwise_fast.layers", "version": 1, "layers": [{"name": "a", "kind": "mlp", '
+     '"params": 1, "params": 2, "weight_dtype": "bf16", "act_elems_per_token": 1}]}',
+     r"the key 'params' appears twice in one object"),
     # An array where a string belongs: compared as the json module's list.
     ('{"schema": [1, 2], "version": 1, "layers": [ROW]}',
      r"field 'schema' must be 'layerwise_fast\.layers', got \[1, 2\]$"),

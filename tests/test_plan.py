@@ -160,8 +160,12 @@ def test_device_map_and_split_points() -> None:
     twins = lf.LayerTable.from_records([{"name": "x", "kind": "decoder", "params": 1,
                                          "weight_dtype": "bf16", "act_elems_per_token": 1,
                                          "buffer_bytes": 0}] * 2)
-    with pytest.raises(ValueError, match="layer name 'x' appears more than once"):
-        lf.plan(twins, TOY, sequence=4).to_device_map()
+    twin_plan = lf.plan(twins, TOY, sequence=4, devices=[TOY, TOY], capacity=15)
+    assert twin_plan.device_count == 2
+    for method in ("to_device_map", "split_points"):
+        with pytest.raises(ValueError, match=f"layer name 'x' appears more than once; {method} "
+                                             f"needs unique names"):
+            getattr(twin_plan, method)()
 
 
 def test_mixed_devices_fit_each_its_own_capacity() -> None:
@@ -380,6 +384,18 @@ def test_spare_devices_are_counted_in_the_header_and_a_note() -> None:
             f"fewer groups than devices") in listed.notes
     exact = toy_plan(devices=[TOY] * counted.device_count)
     assert not any("fewer groups" in note for note in exact.notes)
+
+
+def test_sweep_reports_progress_and_the_same_answer() -> None:
+    calls: list[tuple[str, float]] = []
+    batches = list(range(1, 301))
+    quiet = lf.sweep(TOY_TABLE, batches, TOY, sequence=100, granularity=4)
+    loud = lf.sweep(TOY_TABLE, batches, TOY, sequence=100, granularity=4,
+                    progress=lambda stage, done: calls.append((stage, done)))
+    assert loud.to_dict() == quiet.to_dict()
+    fractions = [done for _, done in calls]
+    assert fractions == sorted(fractions) and calls[-1] == ("done", 1.0)
+    assert 2 <= len(calls) <= 102
 
 
 def test_chunk_for_by_hand() -> None:

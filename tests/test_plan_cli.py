@@ -94,7 +94,9 @@ def test_model_files_and_options(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("args, texts", [
-    (["--batch", "0"], ["batch must be between 1 and"]),
+    (["--batch", "0"], ["error: --batch must be between 1 and"]),
+    (["--micro-batches", "0"], ["error: --micro-batches must be between 1 and 2147483648, got 0"]),
+    (["--capacity", "0"], ["error: --capacity must be positive, got 0"]),
     (["--devices", "0"], ["--devices must be between 1 and 9223372036854775807, got 0"]),
     (["--devices", "9" * 20], ["--devices must be between 1 and 9223372036854775807"]),
     (["--devices", "h100,h200", "--share-devices"], ["--share-devices applies to a device count"]),
@@ -307,6 +309,20 @@ def test_progress_bar_for_large_models(monkeypatch: pytest.MonkeyPatch,
     assert capsys.readouterr().err == ""
 
 
+def test_progress_bar_for_long_sweeps(monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli_plan, "PROGRESS_MIN_LAYERS", 10)  # a bar above 100 layer-sizes
+    assert cli.main(["sweep", "--example", "llama-2-7b-8xh100", "--batch-sizes", "1-4"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert lines[0] == "sweeping 35 layers at 4 batch sizes"
+    assert lines[1].startswith("[" + "-" * 30 + "]   0% group counts")
+    assert lines[-1].startswith("[" + "#" * 30 + "] 100% done")
+    assert "batch" in captured.out
+    assert cli.main(["sweep", "--example", "llama-2-7b-8xh100", "--batch-sizes", "1,2"]) == 0
+    assert capsys.readouterr().err == ""  # 70 layer-sizes: no bar
+
+
 def test_parsers() -> None:
     assert cli_plan.parse_devices(" 8 ") == 8
     assert cli_plan.parse_devices("h100,a100") == ["h100", "a100"]
@@ -380,12 +396,35 @@ def test_layers_applies_to_an_example_config_and_not_to_an_example_table() -> No
                     "layer_granularity (--layers) 'sublayer' applies to a transformer config")
 
 
+def test_a_config_that_gives_a_key_twice_is_refused(tmp_path: Path) -> None:
+    text = (CONFIGS / "gpt2.json").read_text(encoding="utf-8")
+    assert text.count('"n_layer": 12') == 1
+    config = tmp_path / "twice.json"
+    config.write_text(text.replace('"n_layer": 12', '"n_layer": 12, "n_layer": 48'),
+                      encoding="utf-8")
+    one_clean_error(run("plan", str(config), "--on-oversize", "tile"), 2,
+                    "the key 'n_layer' appears twice in one object; which value is meant is "
+                    "unclear")
+
+
 def test_a_closed_standard_output_is_an_error_not_a_traceback() -> None:
     out = subprocess.run(f"'{sys.executable}' -m layerwise_fast plan --example "
                          f"llama-2-7b-8xh100 >&-", shell=True, capture_output=False,
                          stderr=subprocess.PIPE, text=True, timeout=120)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "standard output is closed" in out.stderr
+
+
+def test_sweep_notes_a_sequence_longer_than_the_config_allows() -> None:
+    out = run("sweep", str(CONFIGS / "gpt2.json"), "--batch-sizes", "1", "--sequence", "2048",
+              "--on-oversize", "tile", "--format", "json")
+    assert out.returncode == 0 and json.loads(out.stdout)["sequence"] == 2048
+    assert out.stderr == ("layerwise-fast: note: the sequence (2048 tokens) is longer than the "
+                          "1024 positions of the model's config (n_positions or "
+                          "max_position_embeddings)\n")
+    within = run("sweep", str(CONFIGS / "gpt2.json"), "--batch-sizes", "1", "--sequence", "1024",
+                 "--on-oversize", "tile")
+    assert within.returncode == 0 and within.stderr == ""
 
 
 def test_batch_sizes_take_the_digits_0_to_9_only() -> None:

@@ -9,6 +9,7 @@ import stat
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import layerwise_fast as lf
@@ -61,13 +62,53 @@ def test_deep_nesting_and_huge_numbers_are_clear_errors(tmp_path: Path) -> None:
         lf.LayerTable.from_json(deep)
     long_number = tmp_path / "long.json"
     long_number.write_text('{"schema": "layerwise_fast.layers", "version": ' + "9" * 5000 + "}")
-    with pytest.raises(lf.LayerTableError, match="holds a value that cannot be read"):
+    with pytest.raises(lf.LayerTableError, match=r"holds a value that cannot be read: an "
+                                                 r"integer of more than 4300 digits$"):
         lf.LayerTable.from_json(long_number)
     outside = dict(TINY_TABLE, layers=[dict(TINY_TABLE["layers"][0], params=2**64)])
     big = tmp_path / "big.json"
     big.write_text(json.dumps(outside))
     with pytest.raises(lf.LayerTableError, match="params"):
         lf.LayerTable.from_json(big)
+
+
+def _calibration_text() -> str:
+    return json.dumps({"schema": lf.hardware.CALIBRATION_SCHEMA, "version": 1,
+                       "device_name": "NVIDIA H100 80GB HBM3", "l2_bytes": 52428800,
+                       "knee_bytes": 31457280, "plateau_bytes_per_s": 5e12,
+                       "hbm_bytes_per_s": 3e12, "sizes": [1048576, 209715200],
+                       "bytes_per_s": [5e12, 3e12]})
+
+
+@pytest.mark.parametrize("kind", ["table", "plan", "calibration"])
+def test_a_key_given_twice_in_one_object_is_refused(tmp_path: Path, kind: str) -> None:
+    if kind == "table":
+        text, read, key = json.dumps(TINY_TABLE), lf.LayerTable.from_json, "version"
+    elif kind == "plan":
+        text, read, key = lf.plan(lf.LayerTable.from_records(TINY_TABLE["layers"]),
+                                  sequence=64).dumps(), lf.Plan.from_json, "version"
+    else:
+        text, read, key = _calibration_text(), lf.Hardware.from_calibration, "version"
+    assert len(read(_written(tmp_path / "once.json", text)).__repr__()) > 0  # reads once
+    twice = text.replace(f'"{key}":', f'"{key}": 1, "{key}":', 1)
+    with pytest.raises(ValueError, match=f"the key '{key}' appears twice in one object"):
+        read(_written(tmp_path / "twice.json", twice))
+
+
+def _written(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_an_npy_header_is_not_trusted_with_an_allocation(tmp_path: Path) -> None:
+    path = tmp_path / "sizes.npy"
+    with open(path, "wb") as handle:  # declares 2**60 int64 values, holds one
+        np.lib.format.write_array_header_1_0(
+            handle, {"descr": "<i8", "fortran_order": False, "shape": (2**60,)})
+        handle.write(np.int64(7).tobytes())
+    with pytest.raises(InputError, match=r"its header declares 9223372036854775808 bytes of "
+                                         r"data, more than the 8 the file holds\)$"):
+        read_sizes(path)
 
 
 def test_failed_write_leaves_the_existing_file_intact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

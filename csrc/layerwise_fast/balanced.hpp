@@ -305,7 +305,9 @@ inline ModelSummary summarize(const SumCost& cost, int64_t capacity) {
     largest = std::max(largest, SumCost::cost(cost.single(i, capacity)));
     if (builtin::add_overflow(total, s[i], &total)) {
       throw std::overflow_error("the total of " + std::string(cost.column()) + " exceeds the int64 range at layer " +
-                                std::to_string(i) + "; balanced partitioning needs the total of the whole model");
+                                std::to_string(i) +
+                                "; balanced partitioning needs the total of the whole model (dp does not; --algo dp on "
+                                "the command line)");
     }
   }
   return {largest, total, total};
