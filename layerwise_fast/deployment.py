@@ -603,6 +603,8 @@ class _Reader:
     def _own_int_array(self, value: np.ndarray, where: str) -> IntColumn:
         """A copy of the caller's 1-D integer array as int64 (the plan never shares or
         locks the caller's memory)."""
+        if isinstance(value, np.ma.MaskedArray):  # np.array would drop the mask
+            self.fail(where, "must be a plain array, got a masked array")
         if value.ndim != 1:
             self.fail(where, f"must be a 1-D array, got shape {value.shape}")
         if value.dtype.kind not in "iu":
@@ -622,6 +624,9 @@ class _Reader:
 
     def texts(self, value: object, where: str, length: int | None = None,
               choices: tuple[str, ...] | None = None) -> npt.NDArray[np.object_]:
+        if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "UO" \
+                and not isinstance(value, np.ma.MaskedArray):
+            value = value.tolist()  # a caller's array of names, read as the list it holds
         items = self.items(value, where, length)
         if not set(map(type, items)) <= {str}:
             bad = next(x for x in items if type(x) is not str)

@@ -302,11 +302,19 @@ def test_from_dict_copies_the_callers_arrays() -> None:
     assert plan.traffic.out_per_token.tolist() == BASE["layers"]["out_bytes_per_token"]
 
 
+def test_from_dict_reads_an_array_of_names() -> None:
+    document = copy.deepcopy(BASE)
+    document["layers"]["names"] = np.array(BASE["layers"]["names"])  # dtype <U2
+    assert lf.Plan.from_dict(document) == lf.Plan.from_dict(copy.deepcopy(BASE))
+
+
 @pytest.mark.parametrize("array, message", [
     (np.array([1.5, 2.5, 3.5, 4.5]), "must hold integers, got an array of float64"),
     (np.array([[1, 2], [3, 4]]), r"must be a 1-D array, got shape \(2, 2\)"),
     (np.array([True, False, True, False]), "must hold integers, got an array of bool"),
     (np.array([2**64 - 1, 0, 0, 0], dtype=np.uint64), "holds an integer outside the int64 range"),
+    (np.ma.masked_array([5, 5, 5, 5], mask=[1, 0, 0, 0]),
+     "must be a plain array, got a masked array"),
 ])
 def test_from_dict_refuses_arrays_that_are_not_integer_columns(array: np.ndarray,
                                                                message: str) -> None:
