@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from layerwise_fast import __version__
-from layerwise_fast.cli_plan import add_plan_commands
+from layerwise_fast.cli_plan import add_plan_commands, in_option_words
 from layerwise_fast.errors import InfeasibleError, LayerTooLargeError
 from layerwise_fast.partition import balanced, dp, greedy
 from layerwise_fast.result import Partition
@@ -142,13 +142,15 @@ def _check_npy_header(path: Path) -> None:
             version = np.lib.format.read_magic(handle)
             read_header = {(1, 0): np.lib.format.read_array_header_1_0,
                            (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-            if read_header is None:
-                raise InputError(f"{path}: a .npy file of version {version[0]}.{version[1]}, "
-                                 f"which this reader does not take; save it with numpy.save")
-            shape, _, dtype = read_header(handle)
-            data_bytes = os.fstat(handle.fileno()).st_size - handle.tell()
+            if read_header is not None:
+                shape, _, dtype = read_header(handle)
+                data_bytes = os.fstat(handle.fileno()).st_size - handle.tell()
     except (ValueError, OSError, EOFError) as err:
         raise InputError(f"{path}: not a readable .npy array ({err})") from None
+    if read_header is None:  # 3.0 differs only in allowing non-Latin-1 field names
+        raise InputError(f"{path}: a .npy file of version {version[0]}.{version[1]}; this "
+                         f"reader takes versions 1.0 and 2.0, which numpy.save writes for "
+                         f"integer arrays")
     if dtype.hasobject:  # np.load would refuse it, in words about pickles
         raise InputError(f"{path}: a .npy array of Python objects; save integer sizes")
     declared = dtype.itemsize
@@ -247,7 +249,8 @@ def _partition_command(args: argparse.Namespace) -> int:
         raise InputError(f"{label}: --cost peak needs three sizes per layer (weights activations "
                          f"buffers on each line, or a .npy array of shape (n, 3)); it has one")
     try:
-        result = _run(args, _columns(data.sizes))
+        with in_option_words({"k": "--k", "capacity": "--capacity"}):
+            result = _run(args, _columns(data.sizes))
     except LayerTooLargeError as err:
         if data.names is None:
             raise

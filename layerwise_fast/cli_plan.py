@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Final, Iterator, TextIO
+from typing import Any, Final, Iterator, Mapping, TextIO
 
 from .chunking import MAX_BATCH
 from .deployment import Plan
@@ -29,9 +29,11 @@ from .scenarios import SCENARIOS, scenario, scenario_model
 from .units import (INT64_MAX, STDIN_PROMPT, InputBytes, ascii_digits, integer_argument,
                     printable, read_standard_input)
 
-__all__ = ["PROGRESS_MIN_LAYERS", "add_plan_commands", "parse_batch_sizes", "parse_devices"]
+__all__ = ["PROGRESS_MIN_LAYERS", "SWEEP_PROGRESS_MIN_WORK", "in_option_words", "add_plan_commands", "parse_batch_sizes", "parse_devices"]
 
 PROGRESS_MIN_LAYERS: Final[int] = 10**6
+SWEEP_PROGRESS_MIN_WORK: Final[int] = 3 * 10**8
+"""Layers x batch sizes above which a sweep shows progress (about ten seconds of work)."""
 """Models with more layers than this get a progress bar on stderr."""
 MAX_SWEEP_BATCHES: Final[int] = 1 << 20
 _BAR_WIDTH: Final[int] = 30
@@ -46,10 +48,10 @@ def parse_devices(text: str) -> int | list[str]:
     """
     text = text.strip()
     if ascii_digits(text):
-        count = int(text)
-        if not 1 <= count <= INT64_MAX:
-            raise ValueError(f"--devices must be between 1 and {INT64_MAX}, got {text}")
-        return count
+        if len(text) > 30 or not 1 <= int(text) <= INT64_MAX:
+            raise ValueError(f"--devices must be between 1 and {INT64_MAX}, got "
+                             f"{_shown_text(text)}")
+        return int(text)
     if _is_number(text) and not os.path.exists(text):
         raise ValueError(f"--devices: a device count is written with the digits 0-9 (such as 8), "
                          f"got {text}")
@@ -75,9 +77,15 @@ def _is_number(text: str) -> bool:
 def _hidden_elems(text: str) -> int:
     """``--hidden``: elements per token, 0..2**62 (argparse names the option in the error)."""
     text = text.strip()
-    if not ascii_digits(text) or int(text) > 2**62:
-        raise argparse.ArgumentTypeError(f"must be a whole number between 0 and 2**62, got {text!r}")
+    if not ascii_digits(text) or len(text) > 30 or int(text) > 2**62:
+        raise argparse.ArgumentTypeError(f"must be a whole number between 0 and 2**62, got "
+                                         f"{_shown_text(text)!r}")
     return int(text)
+
+
+def _shown_text(text: str) -> str:
+    """``text``, or its start and length where it is too long to quote whole."""
+    return text if len(text) <= 40 else f"{text[:12]}... ({len(text)} characters)"
 
 
 def parse_batch_sizes(text: str) -> list[int]:
@@ -92,8 +100,11 @@ def parse_batch_sizes(text: str) -> list[int]:
         low, dash, high = part.strip().partition("-")
         bounds = (low, high) if dash else (low, low)
         if not all(ascii_digits(b.strip()) for b in bounds):
-            raise ValueError(f"--batch-sizes: cannot read {part.strip()!r}; expected sizes "
-                             f"and ranges such as 1,2,4,8-16")
+            raise ValueError(f"--batch-sizes: cannot read {_shown_text(part.strip())!r}; "
+                             f"expected sizes and ranges such as 1,2,4,8-16")
+        if any(len(b.strip()) > 30 for b in bounds):
+            raise ValueError(f"--batch-sizes: {_shown_text(part.strip())!r} must lie within "
+                             f"1..{MAX_BATCH}")
         first, last = (int(b) for b in bounds)
         if not 1 <= first <= last <= MAX_BATCH:
             raise ValueError(f"--batch-sizes: {part.strip()!r} must lie within 1..{MAX_BATCH} "
@@ -183,9 +194,13 @@ class _Bar:
         self.stream = stream
         self.started = time.perf_counter()
         self.live = stream.isatty()
+        self.stage = ""
         stream.write(f"{title}\n")
 
     def __call__(self, stage: str, fraction: float) -> None:
+        if not self.live and stage == self.stage:
+            return  # a log gets one line per stage, not one per step
+        self.stage = stage
         filled = round(_BAR_WIDTH * fraction)
         bar = "#" * filled + "-" * (_BAR_WIDTH - filled)
         line = (f"[{bar}] {100 * fraction:3.0f}% {stage} "
@@ -225,8 +240,13 @@ def _check_outputs_apart(args: argparse.Namespace) -> None:
     """Refuse an output that is an input (the plan would replace what it read) or is the
     other output (one would overwrite the other)."""
     inputs = [("MODEL", args.model)]
+    if args.example is not None and args.example in SCENARIOS:
+        inputs.append(("--example model", str(scenario(args.example).model_path())))
     if args.hardware is not None and os.path.isfile(args.hardware):
         inputs.append(("--hardware", args.hardware))
+    if args.devices is not None:
+        inputs += [("--devices", entry.strip()) for entry in args.devices.split(",")
+                   if os.path.isfile(entry.strip())]
     if args.output is not None and args.plot is not None \
             and _same_file(args.output, args.plot):
         raise ValueError(f"--output and --plot name the same file ({args.output!r}); the "
@@ -252,7 +272,7 @@ def _plan_command(args: argparse.Namespace) -> int:
     settings = _plan_settings(args, base)
     progress = _Bar(sys.stderr, f"planning {len(model.table):,} layers") \
         if len(model.table) > PROGRESS_MIN_LAYERS else None
-    with _in_option_words():
+    with in_option_words(_PLAN_FLAGS):
         result: Plan = plan(model, progress=progress, **settings)
     if args.output is not None:
         result.to_json(args.output)
@@ -269,18 +289,22 @@ def _plan_command(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _in_option_words() -> Iterator[None]:
-    """Word a range error of a plan setting by its option (``--micro-batches``), not by
-    the keyword the Python API takes (``micro_batches``)."""
+def in_option_words(flags: Mapping[str, str]) -> Iterator[None]:
+    """Word an error about a setting by its option (``--micro-batches must ...``), not by
+    the keyword the Python API takes (``micro_batches``); ``flags`` maps keywords to
+    options."""
     try:
         yield
     except ValueError as exc:
         text = str(exc)
-        for option, keyword in _PLAN_OPTIONS.items():
-            if text.startswith(f"{keyword} must "):
-                flag = "--" + option.replace("_", "-")
+        for keyword, flag in flags.items():
+            if type(exc) is ValueError and text.startswith((f"{keyword} must ", f"{keyword} (")):
                 raise ValueError(flag + text.removeprefix(keyword)) from exc
         raise
+
+
+_PLAN_FLAGS: Final[dict[str, str]] = {
+    keyword: "--" + option.replace("_", "-") for option, keyword in _PLAN_OPTIONS.items()}
 
 
 def _write_json(result: Plan) -> None:
@@ -309,10 +333,10 @@ def _sweep_command(args: argparse.Namespace) -> int:
         settings["hardware"] = hardware
     batch_sizes = parse_batch_sizes(args.batch_sizes)
     work = len(model.table) * len(batch_sizes)
-    if work > PROGRESS_MIN_LAYERS * 10:  # about ten seconds or more
+    if work > SWEEP_PROGRESS_MIN_WORK:
         settings["progress"] = _Bar(sys.stderr, f"sweeping {len(model.table):,} layers at "
                                                 f"{len(batch_sizes):,} batch sizes")
-    with _in_option_words():
+    with in_option_words(_PLAN_FLAGS):
         result = sweep(model, batch_sizes, **settings)
     if args.format == "json":
         sys.stdout.write(json.dumps({"model": model.label, **result.to_dict()}) + "\n")

@@ -84,7 +84,7 @@ from .result import Partition
 from .scaling import scaled_activations
 from .summary import counted, format_plan
 from .units import (INT64_MAX, MAX_RATIO_DENOMINATOR, _json_type, _load_json_checked,
-                    check_ratio, encodable, write_bytes_atomically)
+                    ascii_digits, check_ratio, encodable, write_bytes_atomically)
 from .workingset import Lookups
 
 __all__ = ["PLAN_SCHEMA", "PLAN_VERSION", "Plan", "PlanFormatError", "PlanSettings"]
@@ -289,14 +289,11 @@ class Plan:
         labels = np.repeat(self.group_device, np.diff(self.partition.boundaries))
         mapping = dict(zip(self.names.tolist(), labels.tolist()))
         if len(mapping) != self.n:
-            self._refuse_repeated_names("to_device_map")
+            counts = Counter(self.names.tolist())
+            twice = next(name for name, count in counts.items() if count > 1)
+            raise ValueError(f"layer name {twice!r} appears more than once; "
+                             f"to_device_map needs unique names")
         return mapping
-
-    def _refuse_repeated_names(self, method: str) -> NoReturn:
-        counts = Counter(self.names.tolist())
-        twice = next(name for name, count in counts.items() if count > 1)
-        raise ValueError(f"layer name {twice!r} appears more than once; {method} needs "
-                         f"unique names")
 
     def split_points(self) -> list[str]:
         """Names of the layers that begin each device after the first: where a pipeline
@@ -304,11 +301,16 @@ class Plan:
         ``torch.distributed.pipelining``).
 
         Raises:
-            ValueError: two layers share a name, so a name cannot identify a layer.
+            ValueError: a layer that begins a device shares its name with another layer,
+                so the name cannot identify where to split.
         """
-        if len(set(self.names.tolist())) != self.n:
-            self._refuse_repeated_names("split_points")
-        return [str(self.names[i]) for i in self.device_boundaries[1:-1].tolist()]
+        points = [str(self.names[i]) for i in self.device_boundaries[1:-1].tolist()]
+        counts = Counter(self.names.tolist())
+        repeated = next((name for name in points if counts[name] > 1), None)
+        if repeated is not None:
+            raise ValueError(f"layer name {repeated!r}, where a device begins, appears more "
+                             f"than once; split_points needs it unique")
+        return points
 
     # -- text ----------------------------------------------------------------------------
 
@@ -571,7 +573,7 @@ class _Reader:
         if choices is not None and value not in choices:
             self.fail(where, f"must be one of {', '.join(choices)}, got {value!r}")
         if not encodable(value):
-            self.fail(where, f"{value!r} cannot be written as UTF-8 (a lone surrogate)")
+            self.fail(where, f"{value!r} cannot be written as UTF-8 (it holds a lone surrogate)")
         return value
 
     def flag(self, value: object, where: str) -> bool:
@@ -636,8 +638,8 @@ class _Reader:
             self.fail(where, f"must hold one of {', '.join(choices)}, got {bad!r}")
         if not encodable("".join(items)):
             index = next(i for i, x in enumerate(items) if not encodable(x))
-            self.fail(where, f"[{index}] {items[index]!r} cannot be written as UTF-8 (a lone "
-                             f"surrogate)")
+            self.fail(where, f"[{index}] {items[index]!r} cannot be written as UTF-8 (it "
+                             f"holds a lone surrogate)")
         array = np.empty(len(items), dtype=object)
         array[:] = items
         return array
@@ -737,8 +739,12 @@ def _read_ratio(read: _Reader, value: object, where: str) -> str:
     text = read.text(value, where)
     numerator, slash, denominator = text.partition("/")
     parts = (numerator, denominator) if slash else (numerator, "1")
-    if not all(p.isascii() and p.isdigit() and len(p) <= _RATIO_DIGITS for p in parts) \
-            or int(parts[0]) == 0 or int(parts[1]) == 0:
+    if not all(ascii_digits(p) for p in parts):
+        read.fail(where, f"must be a positive fraction such as '1' or '3/5', got {text!r}")
+    if any(len(p) > _RATIO_DIGITS for p in parts):
+        read.fail(where, f"has a term of more than {_RATIO_DIGITS} digits, more than a plan's "
+                         f"ratio holds")
+    if int(parts[0]) == 0 or int(parts[1]) == 0:
         read.fail(where, f"must be a positive fraction such as '1' or '3/5', got {text!r}")
     try:
         check_ratio(Fraction(int(parts[0]), int(parts[1])), f"field {where!r}", repr(text))

@@ -65,12 +65,13 @@ def device_map(
     Args:
         names: the layers' module names in execution order (see the module docstring).
         partition: the groups (a :class:`Partition` or its boundaries) over ``names``.
-        devices: the device of each group: a sequence of ``k`` entries, each a GPU index
+        devices: the device of each group: a sequence (or 1-D array) of ``k`` entries, each a GPU index
             (int >= 0), ``"cpu"`` or ``"disk"`` (a device may repeat, so consecutive
             groups can share a GPU); an int, which must equal ``k`` (group ``g`` on GPU
             ``g``); or ``None``, the same as ``k``.
         offload: module names (keys of the map) to place on ``"cpu"`` or ``"disk"``
-            whatever their group's device.
+            whatever their group's device. Every key of the layers of a tied set goes
+            to one place (which of a layer's keys holds the tied tensor is not known).
         tied: sets of layer names that share parameters (e.g. a token embedding and a
             tied output head). Every layer of a set is placed on the device of the
             set's first layer, as accelerate keeps tied modules together; the first is
@@ -236,6 +237,8 @@ def _group_devices(devices: object, groups: int) -> list[Device]:
     """One device per group, checked."""
     if devices is None:
         return list(range(groups))
+    if isinstance(devices, np.ndarray) and devices.ndim == 1:
+        devices = devices.tolist()  # such as a plan's group_device
     if not isinstance(devices, (str, bytes, Sequence)):
         count = _int(devices, "devices")
         if count != groups:
@@ -250,6 +253,8 @@ def _group_devices(devices: object, groups: int) -> list[Device]:
 
 
 def _device_count_problem(count: int, groups: int) -> str:
+    if count < 1:
+        return f"devices must be a count of at least 1 or one device per group, got {count}"
     if count > groups:
         return (f"a device map for {count} devices, but the plan has {groups} groups: "
                 f"plan for {count} groups, or give one device per group ({groups})")
@@ -325,8 +330,8 @@ def _checked_offload(offload: object, mapping: Mapping[str, Device],
             raise ValueError(f"offload[{key!r}] = {target!r}: offloaded modules go to "
                              f"'cpu' or 'disk'")
         checked[key] = target
-    for group in tied_sets:
-        names = [layers[i][0] for i in group]
+    for group in tied_sets:  # every key of a tied layer: which holds the tie is unknown
+        names = [key for i in group for key in layers[i]]
         targets = {checked.get(name) for name in names}
         if len(targets) > 1:
             moved = next(name for name in names if name in checked)

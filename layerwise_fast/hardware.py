@@ -41,7 +41,8 @@ from types import MappingProxyType
 from typing import Any, Final, Mapping
 
 from .units import INT64_MAX, ByteCount, FractionLike, _is_int, _is_number, _json_type
-from .units import _read_json_document, encodable, parse_bytes, parse_fraction
+from .units import (_read_json_document, display_name, encodable, parse_bytes, parse_fraction,
+                    short_repr)
 
 __all__ = [
     "CALIBRATION_SCHEMA",
@@ -253,7 +254,7 @@ class Hardware:
             rates[1],
             Fraction(fields["knee_bytes"], fields["l2_bytes"]),
             cache_bytes_per_s=fields["plateau_bytes_per_s"],
-            source=f"calibration file {os.fspath(path)}",
+            source=f"calibration file {display_name(os.fspath(path))}",
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -330,7 +331,7 @@ def _require_rate(value: object, field: str) -> float:
     rate = _as_float(value)
     if not math.isfinite(rate) or rate < 1:
         raise ValueError(f"{field} must be a finite number of at least 1 (per second), "
-                         f"got {_shown_number(value)}")
+                         f"got {short_repr(value)}")
     return rate
 
 
@@ -340,13 +341,6 @@ def _as_float(value: Any) -> float:
         return float(value)
     except OverflowError:
         return math.inf
-
-
-def _shown_number(value: object) -> str:
-    """``repr(value)``, or its size for an integer too long to print in a message."""
-    if isinstance(value, int) and value.bit_length() > 128:
-        return f"an integer of {value.bit_length()} bits"
-    return repr(value)
 
 
 def _check_keys(
@@ -430,7 +424,7 @@ def _calibration_rate(value: object, field: str, label: str) -> float:
     rate = _as_float(value)
     if not math.isfinite(rate):
         raise CalibrationError(f"{label}: field {field!r} must be a finite number, got "
-                               f"{_shown_number(value)}")
+                               f"{short_repr(value)}")
     if rate < 1:  # as for Hardware's rates
         raise CalibrationError(f"{label}: field {field!r} must be at least 1 (per second), "
                                f"got {value!r}")

@@ -546,7 +546,7 @@ def _notes(plan_: Plan, units: UnitSizes, capacity: int | None,
     tiled = int(((treated.kind == "tile") & ~np.isin(treated.layers, plan_.lookups.layers)).sum())
     if tiled:
         notes.append(f"{tiled} layer{'s are' if tiled > 1 else ' is'} tiled: the weights "
-                     f"stream from HBM once per chunk ({s.chunks} chunks per sequence), "
+                     f"stream from HBM once per chunk ({counted(s.chunks, 'chunk')} per sequence), "
                      f"{format_bytes(exact_total(treated.extra_bytes))} more HBM traffic "
                      f"per micro-batch than reading them once")
     quantized = {code: int((treated.kind == name).sum()) for code, name in

@@ -57,8 +57,9 @@ def plot_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
     top, bottom = figure.subplots(2, 1)
     _working_sets(top, plan)
     _timeline(bottom, plan)
-    figure.suptitle(f"{plan.settings.model}: {plan.n} layers, {plan.k} groups, "
-                    f"{plan.device_count} devices, chunk {plan.settings.chunk} tokens")
+    figure.suptitle(f"{_literal(plan.settings.model)}: {counted(plan.n, 'layer')}, "
+                    f"{counted(plan.k, 'group')}, {counted(plan.device_count, 'device')}, "
+                    f"chunk {counted(plan.settings.chunk, 'token')}")
     figure.savefig(os.fspath(path), format="png", dpi=100)
 
 
@@ -109,8 +110,14 @@ def _timeline(axes: Any, plan: Plan) -> None:
         axes.broken_barh(spans, (device - 0.4, 0.8),
                          facecolors=[colors[b % len(colors)] for b in range(shown)])
     axes.set_yticks(range(devices))
-    axes.set_yticklabels([f"{d} {plan.hardware[plan.device_kind[d]].name}"
+    axes.set_yticklabels([f"{d} {_literal(plan.hardware[plan.device_kind[d]].name)}"
                           for d in range(devices)])
     axes.set_ylabel("device")
     axes.invert_yaxis()
     axes.set_xlim(0, max(tl.total_s * 1e3, 1e-9))
+
+
+def _literal(text: str) -> str:
+    """``text`` as matplotlib should draw it: ``$`` starts mathtext there, so it is
+    escaped (a name such as ``run $1`` is drawn as written)."""
+    return text.replace("$", r"\$")

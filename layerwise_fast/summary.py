@@ -79,12 +79,13 @@ def _header(plan: Plan) -> str:
 
 
 def _shown(count: int, max_rows: int) -> list[int]:
-    """Row indices to print: all of them, or the first and last ``max_rows // 2`` with
-    -1 marking the elided middle (``max_rows`` >= 2, as :meth:`Plan.summary` checks)."""
+    """Row indices to print: all of them, or the first ``ceil(max_rows / 2)`` and the
+    last ``floor(max_rows / 2)``, ``max_rows`` in all, with -1 marking the elided middle
+    (``max_rows`` >= 2, as :meth:`Plan.summary` checks)."""
     if count <= max_rows:
         return list(range(count))
-    half = max_rows // 2
-    return list(range(half)) + [-1] + list(range(count - half, count))
+    tail = max_rows // 2
+    return list(range(max_rows - tail)) + [-1] + list(range(count - tail, count))
 
 
 def _table(head: Sequence[str], rows: list[list[str]], right: Sequence[bool]) -> list[str]:
@@ -102,7 +103,7 @@ def _table(head: Sequence[str], rows: list[list[str]], right: Sequence[bool]) ->
 
 def _elided(count: int, max_rows: int, what: str) -> list[str]:
     """``what`` in the singular: "group" gives "... 1 more group ..." or "... 2 more groups ..."."""
-    return [f"... {counted(count - 2 * (max_rows // 2), 'more ' + what)} ..."]
+    return [f"... {counted(count - max_rows, 'more ' + what)} ..."]
 
 
 def _treated(plan: Plan, max_rows: int) -> str:

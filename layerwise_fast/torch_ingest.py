@@ -30,9 +30,12 @@ them is not visible either.
 
 Columns, per row:
 
-- ``name``: the module path, as ``named_modules()`` spells it; ``kind``: its class name,
-  except that a subclass of ``nn.Embedding`` whose row holds only its table (a scaled
-  word embedding) records ``Embedding``, so that it plans as the lookup it is.
+- ``name``: the module path, as ``named_modules()`` spells it (a module registered under
+  several paths has the others as extra device-map keys); ``kind``: its class name,
+  except for an ``nn.Embedding`` or subclass: ``Embedding`` (a lookup) where its
+  parameters are only its table (a scaled word embedding among them), ``<class> with
+  other tensors`` where the row holds more (top-level parameters join the first row),
+  counted whole.
 - ``params``: parameters it owns. A parameter shared by several rows (tied weights) is
   owned by the first of them to run and counted there once; each later row that
   shares it records its size in ``tied_params`` (the working set still counts those
@@ -309,6 +312,7 @@ def describe_torch(
     _trace(torch, module, rows, args, kwargs)
     ordered, uncalled = _execution_order(module, rows)
     _assign_tensors(module, ordered)
+    _add_alias_keys(module, ordered)
     tied = _tied_sets(ordered)
     table = _table(ordered, [_row_kind(torch, row) for row in ordered], token_count,
                    weight_dtype, activations)
@@ -394,11 +398,11 @@ def _tensors(torch: Any, value: Any) -> Iterable[Any]:
 def _count_tokens(torch: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any],
                   tokens: object) -> int:
     if tokens is not None:
-        if isinstance(tokens, bool) or not isinstance(tokens, int):
+        if isinstance(tokens, (bool, np.bool_)) or not isinstance(tokens, (int, np.integer)):
             raise TypeError(f"tokens must be an int, got {type(tokens).__name__} {tokens!r}")
         if tokens <= 0:
             raise ValueError(f"tokens must be positive, got {tokens}")
-        return tokens
+        return int(tokens)
     first = next(iter(_tensors(torch, (args, kwargs))), None)
     if first is None:
         raise ValueError("the example inputs hold no tensor to count tokens from: "
@@ -684,6 +688,30 @@ def _assign_tensors(root: Any, ordered: list[_Row]) -> None:
             row.buffer_bytes += int(buffer.numel()) * buffer.dtype.itemsize
 
 
+def _add_alias_keys(root: Any, ordered: list[_Row]) -> None:
+    """Give each row the other paths of its module as keys (a module registered under two
+    names, such as one block placed four times in a ModuleList), so that a device map
+    reaches its tensors under every path; a path inside or around another key stays out."""
+    paths: dict[int, list[str]] = {}
+    for path, module in root.named_modules(remove_duplicate=False):
+        if path:
+            paths.setdefault(id(module), []).append(path)
+    taken = {key for row in ordered for key in row.keys}
+    for row in ordered:
+        for path in paths.get(id(row.module), ()):
+            if path not in taken and not _overlaps(path, taken):
+                row.keys.append(path)
+                taken.add(path)
+
+
+def _overlaps(path: str, keys: set[str]) -> bool:
+    """Whether ``path`` lies inside one of ``keys`` or holds one."""
+    parts = path.split(".")
+    if any(".".join(parts[:end]) in keys for end in range(1, len(parts))):
+        return True
+    return any(key.startswith(path + ".") for key in keys)
+
+
 def _unique(tensors: list[Any]) -> list[Any]:
     """The tensors without repeats (by identity), in order."""
     return list({id(tensor): tensor for tensor in tensors}.values())
@@ -744,14 +772,19 @@ def _precisions(ordered: list[_Row], weight_dtype: str | None) -> list[str]:
 
 
 def _row_kind(torch: Any, row: _Row) -> str:
-    """The row's class name, or ``Embedding`` for a subclass of ``nn.Embedding`` whose
-    row holds nothing but its table (the rows a lookup reads; see :mod:`.workingset`)."""
+    """The row's class name; for an ``nn.Embedding`` (or subclass), ``Embedding`` where
+    its parameters are nothing but its table (a lookup, :mod:`.workingset`), else its
+    class name with `` with other tensors`` (counted whole, no lookup). A parametrized
+    table is computed whole at each call, so it keeps its class name."""
     module = row.module
-    if (isinstance(module, torch.nn.Embedding) and type(module) is not torch.nn.Embedding
-            and row.params + row.tied_params == module.weight.numel()
-            and row.out_channels == module.num_embeddings):
+    name = type(module).__name__
+    if (not isinstance(module, torch.nn.Embedding)
+            or torch.nn.utils.parametrize.is_parametrized(module)):
+        return name
+    table = module.num_embeddings * module.embedding_dim  # not .weight: no computation
+    if row.params + row.tied_params == table and row.out_channels == module.num_embeddings:
         return "Embedding"
-    return type(module).__name__
+    return f"{name} with other tensors"
 
 
 def _table(ordered: list[_Row], kinds: list[str], tokens: int, weight_dtype: str | None,

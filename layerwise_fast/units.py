@@ -155,7 +155,7 @@ def parse_fraction(
             ``maximum``, one outside ``1e-40 .. 1e30``, or a denominator above ``10**40``.
     """
     ratio = _exact_ratio(value, name)
-    check_ratio(ratio, name, _shown_ratio(value, ratio), maximum)
+    check_ratio(ratio, name, short_repr(value), maximum)
     return ratio
 
 
@@ -266,13 +266,18 @@ def _whole_bytes(exact: Fraction, shown: str, *, name: str, positive: bool) -> i
     return exact.numerator
 
 
-def _shown_ratio(value: object, ratio: Fraction) -> str:
-    """How an error shows a ratio argument: its repr, or only its size where it holds
-    integers too long to print."""
-    bits = max(ratio.numerator.bit_length(), ratio.denominator.bit_length())
-    if bits > _MAX_TEXT_CHARS * 10 // 3:  # more than about 100 digits
-        return f"a ratio of {bits}-bit integers"
-    return repr(value)
+def short_repr(value: object) -> str:
+    """``repr(value)``, or only the size of an integer or fraction too long to print
+    usefully (terms beyond about 100 digits)."""
+    if isinstance(value, Fraction):
+        bits = max(value.numerator.bit_length(), value.denominator.bit_length())
+        size = f"a fraction of {bits}-bit terms"
+    elif isinstance(value, int) and not isinstance(value, bool):
+        bits = value.bit_length()
+        size = f"an integer of {bits} bits"
+    else:
+        return repr(value)
+    return size if bits > _MAX_TEXT_CHARS * 10 // 3 else repr(value)
 
 
 def _exact_ratio(value: object, name: str) -> Fraction:

@@ -149,6 +149,8 @@ def test_non_utf8_directory_missing_and_bad_npy(tmp_path: Path) -> None:
             handle, {"descr": "<i8", "fortran_order": False, "shape": (10**12,)})
         handle.write(np.arange(4, dtype=np.int64).tobytes())
     np.save(tmp_path / "objects.npy", np.array([1, "a"], dtype=object), allow_pickle=True)
+    with open(tmp_path / "v3.npy", "wb") as handle:
+        np.lib.format.write_array(handle, np.arange(5), version=(3, 0))
     cases = {
         "latin.txt": "not UTF-8 text",
         ".": "' is a directory, not a file",
@@ -160,6 +162,7 @@ def test_non_utf8_directory_missing_and_bad_npy(tmp_path: Path) -> None:
         "huge.npy": "huge.npy: not a readable .npy array (its header declares 8000000000000 "
                     "bytes of data, more than the 32 the file holds)",
         "objects.npy": "objects.npy: a .npy array of Python objects; save integer sizes",
+        "v3.npy": "v3.npy: a .npy file of version 3.0; this reader takes versions 1.0 and 2.0",
     }
     for name, message in cases.items():
         out = cli("partition", str(tmp_path / name))
@@ -184,7 +187,7 @@ def test_infeasible_exits_1() -> None:
         (["--example", "gpt2-sublayers", "--capacity", "lots"], "capacity: cannot read 'lots' as a byte count"),
         (["--example", "gpt2-sublayers", "--algo", "greedy", "--k", "3"], "--k applies to --algo balanced only"),
         ([], "give exactly one of FILE or --example NAME"),
-        (["--example", "gpt2-sublayers", "--k", "0"], "k must be >= 1, got 0"),
+        (["--example", "gpt2-sublayers", "--k", "0"], "error: --k must be >= 1, got 0"),
         (["--example", "gpt2-sublayers", "--capacity", "-5MB"],  # a value, not an option
          "capacity must not be negative, got -5MB"),
         (["--example", "gpt2-sublayers", "--capacity", "-.5GB"],

@@ -115,6 +115,24 @@ def test_exports_refuse_malformed_names_and_boundaries(
         device_map(names, boundaries)
 
 
+def test_offload_keeps_every_key_of_tied_layers_together() -> None:
+    names = [("a", "x"), "b", "c", "d"]  # x: a second key of layer a, perhaps the tied tensor
+    with pytest.raises(ValueError, match=r"offload sends 'x' to 'cpu' but 'a', which shares "
+                                         r"tied weights with it, to 0"):
+        device_map(names, [0, 1, 2, 3, 4], offload={"x": "cpu"}, tied=[("a", "d")])
+    together = {"a": "cpu", "x": "cpu", "d": "cpu"}
+    assert device_map(names, [0, 1, 2, 3, 4], offload=together, tied=[("a", "d")]) == {
+        "a": "cpu", "x": "cpu", "b": 1, "c": 2, "d": "cpu"}
+
+
+def test_devices_may_be_an_array_and_a_count_below_one_is_named() -> None:
+    assert device_map(NAMES, BOUNDARIES, np.array([0, 0, 1])) == device_map(
+        NAMES, BOUNDARIES, [0, 0, 1])
+    with pytest.raises(ValueError, match=r"^devices must be a count of at least 1 or one "
+                                         r"device per group, got -2$"):
+        device_map(NAMES, BOUNDARIES, -2)
+
+
 def test_device_map_refuses_unknown_offload_and_tied_names() -> None:
     with pytest.raises(ValueError, match="^offload names 'lm_head', which is not a key"):
         device_map(NAMES, BOUNDARIES, offload={"lm_head": "cpu"})

@@ -42,9 +42,9 @@ def declines(data: bytes) -> bool:
 
 
 def declines_rows(data: bytes) -> bool:
-    """Whether the row-columns reader declines ``data`` (given as the top-level "x")."""
+    """Whether the row-columns reader, with rows under "rows", declines ``data``."""
     try:
-        _core.json_loads_row_columns(b'{"x": ' + data + b'}', "x")
+        _core.json_loads_row_columns(data, "rows")
     except ValueError:
         return True
     return False
@@ -112,6 +112,16 @@ def test_reader_declines(text: bytes) -> None:
 ])
 def test_reader_declines_a_key_repeated_in_one_object(text: bytes) -> None:
     assert declines(text)
+
+
+@pytest.mark.parametrize("text", [
+    b'{"rows": [{"a": 1, "a": 2}]}',                  # within a row
+    b'{"rows": [{"a": 1}], "n": 1, "n": 2}',          # beside the rows
+    b'{"n": {"m": 1, "m": 2}, "rows": [{"a": 1}]}',   # nested, before the rows
+])
+def test_row_reader_declines_a_key_repeated_in_one_object(text: bytes) -> None:
+    assert not declines_rows(text.replace(b'"a": 2', b'"b": 2').replace(b'"n": 2', b'"k": 2')
+                             .replace(b'"m": 2', b'"l": 2'))  # read once the keys differ
     assert declines_rows(text)
 
 

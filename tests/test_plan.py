@@ -162,10 +162,13 @@ def test_device_map_and_split_points() -> None:
                                          "buffer_bytes": 0}] * 2)
     twin_plan = lf.plan(twins, TOY, sequence=4, devices=[TOY, TOY], capacity=15)
     assert twin_plan.device_count == 2
-    for method in ("to_device_map", "split_points"):
-        with pytest.raises(ValueError, match=f"layer name 'x' appears more than once; {method} "
-                                             f"needs unique names"):
-            getattr(twin_plan, method)()
+    with pytest.raises(ValueError, match="layer name 'x' appears more than once; "
+                                         "to_device_map needs unique names"):
+        twin_plan.to_device_map()
+    with pytest.raises(ValueError, match="layer name 'x', where a device begins, appears more "
+                                         "than once; split_points needs it unique"):
+        twin_plan.split_points()
+    assert lf.plan(twins, TOY, sequence=4).split_points() == []  # one device: no name needed
 
 
 def test_mixed_devices_fit_each_its_own_capacity() -> None:
@@ -513,15 +516,15 @@ def test_tile_policy_counts_the_smallest_tile(layer: tuple[int, ...], needs: int
     assert "a weight tile of at least 1 byte" in str(err.value) and hint in str(err.value)
 
 
-@pytest.mark.parametrize("policy, hint", [
-    ("tile", "lower the batch or the chunk"), ("error", "lower the batch or the chunk"),
-])
-def test_a_given_chunk_is_named_as_given_with_no_granularity_to_lower(policy: str,
-                                                                      hint: str) -> None:
+@pytest.mark.parametrize("policy", ["error", "tile", "quantize"])
+def test_a_given_chunk_is_named_as_given_with_no_granularity_to_lower(policy: str) -> None:
     with pytest.raises(OversizeLayerError) as err:
         lf.plan(table((10, 200, 0, 0)), TOY, sequence=8, chunk=6, on_oversize=policy)  # type: ignore[arg-type]
     assert "for the given chunk, 6 tokens x batch 1" in str(err.value)
-    assert str(err.value).endswith(hint)
+    assert str(err.value).endswith("lower the batch or the chunk")
+    searched = pytest.raises(OversizeLayerError, lf.plan, table((10, 200, 0, 0)), TOY,
+                             sequence=8, on_oversize=policy)
+    assert str(searched.value).endswith("lower the batch, the chunk or its granularity")
 
 
 def test_oversize_error_pickles() -> None:
@@ -793,6 +796,13 @@ def test_summary_elides_whole_rows_and_refuses_fewer_than_two() -> None:
             p.summary(max_rows=bad)  # type: ignore[arg-type]
     three = lf.plan(table(*[(400, 0, 0, 0)] * 3), TOY, sequence=4)  # one layer a group
     assert "... 1 more group ..." in three.summary(max_rows=2)
+    seven = lf.plan(table(*[(400, 0, 0, 0)] * 7), TOY, sequence=4)
+    for rows in (2, 3, 4, 5, 6):  # an odd count shows one more row at the top
+        lines = seven.summary(max_rows=rows).split("Groups")[1].split("\n\n")[0].splitlines()
+        shown = [line.split()[0] for line in lines[2:] if not line.strip().startswith("...")]
+        assert shown == [str(g) for g in range(rows - rows // 2)] + \
+            [str(g) for g in range(7 - rows // 2, 7)]
+        assert f"... {7 - rows} more group" in seven.summary(max_rows=rows)
 
 
 def test_names_with_control_characters_print_escaped() -> None:

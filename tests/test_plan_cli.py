@@ -107,7 +107,7 @@ def test_model_files_and_options(tmp_path: Path) -> None:
     (["--devices", "2.5"], ["--devices: a device count is written with the digits 0-9", "got 2.5"]),
     (["--devices", "h100,h10"], ["--devices: unknown hardware profile 'h10'; built-in profiles: a100, h100"]),
     (["--hardware", "b200"], ["unknown hardware profile 'b200'"]),
-    (["--chunk", "9000"], ["chunk (9000 tokens) exceeds sequence (4096 tokens)"]),
+    (["--chunk", "9000"], ["error: --chunk (9000 tokens) exceeds sequence (4096 tokens)"]),
     (["--capacity", "fifty"], ["capacity: cannot read 'fifty'"]),
     (["--capacity", "-5MB"], ["capacity must not be negative, got -5MB"]),
     (["--hardware", "missing-calibration.json"], ["calibration file", "does not exist"]),
@@ -284,6 +284,17 @@ def test_plot_writes_a_png_that_is_not_blank(tmp_path: Path) -> None:
     assert pixels[..., :3].std() > 0.05  # bars and text, not one flat colour
 
 
+def test_plot_draws_dollar_signs_in_names_as_written(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="matplotlib is the optional 'plot' extra")
+    from layerwise_fast.plot import plot_plan
+    gpu = lf.Hardware.custom("GPU $\\sqrt{$", l2="50MiB", hbm_bytes_per_s=3e12,
+                             link_bytes_per_s=4.5e11, flops_per_s=1e15)
+    plan = lf.plan(scenario_model(scenario("llama-2-7b-8xh100")), gpu, name="run $x^$ v2",
+                   on_oversize="tile")
+    plot_plan(plan, tmp_path / "dollars.png")  # mathtext would refuse both names
+    assert (tmp_path / "dollars.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_plot_without_matplotlib_says_how_to_install(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
@@ -311,13 +322,13 @@ def test_progress_bar_for_large_models(monkeypatch: pytest.MonkeyPatch,
 
 def test_progress_bar_for_long_sweeps(monkeypatch: pytest.MonkeyPatch,
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(cli_plan, "PROGRESS_MIN_LAYERS", 10)  # a bar above 100 layer-sizes
+    monkeypatch.setattr(cli_plan, "SWEEP_PROGRESS_MIN_WORK", 100)  # layers x batch sizes
     assert cli.main(["sweep", "--example", "llama-2-7b-8xh100", "--batch-sizes", "1-4"]) == 0
     captured = capsys.readouterr()
-    lines = captured.err.splitlines()
+    lines = captured.err.splitlines()  # not a terminal: one line per stage
     assert lines[0] == "sweeping 35 layers at 4 batch sizes"
     assert lines[1].startswith("[" + "-" * 30 + "]   0% group counts")
-    assert lines[-1].startswith("[" + "#" * 30 + "] 100% done")
+    assert lines[2].startswith("[" + "#" * 30 + "] 100% done") and len(lines) == 3
     assert "batch" in captured.out
     assert cli.main(["sweep", "--example", "llama-2-7b-8xh100", "--batch-sizes", "1,2"]) == 0
     assert capsys.readouterr().err == ""  # 70 layer-sizes: no bar
@@ -383,6 +394,21 @@ def test_an_output_that_is_an_input_or_the_other_output_is_refused(tmp_path: Pat
                         "--plot", str(same)),
                     2, f"--output and --plot name the same file ({str(same)!r})")
     assert not same.exists()
+
+
+def test_an_output_may_not_be_an_example_model_or_a_listed_calibration(tmp_path: Path) -> None:
+    # The check runs alone: a failure here must not write over a packaged example.
+    example = str(scenario("llama-2-7b-8xh100").model_path())
+    calibration = tmp_path / "cal.json"
+    calibration.write_text("{}")
+    for argv, message in (
+            (["--example", "llama-2-7b-8xh100", "--output", example],
+             "is the --example model file read"),
+            (["--example", "llama-2-7b-8xh100", "--devices", f"h100,{calibration}",
+              "--output", str(calibration)], "is the --devices file read")):
+        args = cli.build_parser().parse_args(["plan", *argv])
+        with pytest.raises(ValueError, match=message):
+            cli_plan._check_output_paths(args)
 
 
 def test_layers_applies_to_an_example_config_and_not_to_an_example_table() -> None:

@@ -274,7 +274,7 @@ class ProjectedEmbedding(nn.Embedding):
 
 @pytest.mark.parametrize(("embedding", "kind", "lookup"),
                          [(ScaledEmbedding, "Embedding", True),
-                          (ProjectedEmbedding, "ProjectedEmbedding", False)])
+                          (ProjectedEmbedding, "ProjectedEmbedding with other tensors", False)])
 def test_an_embedding_subclass_is_a_lookup_when_it_holds_only_its_table(
         embedding: type, kind: str, lookup: bool) -> None:
     model = _meta(TinyLM)
@@ -286,6 +286,69 @@ def test_an_embedding_subclass_is_a_lookup_when_it_holds_only_its_table(
     assert (0 in plan.lookups.layers) is lookup
     held = 2 * 8 * 16 * 4  # 16 rows of 16 fp32 values at the 8-token chunk, batch 2
     assert plan.weights[0] == (held if lookup else 100 * 16 * 4 + 16 * 16 * 4)
+
+
+class PositionedLM(nn.Module):
+    """An embedding with a position table held by the top module itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(100, 16)
+        self.pos = nn.Parameter(torch.empty(8, 16))
+        self.head = nn.Linear(16, 100)
+
+    def forward(self, ids):
+        return self.head(self.embed(ids) + self.pos[: ids.shape[-1]])
+
+
+def test_an_embedding_row_holding_other_tensors_is_no_lookup() -> None:
+    layers = describe_torch(_meta(PositionedLM), IDS)
+    assert layers.keys[0] == ("embed", "pos")
+    assert layers.table.kind[0] == "Embedding with other tensors"
+    plan = lf.plan(layers.table, batch=2, sequence=8, granularity=1)
+    assert 0 not in plan.lookups.layers
+    assert plan.weights[0] == (100 * 16 + 8 * 16) * 4  # the whole table and positions
+
+
+def test_a_parametrized_table_is_not_computed_and_plans_whole() -> None:
+    class Normed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.utils.parametrizations.spectral_norm(nn.Embedding(100, 16))
+            self.head = nn.Linear(16, 4)
+
+        def forward(self, ids):
+            return self.head(self.embed(ids))
+
+    model = Normed().train()
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    table = describe_torch(model, IDS).table
+    assert all(torch.equal(before[key], value) for key, value in model.state_dict().items())
+    assert table.kind[0] not in lf.workingset.LOOKUP_KINDS
+
+
+def test_a_module_under_several_names_has_each_as_a_key() -> None:
+    class Repeated(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            block = nn.Linear(16, 16)
+            self.embed = nn.Embedding(100, 16)
+            self.layers = nn.ModuleList([block] * 3)
+            self.head = nn.Linear(16, 100)
+
+        def forward(self, ids):
+            x = self.embed(ids)
+            for layer in self.layers:
+                x = layer(x)
+            return self.head(x)
+
+    model = _meta(Repeated)
+    layers = describe_torch(model, IDS)
+    assert layers.keys == (("embed",), ("layers.0", "layers.1", "layers.2"), ("head",))
+    assert layers.table.params.tolist() == [1600, 16 * 16 + 16, 16 * 100 + 100]
+    mapping = layers.device_map([0, 1, 2, 3])
+    for name in model.state_dict():  # every path of every tensor has a device
+        assert any(name == key or name.startswith(key + ".") for key in mapping), name
 
 
 # -- agreement with accelerate --------------------------------------------------------
@@ -379,6 +442,12 @@ def test_a_no_split_class_larger_than_the_capacity_is_named() -> None:
 def test_bad_arguments_are_named(kwargs, error, message) -> None:
     with pytest.raises(error, match="^" + re.escape(message)):
         describe_torch(_meta(TinyLM), IDS, **kwargs)
+
+
+def test_tokens_may_be_a_numpy_int() -> None:
+    import numpy as np
+    layers = describe_torch(_meta(TinyLM), IDS, tokens=np.int64(4))
+    assert layers.tokens == 4 and type(layers.tokens) is int
 
 
 def test_bad_modules_and_inputs_are_named() -> None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -41,7 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from ..hardware import CALIBRATION_SCHEMA, CALIBRATION_VERSION
+from ..hardware import CALIBRATION_SCHEMA, CALIBRATION_VERSION, CalibrationError, _check_calibration
+from ..units import _read_json_document
 from .barrier import BARRIER_MODES
 from .kernels import (
     MAX_ELEMENTS,
@@ -310,8 +312,16 @@ class Calibration:
 
 
 def load_calibration(path: str | Path) -> Calibration:
-    """Read a calibration file written by :meth:`Calibration.save`."""
-    return Calibration.from_dict(json.loads(Path(path).read_text()))
+    """Read a calibration file written by :meth:`Calibration.save`, with the checks of
+    :meth:`~layerwise_fast.Hardware.from_calibration`.
+
+    Raises:
+        CalibrationError: the file is missing, unreadable or malformed (the message names
+            the file and the field).
+    """
+    document = _read_json_document(path, what="calibration file", error=CalibrationError)
+    return Calibration.from_dict(_check_calibration(document, f"calibration file "
+                                                              f"{os.fspath(path)!r}"))
 
 
 def _passes_for(size_bytes: int, bytes_per_launch: int, max_passes: int) -> int:
