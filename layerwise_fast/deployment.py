@@ -283,6 +283,11 @@ class Plan:
     def to_device_map(self) -> dict[str, int]:
         """Layer name -> device index (pipeline order), like a ``device_map``.
 
+        One key per layer. For a model read from torch, ``TorchLayers.device_map``
+        (:mod:`~layerwise_fast.torch_ingest`) gives accelerate its full map: each row's
+        other keys (the top module's own tensors, a module's other paths) and tied rows
+        on one device.
+
         Raises:
             ValueError: two layers share a name, so a name cannot identify a layer.
         """

@@ -819,6 +819,19 @@ def test_groups_from_plan_keep_the_planned_chunk_and_scale_the_tokens() -> None:
         verify.groups_from_plan(verify.bundled_plan(), cache_bytes=1, dtype="int8")
 
 
+def test_groups_from_plan_run_at_the_planned_working_set() -> None:
+    layers = (rmsnorm(), affine("silu"), affine("relu"))
+    planned = 29_750_000  # no power-of-two chunk at 4096 channels comes near it
+    group = verify.PlannedGroup("p", layers, 4096, planned)
+    (spec,) = verify.groups_from_plan([group], cache_bytes=50 << 20)
+    ran = spec.chunk_working_set_bytes
+    assert ran == verify.chunk_working_set_bytes(spec.layers, spec.hidden, spec.chunk_tokens, 2)
+    per_channel = spec.chunk_tokens * 2 + weight_bytes(layers, 1)
+    assert planned - 8 * per_channel < ran <= planned  # within 8 channels, never above
+    assert spec.hidden % 8 == 0 and spec.hidden >= 4096
+    assert spec.planned_working_set_bytes == planned
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -969,9 +982,15 @@ def test_one_call_run_writes_its_outputs_and_prints_the_table_last(tmp_path: Pat
 
 
 @pytest.mark.skipif(not SIMULATED, reason="on a GPU the one-call run is bench/gpu_verify.py's job")
-def test_one_call_run_takes_the_atomic_barrier_and_compares_cg(tmp_path: Path, capsys) -> None:
+def test_one_call_run_takes_the_atomic_barrier_and_compares_cg(tmp_path: Path, capsys,
+                                                              monkeypatch) -> None:
+    def broken_plot(*args: object) -> str:
+        raise RuntimeError("a matplotlib failure")
+    monkeypatch.setattr(verify, "plot_bandwidth", broken_plot)  # the tables still print
     assert verify.main(["--out", str(tmp_path), "--barrier", "atomic", "--packs-in-flight", "8"]) == 0
-    header = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("group "))
+    out = capsys.readouterr().out
+    assert "bandwidth.png not written: RuntimeError: a matplotlib failure" in out
+    header = next(line for line in out.splitlines() if line.startswith("group "))
     assert header.split()[header.split().index("speedup") + 1] == "cg"
     result = json.loads((tmp_path / "verification.json").read_text())
     runs = result["groups"][0]["runs"]

@@ -178,11 +178,16 @@ class GroupSpec:
         return 2 * len(self.layers) * self.tokens * self.hidden * self.itemsize
 
     @property
+    def chunk_working_set_bytes(self) -> int:
+        """The working set the chunked run holds: its chunk's rows and the weights."""
+        return chunk_working_set_bytes(self.layers, self.hidden, self.chunk_tokens, self.itemsize)
+
+    @property
     def working_set_bytes(self) -> int:
         """The planned working set, or the planned chunk's when the plan gave none."""
         if self.planned_working_set_bytes is not None:
             return self.planned_working_set_bytes
-        return chunk_working_set_bytes(self.layers, self.hidden, self.chunk_tokens, self.itemsize)
+        return self.chunk_working_set_bytes
 
 
 @dataclass(frozen=True)
@@ -242,9 +247,11 @@ def groups_from_plan(
 ) -> list[GroupSpec]:
     """Groups to verify, scaled to the card, from what a plan says about its groups.
 
-    Each chunk keeps the planned working set (rounded down to a power-of-two number of
-    tokens). The tokens are about ``total_bytes`` of activations, a multiple of the
-    chunk of the ``4x_cache`` run and at least one such chunk.
+    Each chunk is a power-of-two number of tokens, and the stand-in's channels are
+    widened (in multiples of 8, from ``hidden``) so that the chunk's working set comes
+    as close below the planned one as they allow: the run is at the planned size, not
+    at the power of two below it. The tokens are about ``total_bytes`` of activations,
+    a multiple of the chunk of the ``4x_cache`` run and at least one such chunk.
     """
     if dtype not in ITEMSIZE:
         raise ValueError(f"dtype must be one of {tuple(ITEMSIZE)}, got {dtype!r}")
@@ -254,13 +261,14 @@ def groups_from_plan(
     specs = []
     for group in planned:
         chunk = chunk_tokens_for(group.working_set_bytes, group.layers, group.hidden, itemsize, False)
-        largest = chunk_tokens_for(4 * cache_bytes, group.layers, group.hidden, itemsize, True)
-        tokens = max(largest, total_bytes // (group.hidden * itemsize) // largest * largest)
+        hidden = fitted_hidden(group, chunk, itemsize)
+        largest = chunk_tokens_for(4 * cache_bytes, group.layers, hidden, itemsize, True)
+        tokens = max(largest, total_bytes // (hidden * itemsize) // largest * largest)
         specs.append(
             GroupSpec(
                 name=group.name,
                 layers=tuple(group.layers),
-                hidden=group.hidden,
+                hidden=hidden,
                 tokens=tokens,
                 chunk_tokens=chunk,
                 dtype=dtype,
@@ -269,6 +277,15 @@ def groups_from_plan(
             )
         )
     return specs
+
+
+def fitted_hidden(group: PlannedGroup, chunk_tokens: int, itemsize: int) -> int:
+    """The most channels, a multiple of 8 (whole 16-byte packs at any dtype) and at
+    least ``group.hidden``, at which ``chunk_tokens`` rows and the layers' weights fit
+    ``group.working_set_bytes`` (both grow linearly with the channels)."""
+    per_channel = chunk_tokens * itemsize + weight_bytes(group.layers, 1)
+    widest = group.working_set_bytes // per_channel // 8 * 8
+    return max(group.hidden, widest)
 
 
 def model_speedup(layer_count: int, working_set_bytes: int, calibration: Calibration) -> float:
@@ -493,6 +510,7 @@ class GroupReport:
         group = asdict(self.group)
         group["layers"] = [asdict(layer) for layer in self.group.layers]
         group["working_set_bytes"] = self.group.working_set_bytes
+        group["chunk_working_set_bytes"] = self.group.chunk_working_set_bytes
         return {
             "group": group,
             "tolerance": self.tolerance,
@@ -1013,7 +1031,10 @@ def run_gpu_verification(
         _save_verification(out, result)
     result["verdict"] = _overall_verdict(reports, variants_correct)
     _save_verification(out, result)
-    print(plot_bandwidth(cal, reports, out / "bandwidth.png"))
+    try:  # whatever goes wrong in matplotlib, the tables below are still printed
+        print(plot_bandwidth(cal, reports, out / "bandwidth.png"))
+    except Exception as exc:  # noqa: BLE001
+        print(f"bandwidth.png not written: {type(exc).__name__}: {exc}")
     print(variant_table)
     print(format_table(cal, reports, barrier_costs, variants_correct))
     return result
