@@ -26,15 +26,16 @@ from .planner import ALGORITHMS, COSTS, Model, load_model, plan, sequence_note, 
 from .plot import plot_plan
 from .scaling import ACT_DTYPE_BYTES
 from .scenarios import SCENARIOS, scenario, scenario_model
-from .units import (INT64_MAX, STDIN_PROMPT, InputBytes, ascii_digits, integer_argument,
-                    printable, read_standard_input)
+from .units import (INT64_MAX, MAX_OPTION_DIGITS, STDIN_PROMPT, InputBytes, ascii_digits,
+                    integer_argument, printable, read_standard_input)
 
-__all__ = ["PROGRESS_MIN_LAYERS", "SWEEP_PROGRESS_MIN_WORK", "in_option_words", "add_plan_commands", "parse_batch_sizes", "parse_devices"]
+__all__ = ["PROGRESS_MIN_LAYERS", "SWEEP_PROGRESS_MIN_WORK", "add_plan_commands",
+           "in_option_words", "parse_batch_sizes", "parse_devices"]
 
 PROGRESS_MIN_LAYERS: Final[int] = 10**6
+"""Models with more layers than this get a progress bar on stderr."""
 SWEEP_PROGRESS_MIN_WORK: Final[int] = 3 * 10**8
 """Layers x batch sizes above which a sweep shows progress (about ten seconds of work)."""
-"""Models with more layers than this get a progress bar on stderr."""
 MAX_SWEEP_BATCHES: Final[int] = 1 << 20
 _BAR_WIDTH: Final[int] = 30
 
@@ -48,7 +49,7 @@ def parse_devices(text: str) -> int | list[str]:
     """
     text = text.strip()
     if ascii_digits(text):
-        if len(text) > 30 or not 1 <= int(text) <= INT64_MAX:
+        if len(text) > MAX_OPTION_DIGITS or not 1 <= int(text) <= INT64_MAX:
             raise ValueError(f"--devices must be between 1 and {INT64_MAX}, got "
                              f"{_shown_text(text)}")
         return int(text)
@@ -77,7 +78,7 @@ def _is_number(text: str) -> bool:
 def _hidden_elems(text: str) -> int:
     """``--hidden``: elements per token, 0..2**62 (argparse names the option in the error)."""
     text = text.strip()
-    if not ascii_digits(text) or len(text) > 30 or int(text) > 2**62:
+    if not ascii_digits(text) or len(text) > MAX_OPTION_DIGITS or int(text) > 2**62:
         raise argparse.ArgumentTypeError(f"must be a whole number between 0 and 2**62, got "
                                          f"{_shown_text(text)!r}")
     return int(text)
@@ -102,7 +103,7 @@ def parse_batch_sizes(text: str) -> list[int]:
         if not all(ascii_digits(b.strip()) for b in bounds):
             raise ValueError(f"--batch-sizes: cannot read {_shown_text(part.strip())!r}; "
                              f"expected sizes and ranges such as 1,2,4,8-16")
-        if any(len(b.strip()) > 30 for b in bounds):
+        if any(len(b.strip()) > MAX_OPTION_DIGITS for b in bounds):
             raise ValueError(f"--batch-sizes: {_shown_text(part.strip())!r} must lie within "
                              f"1..{MAX_BATCH}")
         first, last = (int(b) for b in bounds)
@@ -296,9 +297,11 @@ def in_option_words(flags: Mapping[str, str]) -> Iterator[None]:
     try:
         yield
     except ValueError as exc:
+        if type(exc) is not ValueError:  # a subclass carries its own fields: keep it whole
+            raise
         text = str(exc)
         for keyword, flag in flags.items():
-            if type(exc) is ValueError and text.startswith((f"{keyword} must ", f"{keyword} (")):
+            if text.startswith((f"{keyword} must ", f"{keyword} (")):
                 raise ValueError(flag + text.removeprefix(keyword)) from exc
         raise
 

@@ -139,7 +139,8 @@ class Hardware:
 
         Raises:
             TypeError: a field has the wrong type (``bool`` is never a number here).
-            ValueError: an empty name, a rate below 1 (per second) or not finite,
+            ValueError: an empty name, a name or source UTF-8 cannot carry (a lone
+                surrogate), a rate below 1 (per second) or not finite,
                 ``l2_bytes`` outside ``[1, int64]``, a fraction outside ``(0, 1]``, an
                 effective capacity of 0 bytes, or a cache rate below the HBM rate (no L2
                 is slower than main memory: the units are likely wrong).

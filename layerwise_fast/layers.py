@@ -76,7 +76,8 @@ from typing import Any, Final, Iterable, Mapping, NoReturn, Sequence, Union
 import numpy as np
 import numpy.typing as npt
 
-from .units import _is_int, _json_type, _load_json_checked, _read_json_document, write_text_atomically
+from .units import (_is_int, _json_type, _load_json_checked, _read_json_document, encodable,
+                    write_text_atomically)
 
 __all__ = [
     "BUFFER_UNKNOWN",
@@ -640,11 +641,9 @@ def _fast_text_column(values: list[Any] | IntColumn, field: str) -> TextColumn |
     """A read-only object column of non-empty, UTF-8-encodable strs, else ``None``."""
     try:
         joined = "".join(values)  # TypeError unless all are str
-        if not joined.isascii():
-            joined.encode("utf-8")  # UnicodeEncodeError on a lone surrogate
-    except (TypeError, UnicodeEncodeError):
+    except TypeError:
         return None
-    if not all(values):
+    if not encodable(joined) or not all(values):
         return None
     if field == "weight_dtype" and not set(values) <= set(WEIGHT_DTYPES):
         return None
@@ -739,9 +738,7 @@ def _text_problem(value: object, field: str) -> str:
         return f"must be a string, got {_json_type(value)} {value!r}"
     if not value:
         return "must not be empty"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
+    if not encodable(value):
         return f"{value!r} cannot be encoded as UTF-8"
     if field == "weight_dtype" and value not in WEIGHT_DTYPES:
         return f"unknown precision {value!r} (known: {', '.join(WEIGHT_DTYPES)})"

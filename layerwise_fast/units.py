@@ -695,15 +695,21 @@ def ascii_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+MAX_OPTION_DIGITS: Final[int] = 30
+"""The most digits an integer command-line option may have: far beyond every option's
+limit, and short enough that ``int()`` never meets Python's digit limit."""
+
+
 def integer_argument(text: str) -> int:
-    """An integer command-line option: an optional sign and the digits 0-9, at most 30 of
-    them; the option's own check then judges the range (argparse names the option)."""
+    """An integer command-line option: an optional sign and the digits 0-9, at most
+    :data:`MAX_OPTION_DIGITS` of them; the option's own check then judges the range
+    (argparse names the option)."""
     body = text.strip()
     body = body[1:] if body[:1] in ("+", "-") else body
     if not ascii_digits(body):
         raise argparse.ArgumentTypeError(
             f"must be a whole number written with the digits 0-9, got {text!r}")
-    if len(body) > 30:
+    if len(body) > MAX_OPTION_DIGITS:
         raise argparse.ArgumentTypeError(f"{body[:12]}... has {len(body)} digits, far beyond "
                                          f"any limit of this option")
     return int(text)
