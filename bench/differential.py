@@ -106,9 +106,16 @@ def run_batch(rng: np.random.Generator, n: int, tally: Tally, limit: int) -> lis
     return failures
 
 
+def _positive(text: str) -> int:
+    """A whole number >= 1 (argparse names the option in the error)."""
+    if not text.strip().isascii() or not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", type=int, default=1_000_000, help="number of cases (default 10^6)")
+    parser.add_argument("--cases", type=_positive, default=1_000_000, help="number of cases (default 10^6)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)

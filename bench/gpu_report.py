@@ -64,21 +64,37 @@ def _rate(run: dict[str, Any] | None) -> float | None:
     return None if run is None else run.get("bandwidth_bytes_per_s")
 
 
+def stream_access(cal: dict[str, Any]) -> str:
+    """The calibration stream's access: ``quad`` (16-byte loads) or ``scalar`` (4-byte
+    loads; runs written before the choice existed used it, and name no access)."""
+    method = cal.get("meta", {}).get("method") or cal.get("method") or {}  # a file's, or a curve without a knee's
+    access = method.get("access")
+    return access if access in ("quad", "scalar") else "scalar"
+
+
 def calibration_table(results: Sequence[dict[str, Any]]) -> list[str]:
-    lines = ["| card | L2 (device) | plateau | at | HBM rate | knee | knee / L2 | copy |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    """One row per timed calibration of each run: the one that judged its groups, then
+    the comparison stream where the run holds one."""
+    lines = ["| card | stream | L2 (device) | plateau | at | HBM rate | knee | knee / L2 | copy |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for result in results:
-        cal = result.get("calibration", {})
-        if not cal.get("timed"):
-            continue
-        rates, sizes = cal["bytes_per_s"], cal["sizes"]
-        at = sizes[rates.index(max(rates))]
         groups = result.get("groups")
         copy = _rate(groups[0]["runs"].get("device_copy")) if groups else None
-        lines.append(
-            f"| {cal['device_name']} | {_mib(cal['l2_bytes'])} | {_tbps(cal['plateau_bytes_per_s'])} "
-            f"| {_mib(at)} | {_tbps(cal['hbm_bytes_per_s'])} | {_mib(cal['knee_bytes'])} "
-            f"| {cal['knee_bytes'] / cal['l2_bytes']:.2f} | {_tbps(copy)} |")
+        for key, role in (("calibration", ""), ("calibration_scalar", " (comparison)")):
+            cal = result.get(key, {})
+            if not cal.get("timed"):
+                continue
+            name = cal.get("device_name", result["environment"]["device"]["name"])
+            stream = f"{stream_access(cal)}{role}"
+            if "knee_bytes" not in cal:  # a curve without a cache step
+                lines.append(f"| {name} | {stream} | {_mib(cal['l2_bytes'])} | - | - | - "
+                             f"| no knee | - | {_tbps(copy)} |")
+                continue
+            lines.append(
+                f"| {name} | {stream} | {_mib(cal['l2_bytes'])} "
+                f"| {_tbps(cal['plateau_bytes_per_s'])} | {_mib(cal['meta']['plateau_size_bytes'])} "
+                f"| {_tbps(cal['hbm_bytes_per_s'])} | {_mib(cal['knee_bytes'])} "
+                f"| {cal['knee_bytes'] / cal['l2_bytes']:.2f} | {_tbps(copy)} |")
     return lines
 
 
@@ -86,10 +102,23 @@ def _group_name(name: str) -> str:
     return f"plan {name}" if name.startswith("group ") else name
 
 
+def _other_barriers(runs: dict[str, Any]) -> str:
+    """The speedup of the planned chunk with each compared barrier (``planned_<barrier>``
+    runs): layer-by-layer time over its time."""
+    control = (runs.get("layer_by_layer") or {}).get("seconds")
+    parts = []
+    for name, run in runs.items():
+        if name.startswith("planned_"):
+            seconds = run.get("seconds")
+            speedup = control / seconds if control and seconds else None
+            parts.append(f"{name.removeprefix('planned_')} {_times(speedup)}")
+    return ", ".join(parts) or "-"
+
+
 def groups_table(results: Sequence[dict[str, Any]]) -> list[str]:
-    lines = ["| card | group | layers | working set | planned | 4x cache | layer by layer "
-             "| speedup | predicted | verdict |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| card | group | layers | working set | planned | 2x cache | 4x cache | layer by layer "
+             "| speedup | other barrier | predicted | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for result in results:
         card = card_label(result)
         for report in result.get("groups", []):
@@ -97,9 +126,9 @@ def groups_table(results: Sequence[dict[str, Any]]) -> list[str]:
             lines.append(
                 f"| {card} | {_group_name(group['name'])} | {len(group['layers'])} "
                 f"| {_mib(group['working_set_bytes'])} | {_tbps(_rate(runs.get('planned')))} "
-                f"| {_tbps(_rate(runs.get('4x_cache')))} | {_tbps(_rate(runs.get('layer_by_layer')))} "
-                f"| {_times(report['measured_speedup'])} | {_times(report['predicted_speedup'])} "
-                f"| {report['verdict']} |")
+                f"| {_tbps(_rate(runs.get('2x_cache')))} | {_tbps(_rate(runs.get('4x_cache')))} "
+                f"| {_tbps(_rate(runs.get('layer_by_layer')))} | {_times(report['measured_speedup'])} "
+                f"| {_other_barriers(runs)} | {_times(report['predicted_speedup'])} | {report['verdict']} |")
     return lines
 
 
@@ -155,15 +184,18 @@ def barrier_table(results: Sequence[dict[str, Any]]) -> list[str]:
 def render(results: Sequence[dict[str, Any]]) -> str:
     """The Markdown of every table, each under a one-line heading."""
     sections = [
-        ("Calibration (rates count bytes read plus bytes written; `copy` is a "
-         "device-to-device copy of the first group's activations):", calibration_table(results)),
+        ("Calibration (rates count bytes read plus bytes written; stream: `quad` moves 16 "
+         "bytes per load, as the group kernels do, `scalar` 4; a `(comparison)` row judged "
+         "nothing; `copy` is a device-to-device copy of the first group's activations):",
+         calibration_table(results)),
         ("Groups (speedup = layer by layer time / chunked time at the planned chunk; "
          "predicted = the plan's, or the calibration's two-rate model for A and B):",
          groups_table(results)),
         ("Kernel variants of the first group at its planned chunk:", variants_table(results)),
         ("Grid barriers alone:", barrier_table(results)),
     ]
-    parts = [f"{heading}\n\n" + "\n".join(table) + "\n" for heading, table in sections if table]
+    # A table with no row under its header and separator is left out.
+    parts = [f"{heading}\n\n" + "\n".join(table) + "\n" for heading, table in sections if len(table) > 2]
     verdicts = ", ".join(f"{card_label(r)} {r.get('verdict', 'incomplete')}" for r in results)
     parts.append(f"Overall verdicts: {verdicts}.\n")
     return "\n".join(parts)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from report_text import replace_section, seconds, spread
+from report_text import read_benchmarks, replace_section, seconds, spread
 
 HERE = Path(__file__).resolve().parent
 README = HERE / "README.md"
@@ -87,7 +87,7 @@ def name_of(series: Series) -> str:
 
 
 def load(path: Path) -> Run:
-    data = json.loads(path.read_text())
+    data = read_benchmarks(path)
     run = Run(path.name, data.get("machine_info", {}), data.get("datetime", ""))
     for bench in data["benchmarks"]:
         info = bench.get("extra_info", {})
@@ -358,7 +358,9 @@ def plot_gaps(runs: list[Run], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("json", nargs="+", type=Path, help="pytest-benchmark JSON file(s), one per run")
-    parser.add_argument("--out", type=Path, default=PLOTS, help=f"folder for the PNGs (default {PLOTS})")
+    parser.add_argument("--out", type=Path, default=PLOTS,
+                        help=f"folder for the PNGs (default {PLOTS}, where the committed figures are: "
+                             "they are replaced)")
     parser.add_argument("--no-plots", action="store_true", help="write the markdown only")
     parser.add_argument("--update-readme", action="store_true", help=f"rewrite the peers section of {README}")
     args = parser.parse_args(argv)

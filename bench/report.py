@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from report_text import replace_section, seconds, spread
+from report_text import read_benchmarks, replace_section, seconds, spread
 
 README = Path(__file__).with_name("README.md")
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -98,7 +98,7 @@ class Run:
 
 
 def load(path: Path) -> Run:
-    data = json.loads(path.read_text())
+    data = read_benchmarks(path)
     run = Run(path.name, data.get("machine_info", {}), data.get("datetime", ""), {}, {}, {}, {}, {})
     for bench in data["benchmarks"]:
         info = bench.get("extra_info", {})

@@ -1,11 +1,29 @@
-"""Text helpers shared by the benchmark reports (report.py, plot.py): time and spread
-formatting, and rewriting a marked section of bench/README.md."""
+"""Text helpers shared by the benchmark reports (report.py, plot.py): reading a
+pytest-benchmark JSON file, time and spread formatting, and rewriting a marked section
+of bench/README.md."""
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+
+def read_benchmarks(path: Path) -> dict[str, Any]:
+    """A pytest-benchmark JSON file (``--benchmark-json``), or SystemExit naming the file
+    and what is wrong with it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SystemExit(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise SystemExit(f"{path}: not JSON ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        raise SystemExit(f"{path}: not a pytest-benchmark JSON file (no 'benchmarks' list); "
+                         f"write one with --benchmark-json")
+    return data
 
 
 def seconds(value: float) -> str:

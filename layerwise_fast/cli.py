@@ -60,7 +60,8 @@ def _parse_line(text: str, path: Path, line: int) -> tuple[list[int], str | None
     values = []
     for field in fields:
         if not _WHOLE_NUMBER.fullmatch(field):  # ASCII digits only: int() also reads "1_000" and "٣"
-            raise InputError(f"{path}:{line}: {field!r} is not a whole number of bytes")
+            raise InputError(f"{path}:{line}: {field!r} is not a whole number of bytes written "
+                             f"in the digits 0-9 (no exponent, unit or separator)")
         value = int(field)
         if value < 0:
             raise InputError(f"{path}:{line}: {field} is negative; sizes are bytes and must be >= 0")
@@ -264,6 +265,19 @@ def _partition_command(args: argparse.Namespace) -> int:
     return 0
 
 
+class _CommandsFormatter(argparse.HelpFormatter):
+    """Lines each command's help up beside the longest command name: argparse measures
+    the names without the indentation it then prints them with."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        if isinstance(action, argparse._SubParsersAction):
+            self._indent()
+            super().add_argument(action)
+            self._dedent()
+        else:
+            super().add_argument(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="layerwise-fast",
@@ -273,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         "partition, the H100 profile's effective 31.5 MB for plan and sweep.",
         epilog="Exit status: 0 success, 1 no partition or plan fits, 2 bad arguments or input, "
         "130 interrupted.",
+        formatter_class=_CommandsFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

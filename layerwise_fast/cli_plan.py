@@ -23,7 +23,7 @@ from .hardware import PROFILES, Hardware
 from .layers import GRANULARITIES, WEIGHT_DTYPES, LayerTableError
 from .oversize import POLICIES
 from .planner import ALGORITHMS, COSTS, Model, load_model, plan, sequence_note, sweep
-from .plot import plot_plan
+from .plot import PlotUnavailableError, plot_plan, require_matplotlib
 from .scaling import ACT_DTYPE_BYTES
 from .scenarios import SCENARIOS, scenario, scenario_model
 from .units import (INT64_MAX, MAX_OPTION_DIGITS, STDIN_PROMPT, InputBytes, ascii_digits,
@@ -76,10 +76,11 @@ def _is_number(text: str) -> bool:
 
 
 def _hidden_elems(text: str) -> int:
-    """``--hidden``: elements per token, 0..2**62 (argparse names the option in the error)."""
+    """``--hidden``: elements per token, 1..2**62 (argparse names the option in the error;
+    no layer of a model whose cuts all carry nothing hands anything on)."""
     text = text.strip()
-    if not ascii_digits(text) or len(text) > MAX_OPTION_DIGITS or int(text) > 2**62:
-        raise argparse.ArgumentTypeError(f"must be a whole number between 0 and 2**62, got "
+    if not ascii_digits(text) or len(text) > MAX_OPTION_DIGITS or not 1 <= int(text) <= 2**62:
+        raise argparse.ArgumentTypeError(f"must be a whole number between 1 and 2**62, got "
                                          f"{_shown_text(text)!r}")
     return int(text)
 
@@ -94,7 +95,7 @@ def parse_batch_sizes(text: str) -> list[int]:
 
     Raises:
         ValueError: an entry that is not a positive integer or an ``a-b`` range with
-            ``a <= b``, or more than :data:`MAX_SWEEP_BATCHES` sizes.
+            ``a <= b``, a size listed twice, or more than :data:`MAX_SWEEP_BATCHES` sizes.
     """
     sizes: list[int] = []
     for part in text.split(","):
@@ -113,6 +114,12 @@ def parse_batch_sizes(text: str) -> list[int]:
         if len(sizes) + last - first + 1 > MAX_SWEEP_BATCHES:
             raise ValueError(f"--batch-sizes: more than {MAX_SWEEP_BATCHES} batch sizes")
         sizes.extend(range(first, last + 1))
+    seen: set[int] = set()
+    for size in sizes:
+        if size in seen:
+            raise ValueError(f"--batch-sizes lists the batch size {size} more than once; each "
+                             f"row of the sweep is one batch size")
+        seen.add(size)
     return sizes
 
 
@@ -214,8 +221,8 @@ class _Bar:
 
 
 def _check_output_paths(args: argparse.Namespace) -> None:
-    """Refuse an --output or --plot path in a missing folder, and a --plot that is not a
-    .png, before any work (and before the other file is written)."""
+    """Refuse an --output or --plot path in a missing folder, a --plot that is not a
+    .png or without matplotlib, before any work (and before the other file is written)."""
     if args.output == "-":
         raise ValueError("--output names a file; for the plan's JSON on standard output, "
                          "use --format json")
@@ -228,6 +235,11 @@ def _check_output_paths(args: argparse.Namespace) -> None:
             raise ValueError(f"{option} {path!r} names a folder: name the file to write in it")
     if args.plot is not None and not args.plot.lower().endswith(".png"):
         raise ValueError(f"--plot {args.plot!r}: the plot is a PNG image; name a .png file")
+    if args.plot is not None:
+        try:  # before --output is written
+            require_matplotlib()
+        except PlotUnavailableError as exc:
+            raise ValueError(f"--plot: {exc}") from exc
     for option, path in (("--output", args.output), ("--plot", args.plot)):
         if path is None:
             continue
@@ -278,10 +290,7 @@ def _plan_command(args: argparse.Namespace) -> int:
     if args.output is not None:
         result.to_json(args.output)
     if args.plot is not None:
-        try:
-            plot_plan(result, args.plot)
-        except ImportError as exc:
-            raise ValueError(str(exc)) from exc
+        plot_plan(result, args.plot)
     if args.format == "json":
         _write_json(result)
     else:
@@ -301,7 +310,7 @@ def in_option_words(flags: Mapping[str, str]) -> Iterator[None]:
             raise
         text = str(exc)
         for keyword, flag in flags.items():
-            if text.startswith((f"{keyword} must ", f"{keyword} (")):
+            if text.startswith((f"{keyword} must ", f"{keyword} (", f"{keyword}: ")):
                 raise ValueError(flag + text.removeprefix(keyword)) from exc
         raise
 

@@ -471,7 +471,7 @@ def _link_and_compute(
 
 # Form factors other than SXM, as device names spell them ("NVIDIA H100 PCIe",
 # "NVIDIA A100-PCIE-40GB", "NVIDIA H100 NVL"): no profile's link or compute rate fits them.
-_NOT_SXM: Final[frozenset[str]] = frozenset({"pcie", "nvl"})
+_NOT_SXM: Final[dict[str, str]] = {"pcie": "PCIe", "nvl": "NVL"}
 
 
 def _fallback_profile(device_name: str, base: str | Hardware | None, label: str) -> Hardware:
@@ -481,11 +481,11 @@ def _fallback_profile(device_name: str, base: str | Hardware | None, label: str)
         return Hardware.profile(base)
     words = device_name.lower().replace("-", " ").split()
     matches = [key for key in PROFILES if key in words]
-    other_form = sorted(_NOT_SXM & set(words))
+    other_form = sorted(_NOT_SXM[word] for word in set(words) if word in _NOT_SXM)
     if matches and other_form:
         raise CalibrationError(
             f"{label}: fields 'link_bytes_per_s' and 'flops_per_s' are needed: the file "
-            f"lacks them and device_name {device_name!r} is a {other_form[0].upper()} card, "
+            f"lacks them and device_name {device_name!r} is a {other_form[0]} card, "
             f"whose link and compute rates differ from the built-in (SXM) "
             f"{matches[0]!r} profile; add them to the file, or pass base= to "
             f"Hardware.from_calibration to accept that profile's")

@@ -954,7 +954,14 @@ def _load_config(config: object) -> tuple[Mapping[str, Any], str]:
 def _decoder_shape(config: Mapping[str, Any], label: str) -> _DecoderShape:
     model_type = config.get("model_type")
     if model_type is None:
-        model_type = "gpt2" if "n_embd" in config else "llama"
+        guess = "gpt2" if "n_embd" in config else "llama"
+        try:
+            return _decoder_shape({**config, "model_type": guess}, label)
+        except LayerTableError as exc:
+            if not str(exc).startswith(f"{label}: missing field "):
+                raise
+            raise LayerTableError(f"{exc} (the config names no model_type, so it was read as "
+                                  f"{guess}'s; a layer table names its 'schema')") from None
     if model_type in _GPT2_TYPES:
         return _gpt2_shape(config, label)
     if model_type in _LLAMA_TYPES:

@@ -64,6 +64,8 @@ _TICKS_MAX: Final[float] = 2.0**62  # the sum of the stage ticks stays well with
 _HEAD_BYTES: Final[int] = 1 << 16
 # A table whose keys were sorted opens with "columns" or "layers", before "schema".
 _TABLE_OPENING: Final[re.Pattern[bytes]] = re.compile(rb'\s*\{\s*"(columns|layers)"\s*:')
+# A sizes file for `partition` (digits, maybe a comment line first), not a model.
+_NUMBERS_OPENING: Final[re.Pattern[bytes]] = re.compile(rb"(\s*#[^\n]*\n)*\s*[0-9]")
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,10 @@ def load_model(source: str | os.PathLike[str], *, layer_granularity: str = "laye
     if not head.strip():
         raise LayerTableError(f"model file {path!r} is empty: give a layer table or a "
                               f"transformer config.json")
+    if _NUMBERS_OPENING.match(head):
+        raise LayerTableError(f"model file {path!r} opens with a number, where a layer table "
+                              f"or a transformer config.json is a JSON object; a file of layer "
+                              f"sizes, one per line, is what `layerwise-fast partition` reads")
     if _is_layer_table(head):
         if layer_granularity != "layer":
             raise ValueError(f"layer_granularity (--layers) {layer_granularity!r} applies to a "

@@ -15,7 +15,7 @@ import numpy as np
 from .deployment import Plan
 from .summary import counted
 
-__all__ = ["PlotUnavailableError", "plot_plan"]
+__all__ = ["PlotUnavailableError", "plot_plan", "require_matplotlib"]
 
 MAX_BARS: Final[int] = 2000
 """Beyond this many groups the working sets are drawn as steps rather than bars."""
@@ -38,6 +38,12 @@ def _matplotlib() -> tuple[Any, Any]:
             "plotting needs matplotlib, an optional extra: pip install "
             "\"layerwise_fast[plot]\"") from exc
     return Figure, FigureCanvasAgg
+
+
+def require_matplotlib() -> None:
+    """Raise :class:`PlotUnavailableError` now, before any work, where matplotlib is
+    missing."""
+    _matplotlib()
 
 
 def plot_plan(plan: Plan, path: str | os.PathLike[str]) -> None:

@@ -674,6 +674,8 @@ def _ends_early(text: str, exc: json.JSONDecodeError) -> bool:
     """
     if exc.msg.startswith("Unterminated string"):
         return True
+    if exc.msg.startswith("Extra data"):  # a whole document, then more
+        return False
     tail = text[exc.pos:].strip()
     if not tail or _ESCAPE_FRAGMENT_RE.fullmatch(tail):
         return True

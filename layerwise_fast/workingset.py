@@ -465,8 +465,9 @@ def _buffer_bytes(table: LayerTable, defaults: Mapping[str, int]) -> list[int]:
         else:
             raise ValueError(
                 f"layer {index} ({table.name[index]!r}) of kind {kind!r} records no "
-                f"buffer_bytes and default_buffers has no entry for {kind!r} "
-                f"(it has: {', '.join(sorted(defaults)) or 'none'})")
+                f"buffer_bytes, and no default is set for that kind (defaults: "
+                f"{', '.join(sorted(defaults)) or 'none'}): give the row its buffer_bytes "
+                f"in the layer table, or, in Python, default_buffers={{{kind!r}: bytes}}")
     return result
 
 

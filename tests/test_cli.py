@@ -88,6 +88,8 @@ def test_k_without_capacity(tmp_path: Path) -> None:
     [
         ("1\n2 3\n", "s.txt:2: expected 1 size or 3 (weights activations buffers), got 2 fields"),
         ("1\n2.5\n", "s.txt:2: '2.5' is not a whole number of bytes"),
+        ("1e3\n", "s.txt:1: '1e3' is not a whole number of bytes written in the digits 0-9 "
+                  "(no exponent, unit or separator)"),
         ("1 2 3\n4\n", "s.txt:2: 1 fields where earlier lines have 3"),
         ("# nothing\n\n", "no sizes found"),
         ("1\n-4\n", "s.txt:2: -4 is negative; sizes are bytes and must be >= 0"),
@@ -259,7 +261,9 @@ def test_a_dash_reads_sizes_from_standard_input() -> None:
     result = json.loads(out.stdout)
     assert result["boundaries"] == [0, 2, 3] and result["names"] == ["0", "b", "2"]
     bad = piped("10\nx\n")
-    assert bad.returncode == 2 and bad.stderr == "layerwise-fast: error: <stdin>:2: 'x' is not a whole number of bytes\n"
+    assert bad.returncode == 2 and bad.stderr == ("layerwise-fast: error: <stdin>:2: 'x' is not a whole number "
+                                               "of bytes written in the digits 0-9 (no exponent, unit or "
+                                               "separator)\n")
     big = piped("10\n20\n", ("LAYERWISE_FAST_MAX_FILE_BYTES", "4"))
     assert big.returncode == 2 and "standard input holds more than the limit of 4 bytes" in big.stderr
 

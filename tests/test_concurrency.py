@@ -79,10 +79,15 @@ def test_long_call_releases_the_gil(prepare: Callable[[], Callable[[], object]])
 def test_ctrl_c_exits_130_without_traceback(tmp_path: Path) -> None:
     big = tmp_path / "big.txt"
     big.write_text("1000\n" * 3_000_000)
-    process = subprocess.Popen([sys.executable, "-m", "layerwise_fast", "partition", str(big), "--capacity", "1MB"],
+    # The interrupt comes once the command line has started (the package imported: an
+    # interrupt during Python's own start-up shows Python's traceback), whatever the load.
+    start = ("import sys, layerwise_fast.cli as cli; print('ready', file=sys.stderr, flush=True); "
+             f"sys.exit(cli.main(['partition', {str(big)!r}, '--capacity', '1MB']))")
+    process = subprocess.Popen([sys.executable, "-c", start],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(1.0)
+        assert process.stderr is not None and process.stderr.readline() == "ready\n"
+        time.sleep(0.2)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=120)
     finally:

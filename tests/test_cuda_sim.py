@@ -22,9 +22,11 @@ if "NUMBA_ENABLE_CUDASIM" not in os.environ and not _nvidia_device_present():
 # Tiny test grids would otherwise warn (and warnings are errors in this suite).
 os.environ.setdefault("NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS", "0")
 
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import subprocess  # noqa: E402
+import re  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -35,6 +37,7 @@ pytest.importorskip("numba_cuda", reason="the cuda extra (numba, numba-cuda) is 
 
 from layerwise_fast.cuda import calibrate as cal_mod  # noqa: E402
 from layerwise_fast.cuda import kernels, verify  # noqa: E402
+from layerwise_fast.hardware import CalibrationError  # noqa: E402
 from layerwise_fast.cuda.barrier import BARRIER_MODES  # noqa: E402
 from layerwise_fast.cuda.reference import (  # noqa: E402
     LayerSpec,
@@ -319,8 +322,9 @@ def test_kernels_reduce_rows_over_a_two_warp_team(kind: str) -> None:
 _PACK_PTX_PROBE = """
 import sys
 from numba import cuda, float32, uint32
-from layerwise_fast.cuda.packed import pack_functions
+from layerwise_fast.cuda.packed import pack_functions, quad_functions
 load_pack, store_pack, load_words, widen_words = pack_functions(False)
+load_quad, store_quad = quad_functions(False)
 
 def kernel(a, b):
     buf = cuda.local.array(16, float32)
@@ -339,11 +343,19 @@ def raw(a, b):  # two packs loaded unwidened, the second widened and stored
     widen_words(a, words, 8, buf, 0)
     store_pack(b, i, buf, 0)
 
+def quad(a, b):
+    buf = cuda.local.array(8, float32)
+    i = uint32(cuda.grid(1)) * uint32(4)
+    load_quad(a, i, buf, 4)
+    store_quad(b, i, buf, 4)
+
 try:
     for name, function in (("pack", kernel), ("raw", raw)):
         for dtype in ("float16", "float32"):
             ptx, _ = cuda.compile_ptx(function, f"{dtype}[::1], {dtype}[::1]", cc=(9, 0))
             print(name, dtype, ptx.count("ld.global.v4"), ptx.count("st.global.v4"), ptx.count(".local"))
+    ptx, _ = cuda.compile_ptx(quad, "float32[::1], float32[::1]", cc=(9, 0))
+    print("quad", "float32", ptx.count("ld.global.v4.f32"), ptx.count("st.global.v4.f32"), ptx.count(".local"))
 except Exception as exc:  # no NVVM on this machine
     print("NO-NVVM", type(exc).__name__, exc)
 """
@@ -419,12 +431,24 @@ except Exception as exc:
 if None in tools.values() or "error" in tools:
     print("NO-TOOLS", tools)
     sys.exit(0)
+def longest_run(sass, load):  # the most `load` lines in a row, no other access or use between
+    longest = run = 0
+    for line in sass.splitlines():
+        if re.search(load, line):
+            run += 1
+            longest = max(longest, run)
+        elif re.search(r"\\b(LDG|STG|LDS|STS|HADD2|F2F|FMUL|FFMA|FADD|MUFU)", line):
+            run = 0
+    return longest
+
 rows = "float16[::1], float16[::1], uint32, uint32"
 chunked = rows + ", int32[::1], float32[::1], float32[::1], uint32, uint32, uint32, uint32, uint32[::1]"
 control = rows + ", float32[::1], uint32, int32, float32, uint32, uint32"
 cases = {f"chunked {b} {p}": (kernels.chunked_group_kernel(b, p), chunked)
          for b in kernels.BARRIER_MODES for p in (4, 8)}
 cases.update({f"control {p}": (kernels.layer_kernel(p), control) for p in (2, 4, 8)})
+stream = "float32[::1], uint32, float32, float32, uint32[::1]"
+cases.update({f"stream {a} {b}": (kernel, stream) for (a, b), kernel in kernels.STREAM_KERNELS.items()})
 report = {}
 work = Path(tempfile.mkdtemp())
 for name, (kernel, signature) in cases.items():
@@ -442,19 +466,16 @@ for name, (kernel, signature) in cases.items():
         sys.exit(0)
     sass = subprocess.run([tools["nvdisasm"], str(cubin)], capture_output=True, text=True, check=True).stdout
     # The longest run of predicated 16-byte loads with no other memory access or use of
-    # loaded data in between: the activation packs of one step (weights load unpredicated).
-    longest = run = 0
-    for line in sass.splitlines():
-        if re.search(r"@!?P\\d LDG\\.E\\.128", line):
-            run += 1
-            longest = max(longest, run)
-        elif re.search(r"\\b(LDG|STG|LDS|STS|HADD2|F2F|FMUL|FFMA|FADD|MUFU)", line):
-            run = 0
+    # loaded data in between: the activation packs of one step (weights load unpredicated);
+    # and the same for 16-byte loads with or without a predicate (the stream loads no weights).
+    longest, longest_any = (longest_run(sass, load) for load in (r"@!?P\\d LDG\\.E\\.128", r"\\bLDG\\.E\\.128"))
     spills = re.findall(r"(\\d+) bytes spill stores, (\\d+) bytes spill loads", done.stderr)
     report[name] = {
         "registers": int(re.search(r"Used (\\d+) registers", done.stderr).group(1)),
         "spill_bytes": sum(int(a) + int(b) for a, b in spills),
         "loads_in_a_row": longest,
+        "vector_loads_in_a_row": longest_any,
+        "scalar_loads": len(re.findall(r"\\bLDG\\.E\\b(?!\\.128)", sass)),
     }
 print(json.dumps(report))
 """
@@ -473,6 +494,13 @@ def test_kernels_assemble_without_spills_and_keep_each_steps_loads_in_flight() -
     for packs in (2, 4, 8):
         assert report[f"control {packs}"]["loads_in_a_row"] == packs, report
     assert report["chunked cg 8"]["loads_in_a_row"] == 8, report
+    # The quad stream issues its quads' 16-byte loads before it uses the first, and loads
+    # 4 bytes only for the tail past the last quad; the scalar stream never loads 16.
+    for b in BARRIER_MODES:
+        quad, scalar = report[f"stream quad {b}"], report[f"stream scalar {b}"]
+        assert quad["vector_loads_in_a_row"] == kernels.STREAM_QUADS_IN_FLIGHT, report
+        assert quad["scalar_loads"] == 1, report
+        assert scalar["vector_loads_in_a_row"] == 0, report
 
 
 def test_packs_compile_to_16_byte_vector_loads_and_stores() -> None:
@@ -481,7 +509,8 @@ def test_packs_compile_to_16_byte_vector_loads_and_stores() -> None:
     # float16: one v4.b32 load and store of 8 halves; float32: two v4 of each; the pack
     # buffers live in registers (no local memory). Unwidened packs load the same way.
     assert counts == {("pack", "float16"): "1 1 0", ("pack", "float32"): "2 2 0",
-                      ("raw", "float16"): "2 1 0", ("raw", "float32"): "4 2 0"}
+                      ("raw", "float16"): "2 1 0", ("raw", "float32"): "4 2 0",
+                      ("quad", "float32"): "1 1 0"}
 
 
 @needs_device
@@ -493,11 +522,26 @@ def test_poison_fills_every_element_with_nan() -> None:
 
 @needs_device
 @pytest.mark.parametrize("barrier", BARRIER_MODES)
-def test_stream_passes_add_the_shift_once_per_pass(barrier: str) -> None:
-    buf = cuda.to_device(np.full(1003, 1.0, dtype=np.float32))  # a ragged tail
-    geometry = kernels.run_stream_passes(buf, 3, 1.0, 0.25, threads_per_block=32, barrier=barrier)
-    np.testing.assert_array_equal(buf.copy_to_host(), np.full(1003, 1.75, dtype=np.float32))
+@pytest.mark.parametrize("access", kernels.STREAM_ACCESSES)
+@pytest.mark.parametrize("elements", [3, 1003, 2048])  # no quad; a ragged tail; whole steps
+def test_stream_passes_add_the_shift_once_per_pass(barrier: str, access: str, elements: int) -> None:
+    buf = cuda.to_device(np.full(elements, 1.0, dtype=np.float32))
+    geometry = kernels.run_stream_passes(buf, 3, 1.0, 0.25, threads_per_block=32, barrier=barrier,
+                                         access=access)
+    np.testing.assert_array_equal(buf.copy_to_host(), np.full(elements, 1.75, dtype=np.float32))
     assert (geometry.team_size, geometry.barrier) == (0, barrier)
+
+
+def test_stream_refuses_an_unknown_access_and_unaligned_quads(monkeypatch: pytest.MonkeyPatch) -> None:
+    buf = _FakeDeviceArray((1024,), "float32")
+    with pytest.raises(ValueError, match=r"access must be one of \('quad', 'scalar'\), got 'wide'"):
+        kernels.prepare_stream_passes(buf, 1, access="wide")
+    monkeypatch.setattr(kernels, "_data_address", lambda array: 0x7F0000000004)
+    with pytest.raises(ValueError, match="the quad stream needs 16-byte aligned data, got address "
+                                         "0x7f0000000004: pass a slice starting at a multiple of 4"):
+        kernels.prepare_stream_passes(buf, 1, access="quad")
+    with pytest.raises(ValueError, match=r"access must be one of"):
+        cal_mod.calibrate([4096], l2_bytes=1024, access="wide")
 
 
 def test_team_size_spreads_rows_and_stops_at_the_row_length() -> None:
@@ -676,6 +720,53 @@ def test_analyse_curve_finds_plateau_knee_and_hbm_rate() -> None:
     assert summary.knee_bytes == 32 << 20
     # Sizes >= 100 MiB: median of 3.02, 3.0, 3.04.
     assert summary.hbm_bytes_per_s == pytest.approx(3.02e12)
+
+
+def test_one_dip_past_the_plateau_does_not_cut_the_knee_short() -> None:
+    rates = list(CURVE_TBPS)
+    rates[CURVE_MIB.index(32)] = 4.0  # a noisy point between the plateau (24) and 40 MiB
+    rates[CURVE_MIB.index(40)] = 4.4
+    summary = cal_mod.analyse_curve([m << 20 for m in CURVE_MIB], [t * 1e12 for t in rates], L2_MIB << 20)
+    assert summary.knee_bytes == 40 << 20  # the walk from the plateau stopped at 24 MiB
+
+
+def test_a_noisy_point_past_the_step_moves_neither_knee_nor_plateau() -> None:
+    # Two points below 0.9 of the plateau end the walk: the high point at 48 MiB after
+    # them does not stretch the knee; 56 MiB, past the 50 MiB L2, is not the plateau.
+    sizes = [16, 24, 32, 36, 40, 48, 56, 100, 128, 200]
+    rates = [4.5, 4.79, 4.4, 3.6, 3.4, 4.5, 5.5, 3.0, 3.0, 3.0]
+    summary = cal_mod.analyse_curve([m << 20 for m in sizes], [t * 1e12 for t in rates], L2_MIB << 20)
+    assert (summary.plateau_size_bytes, summary.knee_bytes) == (24 << 20, 32 << 20)
+    assert summary.plateau_bytes_per_s == pytest.approx(4.79e12)
+
+
+def test_the_knee_stays_within_the_l2() -> None:
+    # 64 MiB keeps 0.9 of the plateau, but lies beyond the 50 MiB L2: the knee is 40 MiB.
+    sizes = [16, 24, 40, 64, 100, 128, 200]
+    rates = [4.5, 4.79, 4.4, 4.4, 3.0, 3.0, 3.0]
+    summary = cal_mod.analyse_curve([m << 20 for m in sizes], [t * 1e12 for t in rates], L2_MIB << 20)
+    assert summary.knee_bytes == 40 << 20
+
+
+@pytest.mark.parametrize(
+    ("rates", "why"),
+    [
+        ([2.0, 2.5, 2.9, 3.0, 3.0, 3.1, 3.2], r"is 2.90 TB/s at 32.0 MiB, .* runs at 3.10 TB/s "
+                                              r"\(107% of it\)"),  # rising to the end
+        ([4.0, 4.2, 4.2, 4.1, 4.0, 4.0, 4.1], r"runs at 4.00 TB/s \(95% of it\)"),  # flat: no L2 step
+    ],
+)
+def test_a_curve_without_a_cache_step_has_no_knee(tmp_path: Path, rates: list[float], why: str) -> None:
+    sizes = [m << 20 for m in (8, 16, 32, 64, 100, 150, 200)]
+    with pytest.raises(ValueError, match=f"the curve shows no cache step: .*{why}"):
+        cal_mod.analyse_curve(sizes, [t * 1e12 for t in rates], L2_MIB << 20)
+    data = _synthetic_calibration().to_dict()
+    data.update(sizes=sizes, bytes_per_s=[t * 1e12 for t in rates], knee_bytes=32 << 20)
+    path = tmp_path / "flat.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(CalibrationError, match=f"calibration file '{re.escape(str(path))}': the curve "
+                                               "shows no cache step"):
+        cal_mod.load_calibration(path)
 
 
 @pytest.mark.parametrize(
@@ -896,7 +987,7 @@ def test_group_report_judges_each_criterion() -> None:
     assert fine.prediction_source == "plan" and fine.verdict == "pass"
     table = verify.format_table(cal, [good, fine])
     assert table.splitlines()[-1] == "overall: fail"
-    assert "A control_vs_copy" in table and "FAIL" in table
+    assert "  A     control_vs_copy" in table and "FAIL" in table
 
 
 def test_table_shows_the_speedup_with_each_compared_barrier_and_their_costs() -> None:
@@ -933,6 +1024,10 @@ def test_bandwidth_plot_is_written(tmp_path: Path) -> None:
     report = verify.group_report(group, cal, 5e-3, runs)
     assert verify.plot_bandwidth(cal, [report], tmp_path / "bw.png") == "wrote bw.png"
     assert (tmp_path / "bw.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    scalar = dataclasses.replace(cal, rates_bytes_per_s=tuple(0.8 * r for r in cal.rates_bytes_per_s or ()),
+                                 method={"access": "scalar"})
+    assert verify.plot_bandwidth(cal, [report], tmp_path / "both.png", scalar) == "wrote both.png"
+    assert (tmp_path / "both.png").stat().st_size > (tmp_path / "bw.png").stat().st_size
 
 
 @needs_device
@@ -990,9 +1085,14 @@ def test_one_call_run_takes_the_atomic_barrier_and_compares_cg(tmp_path: Path, c
     assert verify.main(["--out", str(tmp_path), "--barrier", "atomic", "--packs-in-flight", "8"]) == 0
     out = capsys.readouterr().out
     assert "bandwidth.png not written: RuntimeError: a matplotlib failure" in out
+    assert "calibration (quad stream): untimed (simulator)" in out
+    assert "scalar stream, for comparison: untimed (simulator)" in out
     header = next(line for line in out.splitlines() if line.startswith("group "))
     assert header.split()[header.split().index("speedup") + 1] == "cg"
     result = json.loads((tmp_path / "verification.json").read_text())
+    assert result["calibration"]["method"]["access"] == "quad"
+    assert result["calibration_scalar"]["method"]["access"] == "scalar"
+    assert result["calibration_scalar"]["method"]["barrier"] == "atomic"
     runs = result["groups"][0]["runs"]
     assert runs["planned"]["geometry"]["barrier"] == "atomic" and runs["planned_cg"]["geometry"]["barrier"] == "cg"
     assert runs["planned"]["geometry"]["packs_in_flight"] == runs["layer_by_layer"]["geometry"]["packs_in_flight"] == 8
@@ -1253,3 +1353,69 @@ def test_plan_groups_carry_each_groups_working_set_and_prediction() -> None:
         assert group.hidden == 1024 and 1 <= len(group.layers) <= 2
     specs = groups_from_plan(groups, cache_bytes=50 * 2**20)
     assert [s.predicted_speedup for s in specs] == [g.predicted_speedup for g in groups]
+
+
+def test_an_error_mid_run_exits_3_not_as_a_failed_criterion(tmp_path: Path, capsys, monkeypatch) -> None:
+    def broken_calibration(*args: Any, **kwargs: Any) -> cal_mod.Calibration:
+        raise RuntimeError("calibration stream is wrong at 3 of 1024 elements")
+
+    monkeypatch.setattr(verify, "calibrate", broken_calibration)
+    assert verify.main(["--out", str(tmp_path)]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert (f"gpu_verify: the run stopped on an error: RuntimeError: calibration stream is wrong at 3 of "
+            f"1024 elements; {str(tmp_path / 'verification.json')!r} keeps what was measured before it") in err
+
+
+def test_a_timed_curve_without_a_knee_is_kept_reported_and_judged_fail(tmp_path: Path) -> None:
+    cal = dataclasses.replace(_synthetic_calibration(), summary=None,
+                              analysis_error="the curve shows no cache step: ...")
+    described = cal.describe()
+    assert described["timed"] is True and described["error"] == "the curve shows no cache step: ..."
+    assert described["bytes_per_s"] == [t * 1e12 for t in CURVE_TBPS]
+    with pytest.raises(ValueError, match=r"the curve shows no cache step: \.\.\.: no calibration file to write"):
+        cal.save(tmp_path / "c.json")
+    group = verify.GroupSpec("A", (affine("relu"),), 4096, 131072, 2048, predicted_speedup=1.48)
+    report = verify.group_report(group, cal, 5e-3, _timed_runs(4.3, 3.1, 2.9, 3.0))
+    assert {c.name for c in report.criteria if c.passed is None} == {
+        "working_set_vs_knee", "planned_vs_hbm", "4x_cache_vs_hbm"}
+    assert verify._overall_verdict([report], True, cal) == "fail"
+    lines = verify.format_table(cal, [report]).splitlines()
+    assert lines[0] == "calibration (? stream): the curve shows no cache step: ..."
+    assert lines[-1] == "overall: fail"
+    assert verify.plot_bandwidth(cal, [report], tmp_path / "bw.png").endswith("bw.png not written")
+
+
+def test_check_looks_at_the_options_and_the_plan_and_runs_nothing(tmp_path: Path, capsys, monkeypatch) -> None:
+    out = tmp_path / "out"
+    assert verify.main(["--out", str(out), "--check"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("gpu_verify: the options are good, 1 group to verify; device: ")
+    assert not out.exists()
+    bad = tmp_path / "plan.json"
+    bad.write_text("{}")
+    assert verify.main(["--out", str(out), "--plan", str(bad), "--check"]) == 2
+    assert "gpu_verify: error:" in capsys.readouterr().err
+
+    def unrunnable(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("group 3: 0 tokens")
+
+    monkeypatch.setattr(verify, "groups_from_plan", unrunnable)  # found before any GPU work
+    assert verify.main(["--out", str(out), "--check"]) == 2
+    assert capsys.readouterr().err == "gpu_verify: error: group 3: 0 tokens\n"
+
+
+def test_calibrate_keeps_a_timed_curve_without_a_knee(monkeypatch) -> None:
+    # Every launch "takes" 1 ms and moves the same bytes: a flat curve, no cache step.
+    monkeypatch.setattr(cal_mod, "is_simulated", lambda: False)
+    def timed(launch: Any, repeats: int) -> list[float]:
+        for _ in range(repeats + 1):  # as time_launches does: one to fill the queue, then each timed
+            launch()
+        return [1e-3] * repeats
+
+    monkeypatch.setattr(cal_mod, "time_launches", timed)
+    cal = cal_mod.calibrate([1024, 2048, 4096], l2_bytes=1024, repeats=2, bytes_per_launch=8192,
+                            threads_per_block=32, warmup_seconds=0.0)
+    assert cal.timed and cal.summary is None
+    assert cal.rates_bytes_per_s == (8.192e6, 8.192e6, 8.192e6)
+    assert cal.analysis_error is not None and cal.analysis_error.startswith("the curve shows no cache step")

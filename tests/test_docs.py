@@ -97,6 +97,46 @@ def test_gpu_report_reads_a_run_cut_short_after_the_variant_sweep(tmp_path: Path
     markdown = gpu_report.render([gpu_report.load(tmp_path)])
     assert "| H200 | A | cg | 4 | 4.00 TB/s | 2.70 TB/s | 1.50x | 1.50x | yes |" in markdown
     assert markdown.endswith("Overall verdicts: H200 incomplete.\n")
+    # No timed calibration and no group yet: those tables are left out, not printed empty.
+    assert "Calibration" not in markdown and "Groups" not in markdown
     variant["chunked"]["mismatches"] = 3
     (tmp_path / "verification.json").write_text(json.dumps(run))
     assert "| NO |" in gpu_report.render([gpu_report.load(tmp_path)])
+
+
+def test_gpu_report_lists_the_judging_stream_then_the_comparison(tmp_path: Path) -> None:
+    def calibration(access: str | None, hbm: float) -> dict[str, Any]:
+        method = {} if access is None else {"access": access}
+        return {"timed": True, "device_name": "NVIDIA H200", "l2_bytes": 60 << 20,
+                "plateau_bytes_per_s": 5.0e12, "hbm_bytes_per_s": hbm, "knee_bytes": 30 << 20,
+                "sizes": [16 << 20, 30 << 20, 240 << 20], "bytes_per_s": [4.0e12, 5.0e12, hbm],
+                "meta": {"method": method, "plateau_size_bytes": 30 << 20}}
+
+    run = {"environment": {"device": {"name": "NVIDIA H200"}}, "verdict": "incomplete", "groups": [],
+           "calibration": calibration("quad", 4.2e12), "calibration_scalar": calibration("scalar", 3.5e12)}
+    (tmp_path / "verification.json").write_text(json.dumps(run))
+    gpu_report = _gpu_report()
+    rows = [line for line in gpu_report.render([gpu_report.load(tmp_path)]).splitlines()
+            if line.startswith("| NVIDIA H200 |")]
+    assert rows == ["| NVIDIA H200 | quad | 60.0 MiB | 5.00 TB/s | 30.0 MiB | 4.20 TB/s | 30.0 MiB | 0.50 | - |",
+                    "| NVIDIA H200 | scalar (comparison) | 60.0 MiB | 5.00 TB/s | 30.0 MiB | 3.50 TB/s "
+                    "| 30.0 MiB | 0.50 | - |"]
+    # A timed curve without a knee keeps its row, marked, so rows never shift roles.
+    run["calibration"] = {"timed": True, "l2_bytes": 60 << 20, "sizes": [], "bytes_per_s": [],
+                          "error": "the curve shows no cache step: ...", "meta": {}, "method": {"access": "quad"}}
+    (tmp_path / "verification.json").write_text(json.dumps(run))
+    rows = [line for line in gpu_report.render([gpu_report.load(tmp_path)]).splitlines()
+            if line.startswith("| NVIDIA H200 |")]
+    assert rows[0] == "| NVIDIA H200 | quad | 60.0 MiB | - | - | - | no knee | - | - |"
+    # A run from before the choice names no access: its stream made 4-byte loads.
+    assert gpu_report.stream_access(calibration(None, 3.5e12)) == "scalar"
+
+
+def test_gpu_report_shows_the_speedup_with_each_compared_barrier() -> None:
+    gpu_report = _gpu_report()
+    runs = {"layer_by_layer": {"seconds": 0.006}, "planned": {"seconds": 0.004},
+            "planned_atomic": {"seconds": 0.003}, "2x_cache": {"seconds": 0.005}}
+    assert gpu_report._other_barriers(runs) == "atomic 2.00x"
+    assert gpu_report._other_barriers({"layer_by_layer": {"seconds": 0.006}}) == "-"
+    runs["planned_atomic"]["seconds"] = None  # a timed-out barrier has no time
+    assert gpu_report._other_barriers(runs) == "atomic -"

@@ -273,7 +273,7 @@ def test_from_calibration_link_and_compute_sources(tmp_path: Path) -> None:
 def test_from_calibration_does_not_lend_sxm_rates_to_other_cards(tmp_path: Path,
                                                                  device_name: str) -> None:
     path = _write(tmp_path, _calibration(device_name=device_name))
-    with pytest.raises(CalibrationError, match=rf"device_name {device_name!r} is a (PCIE|NVL) "
+    with pytest.raises(CalibrationError, match=rf"device_name {device_name!r} is a (PCIe|NVL) "
                                                r"card, whose link and compute rates differ"):
         Hardware.from_calibration(path)
     assert Hardware.from_calibration(path, base="h100").link_bytes_per_s == 450e9

@@ -184,6 +184,12 @@ def test_config_variants() -> None:
         ("gpt2.json", {"model_type": "bert"}, r"^config: unsupported model_type 'bert' "
                                               r"\(supported: gpt2, llama, mistral, mixtral\)$"),
         ("gpt2.json", {"n_layer": None}, r"^config: missing field 'n_layer'$"),
+        ("gpt2.json", {"model_type": None, "n_head": None},
+         r"^config: missing field 'n_head' \(the config names no model_type, so it was read "
+         r"as gpt2's; a layer table names its 'schema'\)$"),
+        ("llama-2-7b.json", {"model_type": None, "hidden_size": None},
+         r"^config: missing field 'hidden_size' \(the config names no model_type, so it was "
+         r"read as llama's; a layer table names its 'schema'\)$"),
         ("gpt2.json", {"n_embd": "768"}, r"^config: field 'n_embd' must be an integer, "
                                          r"got string '768'$"),
         ("gpt2.json", {"n_head": True}, r"^config: field 'n_head' must be an integer, "

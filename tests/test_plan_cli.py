@@ -110,18 +110,19 @@ def test_model_files_and_options(tmp_path: Path) -> None:
     (["--chunk", "9000"], ["error: --chunk (9000 tokens) exceeds sequence (4096 tokens)"]),
     (["--capacity", "fifty"], ["capacity: cannot read 'fifty'"]),
     (["--capacity", "-5MB"], ["capacity must not be negative, got -5MB"]),
+    (["--capacity", "foo"], ["layerwise-fast: error: --capacity: cannot read 'foo' as a byte count"]),
     (["--hardware", "missing-calibration.json"], ["calibration file", "does not exist"]),
 ])
 def test_bad_options_exit_2(args: list[str], texts: list[str]) -> None:
     one_clean_error(run("plan", "--example", "llama-2-7b-8xh100", *args), 2, *texts)
 
 
-@pytest.mark.parametrize("value", ["-5", "99999999999999999999", "\u0663"])
+@pytest.mark.parametrize("value", ["-5", "0", "99999999999999999999", "\u0663"])
 def test_hidden_is_checked_as_an_option(value: str) -> None:
     out = run("plan", "--example", "llama-2-7b-8xh100", "--hidden", value)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1] == (
-        f"layerwise-fast plan: error: argument --hidden: must be a whole number between 0 "
+        f"layerwise-fast plan: error: argument --hidden: must be a whole number between 1 "
         f"and 2**62, got {value!r}")
 
 
@@ -169,6 +170,8 @@ def test_too_many_groups_exit_1() -> None:
     ("folder", "dir", ["is a directory"]),
     ("latin1.json", b'{"model_type": "gpt2", "n_embd": 768, \xe9}', ["is not UTF-8 text"]),
     ("cut.json", b'{"model_type": "llama", "hidden_size": 40', ["ends early (truncated?)"]),
+    ("two.json", b'{"model_type": "llama"} 2', ["is not valid JSON: Extra data"]),  # not 'ends early'
+    ("sizes.txt", b"# layer sizes\n1000\n2000\n", ["opens with a number", "`layerwise-fast partition` reads"]),
     ("typo.json", b'{"schema": "layerwise_fast.layers", "version": 1, "layers": [{"name": "a", '
                   b'"kind": "decoder", "params": 1, "weight_dtype": "bf16", '
                   b'"act_elems_per_token": 1, "colour": 3}]}', ["unknown field 'colour'"]),
@@ -301,9 +304,13 @@ def test_plot_without_matplotlib_says_how_to_install(tmp_path: Path,
     for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
         monkeypatch.setitem(sys.modules, name, None)
     status = cli.main(["plan", "--example", "llama-2-7b-8xh100", "--plot",
-                       str(tmp_path / "x.png")])
+                       str(tmp_path / "x.png"), "--output", str(tmp_path / "plan.json")])
     assert status == 2
-    assert 'pip install "layerwise_fast[plot]"' in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert captured.err.startswith('layerwise-fast: error: --plot: plotting needs matplotlib')
+    assert 'pip install "layerwise_fast[plot]"' in captured.err
+    # Refused before any work: --output is not written, and no plan is printed.
+    assert not (tmp_path / "plan.json").exists() and captured.out == ""
 
 
 def test_progress_bar_for_large_models(monkeypatch: pytest.MonkeyPatch,
@@ -340,6 +347,9 @@ def test_parsers() -> None:
     assert cli_plan.parse_batch_sizes("1,4-6,2") == [1, 4, 5, 6, 2]
     with pytest.raises(ValueError, match="cannot read 'x'"):
         cli_plan.parse_batch_sizes("1,x")
+    for text in ("1,1", "2,1-4"):  # a repeated size would print its row twice
+        with pytest.raises(ValueError, match=r"^--batch-sizes lists the batch size [12] more than once"):
+            cli_plan.parse_batch_sizes(text)
 
 
 def test_unwritable_output_exits_2(tmp_path: Path) -> None:

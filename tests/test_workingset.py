@@ -151,11 +151,13 @@ def test_buffers_from_defaults_table_and_overrides() -> None:
 def test_buffer_errors() -> None:
     table = _one_row(kind="conv")
     with pytest.raises(ValueError, match=r"^layer 0 \('only'\) of kind 'conv' records no "
-                                         r"buffer_bytes and default_buffers has no entry for "
-                                         r"'conv' \(it has: attention, decoder, embedding, "
-                                         r"head, mlp, moe, norm\)$"):
+                                         r"buffer_bytes, and no default is set for that kind "
+                                         r"\(defaults: attention, decoder, embedding, head, mlp, "
+                                         r"moe, norm\): give the row its buffer_bytes in the "
+                                         r"layer table, or, in Python, "
+                                         r"default_buffers=\{'conv': bytes\}$"):
         _single(table=table)
-    with pytest.raises(ValueError, match=r"\(it has: none\)$"):
+    with pytest.raises(ValueError, match=r"\(defaults: none\)"):
         _single(table=table, default_buffers={})
     with pytest.raises(ValueError, match=r"^default_buffers\['conv'\] must not be negative, "
                                          r"got -1MB$"):

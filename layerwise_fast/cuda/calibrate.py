@@ -1,7 +1,8 @@
 """Calibration: how fast one persistent read+write stream runs against its buffer size.
 
-One cooperative launch of :func:`~layerwise_fast.cuda.kernels.stream_passes_kernel`
-makes ``passes`` in-place passes ``x = x * 1 + 2**-12`` over a float32 buffer, with a
+One cooperative launch of the calibration stream (:mod:`.kernels`; by default its
+``quad`` access, 16-byte loads and stores as the float16 group kernels make) makes
+``passes`` in-place passes ``x = x * 1 + 2**-12`` over a float32 buffer, with a
 grid-wide sync between passes and each pass handing every block's share to another
 block (so a pass reads what another multiprocessor wrote, from L2 or HBM, never from
 its own L1). Sweeping the buffer from about 1 MiB to 4x the nominal L2 gives the
@@ -14,10 +15,14 @@ the sweep checks (the values stay on a grid of ``2**-12`` where float32 is exact
 
 From the curve (:func:`analyse_curve`):
 
-- the *plateau*: the best rate of the sweep, and the size where it was reached;
 - the *HBM rate*: the median rate over the sizes of at least 2x the nominal L2;
-- the *knee*: the largest size, going up from the plateau, up to which every size
-  keeps at least ``knee_fraction`` (0.9) of the plateau rate.
+- the *plateau*: the best rate up to the nominal L2, and the size where it was reached
+  (beyond the L2 a rate is not the cache's);
+- the *knee*: walking up from the plateau's size to the nominal L2, the last size that
+  keeps at least ``knee_fraction`` (0.9) of the plateau rate, stepping over one size
+  below it (a noisy dip) but not two in a row (so a noisy high point past the step does
+  not stretch the knee). A curve whose HBM rate keeps the fraction has no cache step and
+  no knee, and is refused.
 
 The calibration file is the format that ``Hardware.from_calibration`` reads
 (``layerwise_fast.hardware``; schema ``"layerwise_fast.calibration"``, version 1):
@@ -47,7 +52,12 @@ from ..units import _read_json_document
 from .barrier import BARRIER_MODES
 from .kernels import (
     MAX_ELEMENTS,
+    QUAD,
+    STREAM_ACCESSES,
+    STREAM_QUADS_IN_FLIGHT,
+    UNROLL,
     DeviceInfo,
+    check_stream_access,
     cuda,
     device_info,
     is_simulated,
@@ -126,6 +136,10 @@ def analyse_curve(
         rates_bytes_per_s: the rate measured at each size, finite and > 0.
         l2_bytes: the nominal L2 size; sizes >= 2x it give the HBM rate.
         knee_fraction: in (0, 1].
+
+    Raises:
+        ValueError: malformed input, no size reaching 2x the L2, or a curve without a
+            cache step (see the module docstring).
     """
     if len(sizes_bytes) != len(rates_bytes_per_s):
         raise ValueError(
@@ -147,18 +161,45 @@ def analyse_curve(
             f"{HBM_FROM_L2_FACTOR * l2_bytes:.0f} bytes (largest: {sizes_bytes[-1]}): "
             "the HBM rate cannot be measured"
         )
-    best = max(range(len(rates_bytes_per_s)), key=rates_bytes_per_s.__getitem__)
+    within = [k for k, size in enumerate(sizes_bytes) if size <= l2_bytes]
+    if not within:
+        raise ValueError(f"no size lies within l2_bytes = {l2_bytes} (smallest: {sizes_bytes[0]}): "
+                         "the cache's plateau cannot be measured")
+    best = max(within, key=rates_bytes_per_s.__getitem__)
     plateau = float(rates_bytes_per_s[best])
-    knee = best
-    while knee + 1 < len(sizes_bytes) and rates_bytes_per_s[knee + 1] >= knee_fraction * plateau:
-        knee += 1
+    hbm = float(statistics.median(hbm_rates))
+    if hbm >= knee_fraction * plateau:
+        raise ValueError(
+            f"the curve shows no cache step: its best rate within l2_bytes "
+            f"({l2_bytes / MIB:.1f} MiB) is {plateau / 1e12:.2f} TB/s at "
+            f"{sizes_bytes[best] / MIB:.1f} MiB, and from {HBM_FROM_L2_FACTOR:g}x l2_bytes "
+            f"({HBM_FROM_L2_FACTOR * l2_bytes / MIB:.1f} MiB) on it runs at {hbm / 1e12:.2f} TB/s "
+            f"({hbm / plateau:.0%} of it), where a knee needs an HBM rate below "
+            f"{knee_fraction:.0%} of the plateau"
+        )
+    knee = _knee_index(rates_bytes_per_s, best, within[-1], knee_fraction * plateau)
     return CurveSummary(
         plateau_bytes_per_s=plateau,
         plateau_size_bytes=int(sizes_bytes[best]),
-        hbm_bytes_per_s=float(statistics.median(hbm_rates)),
+        hbm_bytes_per_s=hbm,
         knee_bytes=int(sizes_bytes[knee]),
         knee_fraction=knee_fraction,
     )
+
+
+def _knee_index(rates: Sequence[float], start: int, last: int, floor: float) -> int:
+    """The last point from ``start`` up to ``last`` that keeps ``floor``, walking up and
+    stepping over one point below it (one noisy dip) but not two in a row, so one noisy
+    high point past the step cannot stretch the knee either."""
+    knee = k = start
+    while k < last:
+        if rates[k + 1] >= floor:
+            knee = k = k + 1
+        elif k + 2 <= last and rates[k + 2] >= floor:
+            knee = k = k + 2
+        else:
+            break
+    return knee
 
 
 def time_launches(launch: Callable[[], object], repeats: int,
@@ -207,8 +248,11 @@ class Calibration:
         sizes_bytes: buffer sizes.
         passes: passes per launch at each size.
         rates_bytes_per_s: median rate at each size, or ``None`` when untimed (simulator).
-        summary: plateau, HBM rate and knee, or ``None`` when untimed.
+        summary: plateau, HBM rate and knee, or ``None`` when untimed or when the curve
+            has no knee.
         method: how it was measured (JSON-ready).
+        analysis_error: why a timed curve has no summary (:func:`analyse_curve`'s
+            message), else ``None``.
     """
 
     device: DeviceInfo
@@ -218,6 +262,7 @@ class Calibration:
     rates_bytes_per_s: tuple[float, ...] | None
     summary: CurveSummary | None
     method: dict[str, Any]
+    analysis_error: str | None = None
 
     @property
     def timed(self) -> bool:
@@ -236,10 +281,14 @@ class Calibration:
         """The calibration file as a dictionary (``Hardware.from_calibration``'s format).
 
         Raises:
-            ValueError: the calibration is untimed (simulator): it has no rates to write.
+            ValueError: the calibration is untimed (simulator), or its curve has no knee:
+                it has no file to write.
         """
-        if self.rates_bytes_per_s is None or self.summary is None:
+        if self.rates_bytes_per_s is None:
             raise ValueError("an untimed calibration (simulator) has no rates: nothing to write")
+        if self.summary is None:
+            raise ValueError(f"{self.analysis_error or 'the curve has no summary'}: no calibration "
+                             f"file to write")
         summary = self.summary
         return {
             "schema": CALIBRATION_SCHEMA,
@@ -262,14 +311,16 @@ class Calibration:
         }
 
     def describe(self) -> dict[str, Any]:
-        """A JSON-ready description, timed or not (for reports)."""
-        if self.timed:
+        """A JSON-ready description, timed or not, with or without a knee (for reports)."""
+        if self.summary is not None:
             return {"timed": True, **self.to_dict()}
         return {
-            "timed": False,
+            "timed": self.timed,
             "device": self.device.to_dict(),
             "l2_bytes": self.l2_bytes,
             "sizes": list(self.sizes_bytes),
+            **({"bytes_per_s": list(self.rates_bytes_per_s), "error": self.analysis_error}
+               if self.rates_bytes_per_s is not None else {}),
             "passes": list(self.passes),
             "method": self.method,
         }
@@ -319,9 +370,14 @@ def load_calibration(path: str | Path) -> Calibration:
         CalibrationError: the file is missing, unreadable or malformed (the message names
             the file and the field).
     """
+    label = f"calibration file {os.fspath(path)!r}"
     document = _read_json_document(path, what="calibration file", error=CalibrationError)
-    return Calibration.from_dict(_check_calibration(document, f"calibration file "
-                                                              f"{os.fspath(path)!r}"))
+    try:
+        return Calibration.from_dict(_check_calibration(document, label))
+    except CalibrationError:
+        raise
+    except ValueError as exc:  # the curve itself: see analyse_curve
+        raise CalibrationError(f"{label}: {exc}") from None
 
 
 def _passes_for(size_bytes: int, bytes_per_launch: int, max_passes: int) -> int:
@@ -347,6 +403,7 @@ def calibrate(
     seed: int = 0,
     barrier: str = "cg",
     warmup_seconds: float = 0.25,
+    access: str = STREAM_ACCESSES[0],
 ) -> Calibration:
     """Run the bandwidth sweep on the current device (or the simulator).
 
@@ -365,6 +422,10 @@ def calibrate(
             :mod:`.barrier`).
         warmup_seconds: host wall time spent launching over the largest buffer before
             the sweep, after one launch that compiles; 0 skips the warm-up.
+        access: the stream's access, one of ``STREAM_ACCESSES`` (see :mod:`.kernels`).
+
+    A timed curve without a knee (see :func:`analyse_curve`) gives a calibration with
+    its rates, no summary, and the reason in ``analysis_error``.
 
     Raises:
         RuntimeError: some element was not incremented exactly once per pass, or a
@@ -385,6 +446,7 @@ def calibrate(
         raise ValueError("calibration sizes must be distinct")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
+    check_stream_access(access)
     if not 0.0 <= warmup_seconds <= 60.0:
         raise ValueError(f"warmup_seconds must be in [0, 60], got {warmup_seconds}")
     if max_passes < 1 or bytes_per_launch < 1:
@@ -403,14 +465,15 @@ def calibrate(
     warmup_launches = 0
     most = min(_MAX_WARMUP_LAUNCHES, (_MAX_INCREMENTS - sum(passes) * (repeats + 2)) // passes[-1])
     if warmup_seconds > 0 and most >= 1:
-        warm = prepare_stream_passes(device_buf, passes[-1], 1.0, _INCREMENT, threads_per_block, barrier)
+        warm = prepare_stream_passes(device_buf, passes[-1], 1.0, _INCREMENT, threads_per_block, barrier,
+                                     access)
         warmup_launches = warm_up_clocks(warm, warmup_seconds, most)
         warm.check_barrier()
     rates: list[float] = []
     launches = []
     for size, count in zip(sizes, passes):
         launch = prepare_stream_passes(
-            device_buf[: size // _ELEMENT_BYTES], count, 1.0, _INCREMENT, threads_per_block, barrier
+            device_buf[: size // _ELEMENT_BYTES], count, 1.0, _INCREMENT, threads_per_block, barrier, access
         )
         launch()  # warm-up
         times = time_launches(launch, repeats)
@@ -422,11 +485,19 @@ def calibrate(
     launches[-1] += warmup_launches  # the warm-up passed over the largest buffer
     _check_increments(device_buf.copy_to_host(), initial, sizes, passes, launches)
     timed = not is_simulated()
-    summary = analyse_curve(sizes, rates, l2, knee_fraction) if timed else None
+    summary, analysis_error = None, None
+    if timed:
+        try:
+            summary = analyse_curve(sizes, rates, l2, knee_fraction)
+        except ValueError as exc:  # kept with the rates: the run reports it and goes on
+            analysis_error = str(exc)
     method = {
-        "kernel": "stream_passes_kernel",
+        "kernel": f"stream_passes_kernel, {access} passes",
         "element": "float32",
-        "access": "in-place read+write passes, grid-wide barrier between passes, rotated blocks",
+        "access": access,
+        "bytes_in_flight_per_thread": _ELEMENT_BYTES * (UNROLL if access == "scalar" else
+                                                        QUAD * STREAM_QUADS_IN_FLIGHT),
+        "passes": "in-place read+write passes, grid-wide barrier between passes, rotated blocks",
         "barrier": barrier,
         "rate_counts": "bytes read + bytes written",
         "statistic": "median",
@@ -436,7 +507,7 @@ def calibrate(
         "warmup": {"seconds": warmup_seconds, "launches": warmup_launches},
     }
     return Calibration(info, l2, tuple(sizes), tuple(passes), tuple(rates) if timed else None,
-                       summary, method)
+                       summary, method, analysis_error)
 
 
 def warm_up_clocks(launch: Callable[[], object], seconds: float, most_launches: int) -> int:

@@ -35,10 +35,17 @@ Layer-by-layer control
     The same device functions, one launch per layer over the whole tensor.
 
 Calibration stream
-    Scalar float32, ``UNROLL`` loads in flight per thread, grid-strided: each warp
-    instruction reads 128 contiguous bytes. (A packed stream of float32 packs, two
-    16-byte loads 32 bytes apart per lane, measured slower on an H200: 3.2 TB/s at
-    240 MiB against 3.56, and no L2 plateau.)
+    float32, grid-strided, in one of two accesses (:data:`STREAM_ACCESSES`). ``quad``
+    (the default): one 16-byte load per lane and quad (:mod:`.packed`),
+    ``STREAM_QUADS_IN_FLIGHT`` quads loaded before the first is used, so each warp
+    instruction reads 512 contiguous bytes and each thread has as many bytes in flight
+    as the float16 group kernels with their default 4 packs: the rates it measures are
+    those of the kernels it judges. ``scalar``: ``UNROLL`` 4-byte loads in flight per
+    thread, 128 contiguous bytes per warp instruction; in the recorded runs its large-size
+    rate was 83% of a device-to-device copy (3.55 against 4.26 TB/s on an H200). (A
+    stream of float32 packs, two 16-byte loads 32 bytes apart per lane, each warp
+    instruction touching every other 16 bytes, measured slower still on an H200:
+    3.2 TB/s at 240 MiB, and no L2 plateau.)
 
 Indices
     Row numbers, channel numbers and element offsets are unsigned 32-bit values: no
@@ -65,7 +72,7 @@ from numba import cuda as _numba_cuda
 from numba import float32, uint32
 
 from .barrier import BARRIER_MODES, SPIN_LIMIT, barrier_function, new_barrier_word, timed_out_spins
-from .packed import PACK, pack_functions, packed_dtype
+from .packed import PACK, QUAD, pack_functions, packed_dtype, quad_functions
 from .reference import LayerSpec
 
 UNROLL = 8
@@ -76,6 +83,10 @@ PACKS_IN_FLIGHT_CHOICES: tuple[int, ...] = (2, 4, 8)
 
 PACKS_IN_FLIGHT = 4
 """The default of :data:`PACKS_IN_FLIGHT_CHOICES`."""
+
+STREAM_QUADS_IN_FLIGHT = PACKS_IN_FLIGHT
+"""Quads each thread of the ``quad`` calibration stream loads before it uses the first:
+64 bytes, as a lane of the float16 group kernels has in flight by default."""
 
 WARP_SIZE = 32
 MAX_THREADS_PER_BLOCK = 1024
@@ -96,6 +107,10 @@ _WARP_MASK = np.uint32(31)
 _WARP_LOG2 = np.uint32(5)
 _UNROLL_U = np.uint32(UNROLL)
 _UNROLL_M1 = np.uint32(UNROLL - 1)
+_QUAD_LOG2 = np.uint32(QUAD.bit_length() - 1)
+_STREAM_QUADS_U = np.uint32(STREAM_QUADS_IN_FLIGHT)
+_STREAM_QUADS_M1 = np.uint32(STREAM_QUADS_IN_FLIGHT - 1)
+_STREAM_VALUES = STREAM_QUADS_IN_FLIGHT * QUAD  # a local array's shape: a plain int
 _F0 = np.float32(0.0)
 _F1 = np.float32(1.0)
 _F_HALF = np.float32(0.5)
@@ -127,6 +142,7 @@ def is_simulated() -> bool:
 _SIMULATED = is_simulated()
 _INLINED_DEVICE: dict[str, Any] = {"device": True} if _SIMULATED else {"device": True, "forceinline": True}
 load_pack, store_pack, load_words, widen_words = pack_functions(_SIMULATED)
+load_quad, store_quad = quad_functions(_SIMULATED)
 _PACK_U = np.uint32(PACK)
 # Module constants: local array shapes must be compile-time literals.
 _TWO_PACKS = 2 * PACK
@@ -505,8 +521,58 @@ def _build_layer_kernel(apply_layer: Any) -> Any:
     return kernel
 
 
-def _stream_passes_kernel(barrier: Any) -> Any:
-    """The calibration stream with grid barrier ``barrier`` (see :mod:`.barrier`)."""
+@cuda.jit(**_INLINED_DEVICE)
+def _scalar_pass(buf, n, first, stride, scale, shift):  # type: ignore[no-untyped-def]
+    """One pass of the scalar stream over elements ``first, first + stride, ...``."""
+    span = uint32(stride * _UNROLL_M1)
+    step = uint32(stride * _UNROLL_U)
+    vals = cuda.local.array(UNROLL, float32)
+    start = first
+    while start + span < n:
+        for j in range(UNROLL):
+            vals[j] = buf[start + uint32(j) * stride]
+        for j in range(UNROLL):
+            buf[start + uint32(j) * stride] = vals[j] * scale + shift
+        start += step
+    for j in range(UNROLL):
+        i = start + uint32(j) * stride
+        if i < n:
+            buf[i] = buf[i] * scale + shift
+
+
+@cuda.jit(**_INLINED_DEVICE)
+def _quad_pass(buf, n, first, stride, scale, shift):  # type: ignore[no-untyped-def]
+    """One pass of the quad stream: quads ``first, first + stride, ...``,
+    ``STREAM_QUADS_IN_FLIGHT`` loaded before the first is used; the ``n mod QUAD``
+    elements past the last quad go to threads ``first`` = 0, 1, 2."""
+    quads = uint32(n >> _QUAD_LOG2)
+    span = uint32(stride * _STREAM_QUADS_M1)
+    step = uint32(stride * _STREAM_QUADS_U)
+    vals = cuda.local.array(_STREAM_VALUES, float32)
+    quad = first
+    while quad + span < quads:
+        for j in range(STREAM_QUADS_IN_FLIGHT):
+            load_quad(buf, uint32(quad + uint32(j) * stride) << _QUAD_LOG2, vals, j * QUAD)
+        for j in range(_STREAM_VALUES):
+            vals[j] = vals[j] * scale + shift
+        for j in range(STREAM_QUADS_IN_FLIGHT):
+            store_quad(buf, uint32(quad + uint32(j) * stride) << _QUAD_LOG2, vals, j * QUAD)
+        quad += step
+    for j in range(STREAM_QUADS_IN_FLIGHT):
+        q = uint32(quad + uint32(j) * stride)
+        if q < quads:
+            load_quad(buf, q << _QUAD_LOG2, vals, 0)
+            for k in range(QUAD):
+                vals[k] = vals[k] * scale + shift
+            store_quad(buf, q << _QUAD_LOG2, vals, 0)
+    tail = uint32(uint32(quads << _QUAD_LOG2) + first)
+    if tail < n:
+        buf[tail] = buf[tail] * scale + shift
+
+
+def _stream_kernel(barrier: Any, one_pass: Any) -> Any:
+    """The calibration stream making ``one_pass`` (:func:`_scalar_pass` or
+    :func:`_quad_pass`), with grid barrier ``barrier`` (see :mod:`.barrier`)."""
 
     @cuda.jit
     def stream_passes_kernel(buf, passes, scale, shift, barrier_word):  # type: ignore[no-untyped-def]
@@ -521,23 +587,10 @@ def _stream_passes_kernel(barrier: Any) -> Any:
         threads = uint32(cuda.blockDim.x)
         blocks = uint32(cuda.gridDim.x)
         stride = uint32(threads * blocks)
-        span = uint32(stride * _UNROLL_M1)
-        step = uint32(stride * _UNROLL_U)
-        vals = cuda.local.array(UNROLL, float32)
         block = uint32(cuda.blockIdx.x)
         done = _U0
         while done < passes:
-            start = uint32(block * threads + uint32(cuda.threadIdx.x))
-            while start + span < n:
-                for j in range(UNROLL):
-                    vals[j] = buf[start + uint32(j) * stride]
-                for j in range(UNROLL):
-                    buf[start + uint32(j) * stride] = vals[j] * scale + shift
-                start += step
-            for j in range(UNROLL):
-                i = start + uint32(j) * stride
-                if i < n:
-                    buf[i] = buf[i] * scale + shift
+            one_pass(buf, n, uint32(block * threads + uint32(cuda.threadIdx.x)), stride, scale, shift)
             block = uint32(block + _U1)
             if block == blocks:
                 block = _U0
@@ -548,8 +601,16 @@ def _stream_passes_kernel(barrier: Any) -> Any:
     return stream_passes_kernel
 
 
-STREAM_KERNELS: dict[str, Any] = {mode: _stream_passes_kernel(barrier_function(mode)) for mode in BARRIER_MODES}
-"""The calibration stream for each grid barrier of :data:`BARRIER_MODES`."""
+STREAM_ACCESSES: tuple[str, ...] = ("quad", "scalar")
+"""The calibration stream's accesses (see the module docstring); the first is the default."""
+
+_STREAM_PASSES = {"quad": _quad_pass, "scalar": _scalar_pass}
+STREAM_KERNELS: dict[tuple[str, str], Any] = {
+    (access, mode): _stream_kernel(barrier_function(mode), _STREAM_PASSES[access])
+    for access in STREAM_ACCESSES for mode in BARRIER_MODES
+}
+"""The calibration stream for each access of :data:`STREAM_ACCESSES` and grid barrier of
+:data:`BARRIER_MODES`."""
 
 
 def _barrier_rounds_kernel(barrier: Any) -> Any:
@@ -1062,16 +1123,18 @@ def run_layer_by_layer(
 
 def prepare_stream_passes(
     buf: Any, passes: int, scale: float = 1.0, shift: float = 0.0, threads_per_block: int = 256,
-    barrier: str = "cg",
+    barrier: str = "cg", access: str = STREAM_ACCESSES[0],
 ) -> Launch:
     """Prepare the calibration stream: ``passes`` in-place passes ``buf = buf * scale + shift``.
 
     Args:
-        buf: a 1-D float32 device array of 1 to ``MAX_ELEMENTS`` elements.
+        buf: a 1-D float32 device array of 1 to ``MAX_ELEMENTS`` elements (contiguous
+            and 16-byte aligned for the ``quad`` access, as device allocations are).
         passes: passes per launch, in [1, 2**31].
         scale, shift: the float32 affine map of each pass.
         threads_per_block: a power of two in [32, 1024].
         barrier: the grid barrier between passes, one of :data:`BARRIER_MODES`.
+        access: one of :data:`STREAM_ACCESSES` (see the module docstring).
 
     Returns:
         The launch (all co-resident blocks, no more than the buffer needs).
@@ -1083,26 +1146,40 @@ def prepare_stream_passes(
     if not 1 <= passes <= 2**31:
         raise ValueError(f"passes must be in [1, 2**31], got {passes}")
     check_threads_per_block(threads_per_block)
-    kernel = _barrier_kernel(STREAM_KERNELS, barrier)
+    check_stream_access(access)
+    if access == "quad" and not buf.is_c_contiguous():
+        raise ValueError("the quad stream needs contiguous data (it moves 4 adjacent elements "
+                         "per access), got a strided array")
+    if access == "quad" and _data_address(buf) % 16:
+        raise ValueError(f"the quad stream needs 16-byte aligned data, got address "
+                         f"{_data_address(buf):#x}: pass a slice starting at a multiple of {QUAD} elements")
+    kernel = _barrier_kernel({mode: STREAM_KERNELS[access, mode] for mode in BARRIER_MODES}, barrier)
     word = new_barrier_word()
     args = (buf, np.uint32(passes), np.float32(scale), np.float32(shift), word)
     max_blocks = resident_block_limit(kernel, args, threads_per_block)
-    needed = -(-buf.shape[0] // (threads_per_block * UNROLL))
+    per_thread = UNROLL if access == "scalar" else _STREAM_VALUES
+    needed = -(-buf.shape[0] // (threads_per_block * per_thread))
     blocks = max(1, min(max_blocks, needed))
     geometry = LaunchGeometry(blocks, threads_per_block, 0, barrier=barrier)
     return Launch(geometry, ((kernel, blocks, threads_per_block, args),), word)
 
 
+def check_stream_access(access: str) -> None:
+    """Raise ValueError unless ``access`` is one of :data:`STREAM_ACCESSES`."""
+    if access not in STREAM_ACCESSES:
+        raise ValueError(f"access must be one of {STREAM_ACCESSES}, got {access!r}")
+
+
 def run_stream_passes(
     buf: Any, passes: int, scale: float = 1.0, shift: float = 0.0, threads_per_block: int = 256,
-    barrier: str = "cg",
+    barrier: str = "cg", access: str = STREAM_ACCESSES[0],
 ) -> LaunchGeometry:
     """Run the calibration stream once (see :func:`prepare_stream_passes`) and wait for it.
 
     Raises:
         RuntimeError: a grid barrier wait timed out (the buffer is not valid).
     """
-    launch = prepare_stream_passes(buf, passes, scale, shift, threads_per_block, barrier)
+    launch = prepare_stream_passes(buf, passes, scale, shift, threads_per_block, barrier, access)
     geometry = launch()
     launch.check_barrier()
     return geometry

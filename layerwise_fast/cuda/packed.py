@@ -26,6 +26,12 @@ widened at once (``load_pack``) takes 8 registers where its words take 4, and wi
 packs so loaded ptxas widened the first after 4 loads (the control) or 7 (the chunked
 kernel), so they were not all in flight. Under the simulator ``load_words`` widens at
 once and ``widen_words`` copies.
+
+Quads (:func:`quad_functions`): ``load_quad(array, offset, buf, at)`` and
+``store_quad(array, offset, buf, at)`` move ``QUAD`` (4) consecutive float32 in one
+16-byte access, the pattern of a float16 pack (512 contiguous bytes per warp
+instruction); the calibration stream uses them. ``offset`` must be a multiple of
+``QUAD``.
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ from typing import Any
 
 PACK = 8
 """Elements per pack."""
+
+QUAD = 4
+"""float32 elements per quad (16 bytes)."""
 
 _PACKED_DTYPES = ("float16",)
 
@@ -50,33 +59,35 @@ def packed_dtype(dtype_name: str) -> bool:
     return dtype_name in _PACKED_DTYPES
 
 
-def _simulated_functions() -> tuple[Any, Any, Any, Any]:
+def _simulated_functions() -> tuple[Any, Any, Any, Any, Any, Any]:
     from numba import cuda, float32
 
-    @cuda.jit(device=True)
-    def load_pack(array, offset, buf, at):  # type: ignore[no-untyped-def]
-        for j in range(PACK):
-            buf[at + j] = float32(array[offset + j])
+    def loader(count: int) -> Any:
+        @cuda.jit(device=True)
+        def load(array, offset, buf, at):  # type: ignore[no-untyped-def]
+            for j in range(count):
+                buf[at + j] = float32(array[offset + j])
 
-    @cuda.jit(device=True)
-    def store_pack(array, offset, buf, at):  # type: ignore[no-untyped-def]
-        for j in range(PACK):
-            array[offset + j] = buf[at + j]
+        return load
 
-    @cuda.jit(device=True)
-    def load_words(array, offset, words, at):  # type: ignore[no-untyped-def]
-        for j in range(PACK):
-            words[at + j] = float32(array[offset + j])
+    def storer(count: int) -> Any:
+        @cuda.jit(device=True)
+        def store(array, offset, buf, at):  # type: ignore[no-untyped-def]
+            for j in range(count):
+                array[offset + j] = buf[at + j]
+
+        return store
 
     @cuda.jit(device=True)
     def widen_words(array, words, at, buf, buf_at):  # type: ignore[no-untyped-def]
         for j in range(PACK):
             buf[buf_at + j] = words[at + j]
 
-    return load_pack, store_pack, load_words, widen_words
+    # Under the simulator a pack's words are widened at once: load_words is load_pack.
+    return loader(PACK), storer(PACK), loader(PACK), widen_words, loader(QUAD), storer(QUAD)
 
 
-def _compiled_functions() -> tuple[Any, Any, Any, Any]:  # pragma: no cover - needs NVVM, checked by PTX tests
+def _compiled_functions() -> tuple[Any, Any, Any, Any, Any, Any]:  # pragma: no cover - needs NVVM, checked by PTX tests
     from llvmlite import ir  # type: ignore[import-untyped, unused-ignore]
     from numba import types
     from numba.cuda import cgutils  # type: ignore[attr-defined, unused-ignore]
@@ -113,18 +124,37 @@ def _compiled_functions() -> tuple[Any, Any, Any, Any]:  # pragma: no cover - ne
         asm(builder, ir.VoidType(), [pointer, *words],
             f"st.global.v4.{kind} [$0], {{$1, $2, $3, $4}};", f"l,{reg},{reg},{reg},{reg},~{{memory}}")
 
-    def buffer_slots(context: Any, builder: Any, buf_type: Any, buf: Any, at: Any, at_type: Any) -> list[Any]:
-        """Pointers to the PACK slots ``buf[at:at + PACK]``."""
+    def buffer_slots(context: Any, builder: Any, buf_type: Any, buf: Any, at: Any, at_type: Any,
+                     count: int = PACK) -> list[Any]:
+        """Pointers to the ``count`` slots ``buf[at:at + count]``."""
         start = as_intp(context, builder, at, at_type)
         return [element_pointer(context, builder, buf_type, buf, builder.add(start, ir.Constant(start.type, j)))
-                for j in range(PACK)]
+                for j in range(count)]
 
-    def pack_pointers(context: Any, builder: Any, sig: Any, args: Any) -> tuple[Any, Any, list[Any]]:
-        """(array type, pointer to the pack's first element, pointers to the PACK buffer slots)."""
-        array_type, offset_type, buf_type, at_type = sig.args
-        offset = as_intp(context, builder, args[1], offset_type)
-        slots = buffer_slots(context, builder, buf_type, args[2], args[3], at_type)
-        return array_type, element_pointer(context, builder, array_type, args[0], offset), slots
+    def slot_intrinsic(name: str, count: int, check_types: Any, body: Any) -> Any:
+        """The intrinsic ``name(array, offset, buf, at)``: ``body(context, builder,
+        array_type, pointer, slots)`` with the pointer to ``array[offset]`` and the
+        ``count`` slots ``buf[at:at + count]``; ``check_types(array, buf)`` at typing."""
+
+        def typer(typingctx, array, offset, buf, at):  # type: ignore[no-untyped-def]
+            check_types(array, buf)
+
+            def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+                array_type, offset_type, buf_type, at_type = sig.args
+                start = as_intp(context, builder, args[1], offset_type)
+                pointer = element_pointer(context, builder, array_type, args[0], start)
+                slots = buffer_slots(context, builder, buf_type, args[2], args[3], at_type, count)
+                body(context, builder, array_type, pointer, slots)
+                return context.get_dummy_value()
+
+            return types.void(array, offset, buf, at), codegen
+
+        typer.__name__ = typer.__qualname__ = name
+        return intrinsic(typer)
+
+    def store_all(builder: Any, values: list[Any], slots: list[Any]) -> None:
+        for value, slot in zip(values, slots):
+            builder.store(value, slot)
 
     def load_float32_pack(builder: Any, pointer: Any, kind: str, reg: str, elem: Any) -> list[Any]:
         """The 8 float32 of a pack at ``pointer``: two 16-byte loads."""
@@ -138,74 +168,66 @@ def _compiled_functions() -> tuple[Any, Any, Any, Any]:  # pragma: no cover - ne
                    f"cvt.f32.{half} $0, lo; cvt.f32.{half} $1, hi;}}", f"=f,=f,{reg}")
         return fields(builder, pair, 2)
 
-    @intrinsic
-    def load_pack(typingctx, array, offset, buf, at):  # type: ignore[no-untyped-def]
-        check(array, buf)
+    def load_pack_body(context: Any, builder: Any, array_type: Any, source: Any, slots: list[Any]) -> None:
+        if array_type.dtype == types.float16:
+            values = [v for word in load_words(builder, source, "b32", "r", i32)
+                      for v in widen_halves(builder, word, "f16", "r")]
+        elif array_type.dtype == types.float32:
+            values = load_float32_pack(builder, source, "f32", "f", f32)
+        else:  # other dtypes (bfloat16): element by element, as the scalar path does
+            values = [
+                context.cast(builder, builder.load(builder.gep(source, [ir.Constant(ir.IntType(64), j)])),
+                             array_type.dtype, types.float32)
+                for j in range(PACK)
+            ]
+        store_all(builder, values, slots)
 
-        def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
-            array_type, source, slots = pack_pointers(context, builder, sig, args)
-            if array_type.dtype == types.float16:
-                values = [v for word in load_words(builder, source, "b32", "r", i32)
-                          for v in widen_halves(builder, word, "f16", "r")]
-            elif array_type.dtype == types.float32:
-                values = load_float32_pack(builder, source, "f32", "f", f32)
-            else:  # other dtypes (bfloat16): element by element, as the scalar path does
-                values = [
-                    context.cast(builder, builder.load(builder.gep(source, [ir.Constant(ir.IntType(64), j)])),
-                                 array_type.dtype, types.float32)
-                    for j in range(PACK)
-                ]
-            for value, slot in zip(values, slots):
-                builder.store(value, slot)
-            return context.get_dummy_value()
+    def store_pack_body(context: Any, builder: Any, array_type: Any, target: Any, slots: list[Any]) -> None:
+        values = [builder.load(slot) for slot in slots]
+        if array_type.dtype == types.float16:
+            words = [
+                asm(builder, i32, [values[2 * k], values[2 * k + 1]],
+                    "{.reg .b16 lo, hi; cvt.rn.f16.f32 lo, $1; cvt.rn.f16.f32 hi, $2; "
+                    "mov.b32 $0, {lo, hi};}", "=r,f,f")
+                for k in range(PACK // 2)
+            ]
+            store_words(builder, target, words, "b32", "r")
+        elif array_type.dtype == types.float32:
+            second = builder.gep(target, [ir.Constant(ir.IntType(64), 4)])
+            store_words(builder, target, values[:4], "f32", "f")
+            store_words(builder, second, values[4:], "f32", "f")
+        else:
+            for j, value in enumerate(values):
+                builder.store(context.cast(builder, value, types.float32, array_type.dtype),
+                              builder.gep(target, [ir.Constant(ir.IntType(64), j)]))
 
-        return types.void(array, offset, buf, at), codegen
+    def load_raw_words_body(context: Any, builder: Any, array_type: Any, source: Any, slots: list[Any]) -> None:
+        # Raw bits in float32 registers: nothing converts them until widen_raw_words.
+        if array_type.dtype == types.float32:
+            values = load_float32_pack(builder, source, "b32", "f", f32)
+        elif array_type.dtype.bitwidth == 16:  # float16, bfloat16: 8 halves in 4 words
+            values = load_words(builder, source, "b32", "f", f32)
+        else:
+            raise TypeError(f"load_raw_words needs a 2- or 4-byte float array, got {array_type}")
+        store_all(builder, values, slots)
 
-    @intrinsic
-    def store_pack(typingctx, array, offset, buf, at):  # type: ignore[no-untyped-def]
-        check(array, buf)
+    def check_quad(array: Any, buf: Any) -> None:
+        if not (isinstance(array, types.Array) and array.ndim == 1 and array.dtype == types.float32):
+            raise TypeError(f"a quad needs a 1-D float32 array, got {array}")
+        if not (isinstance(buf, types.Array) and buf.dtype == types.float32):
+            raise TypeError(f"a quad's buffer must be a float32 array, got {buf}")
 
-        def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
-            array_type, target, slots = pack_pointers(context, builder, sig, args)
-            values = [builder.load(slot) for slot in slots]
-            if array_type.dtype == types.float16:
-                words = [
-                    asm(builder, i32, [values[2 * k], values[2 * k + 1]],
-                        "{.reg .b16 lo, hi; cvt.rn.f16.f32 lo, $1; cvt.rn.f16.f32 hi, $2; "
-                        "mov.b32 $0, {lo, hi};}", "=r,f,f")
-                    for k in range(PACK // 2)
-                ]
-                store_words(builder, target, words, "b32", "r")
-            elif array_type.dtype == types.float32:
-                second = builder.gep(target, [ir.Constant(ir.IntType(64), 4)])
-                store_words(builder, target, values[:4], "f32", "f")
-                store_words(builder, second, values[4:], "f32", "f")
-            else:
-                for j, value in enumerate(values):
-                    builder.store(context.cast(builder, value, types.float32, array_type.dtype),
-                                  builder.gep(target, [ir.Constant(ir.IntType(64), j)]))
-            return context.get_dummy_value()
+    def load_quad_body(context: Any, builder: Any, array_type: Any, source: Any, slots: list[Any]) -> None:
+        store_all(builder, load_words(builder, source, "f32", "f", f32), slots)
 
-        return types.void(array, offset, buf, at), codegen
+    def store_quad_body(context: Any, builder: Any, array_type: Any, target: Any, slots: list[Any]) -> None:
+        store_words(builder, target, [builder.load(slot) for slot in slots], "f32", "f")
 
-    @intrinsic
-    def load_raw_words(typingctx, array, offset, words, at):  # type: ignore[no-untyped-def]
-        check(array, words)
-
-        def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
-            array_type, source, slots = pack_pointers(context, builder, sig, args)
-            # Raw bits in float32 registers: nothing converts them until widen_raw_words.
-            if array_type.dtype == types.float32:
-                values = load_float32_pack(builder, source, "b32", "f", f32)
-            elif array_type.dtype.bitwidth == 16:  # float16, bfloat16: 8 halves in 4 words
-                values = load_words(builder, source, "b32", "f", f32)
-            else:
-                raise TypeError(f"load_raw_words needs a 2- or 4-byte float array, got {array_type}")
-            for value, slot in zip(values, slots):
-                builder.store(value, slot)
-            return context.get_dummy_value()
-
-        return types.void(array, offset, words, at), codegen
+    load_pack = slot_intrinsic("load_pack", PACK, check, load_pack_body)
+    store_pack = slot_intrinsic("store_pack", PACK, check, store_pack_body)
+    load_raw_words = slot_intrinsic("load_raw_words", PACK, check, load_raw_words_body)
+    load_quad = slot_intrinsic("load_quad", QUAD, check_quad, load_quad_body)
+    store_quad = slot_intrinsic("store_quad", QUAD, check_quad, store_quad_body)
 
     @intrinsic
     def widen_raw_words(typingctx, array, words, at, buf, buf_at):  # type: ignore[no-untyped-def]
@@ -221,16 +243,31 @@ def _compiled_functions() -> tuple[Any, Any, Any, Any]:  # pragma: no cover - ne
             else:
                 half = "f16" if array_type.dtype == types.float16 else "bf16"
                 values = [v for source in sources[:4] for v in widen_halves(builder, builder.load(source), half, "f")]
-            for value, target in zip(values, targets):
-                builder.store(value, target)
+            store_all(builder, values, targets)
             return context.get_dummy_value()
 
         return types.void(array, words, at, buf, buf_at), codegen
 
-    return load_pack, store_pack, load_raw_words, widen_raw_words
+    return load_pack, store_pack, load_raw_words, widen_raw_words, load_quad, store_quad
+
+
+_BUILT: dict[bool, tuple[Any, ...]] = {}
+
+
+def _functions(simulated: bool) -> tuple[Any, ...]:
+    """Every device function for the simulator or for compiled kernels, built once."""
+    if simulated not in _BUILT:
+        _BUILT[simulated] = _simulated_functions() if simulated else _compiled_functions()
+    return _BUILT[simulated]
 
 
 def pack_functions(simulated: bool) -> tuple[Any, Any, Any, Any]:
     """``(load_pack, store_pack, load_words, widen_words)`` for the simulator or for
     compiled kernels."""
-    return _simulated_functions() if simulated else _compiled_functions()
+    load_pack, store_pack, load_words, widen_words, _, _ = _functions(simulated)
+    return load_pack, store_pack, load_words, widen_words
+
+
+def quad_functions(simulated: bool) -> tuple[Any, Any]:
+    """``(load_quad, store_quad)`` for the simulator or for compiled kernels."""
+    return _functions(simulated)[4], _functions(simulated)[5]

@@ -54,6 +54,7 @@ import math
 import platform
 import statistics
 import sys
+import traceback
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -83,6 +84,7 @@ from .kernels import (
     storage_dtype,
     upload_group,
 )
+from ..summary import counted
 from ..units import integer_argument, write_text_atomically
 from .reference import LayerSpec, affine, make_params, reference_forward, rmsnorm, weight_bytes, worst_row_error
 
@@ -93,8 +95,11 @@ TOLERANCE = {"float32": 1e-4, "float16": 5e-3, "bfloat16": 4e-2}
 """Largest ``||out - ref|| / ||ref||`` of any sampled row accepted per storage dtype (the
 reference is float64 with no rounding between layers; the kernels round to the dtype
 after every layer, and compute activations with fast math: ``tanh.approx.f32``, whose
-error is far above float32 rounding, hence 1e-4 for float32; a wrong row or a stale
-element is off by far more). Twice this, times ``1 + |control|``, is the most an
+error is far above float32 rounding, hence 1e-4 for float32. A published exhaustive
+measurement of that instruction (MUFU.TANH, sm_75 on) puts its largest relative error
+at 1.113e-5; every tanh of the bundled chains off by that much moves a row by at most
+1.1e-5 in the float64 reference, a tenth of the float32 tolerance. A wrong row or a
+stale element is off by far more). Twice this, times ``1 + |control|``, is the most an
 element of a chunked run may differ from the layer-by-layer control's."""
 
 ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2}
@@ -943,6 +948,28 @@ def settings_for(quick: bool, simulated: bool) -> RunSettings:
     return RunSettings(total_bytes=GIB, repeats=5, points_per_octave=4, bytes_per_launch=2 * GIB)
 
 
+def run_groups(settings: RunSettings, plan: Any = None, plan_groups_limit: int = 4) -> tuple[int, list[GroupSpec]]:
+    """The cache size the run sizes its groups by (the device's L2, or the simulator's
+    tiny one) and the groups it verifies: the bundled plan's, then, given a
+    :class:`~layerwise_fast.Plan`, its first ``plan_groups_limit`` distinct groups.
+
+    Raises:
+        ValueError: the device reports no L2 size, or a group cannot run.
+    """
+    l2 = settings.cache_bytes if settings.cache_bytes is not None else device_info().l2_bytes
+    if l2 is None:
+        raise ValueError("the device reports no L2 size: the runs cannot be sized")
+    groups = groups_from_plan(bundled_plan(settings.small_plan), cache_bytes=l2,
+                              total_bytes=settings.total_bytes)
+    if plan is not None:
+        specs, left = plan_specs(plan, cache_bytes=l2, hidden=32 if settings.small_plan else 4096,
+                                 max_groups=plan_groups_limit, total_bytes=settings.total_bytes)
+        print(f"plan {plan.settings.model!r}: {plan.partition.k} groups, verifying {len(specs)} distinct"
+              + (f" ({left} more distinct left out)" if left else ""), flush=True)
+        groups += specs
+    return l2, groups
+
+
 def run_gpu_verification(
     out_dir: str | Path,
     *,
@@ -977,17 +1004,9 @@ def run_gpu_verification(
     threads = 32 if is_simulated() else 256
     env = environment()
     print(f"device: {_device_line(env['device'])}", flush=True)
-    l2 = settings.cache_bytes if settings.cache_bytes is not None else env["device"]["l2_bytes"]
-    sizes = settings.calibration_sizes or tuple(calibration_sizes(l2, points_per_octave=settings.points_per_octave))
     # Every group is built before the GPU work: a plan that cannot run fails at once.
-    groups = groups_from_plan(bundled_plan(settings.small_plan), cache_bytes=l2,
-                              total_bytes=settings.total_bytes)
-    if plan is not None:
-        specs, left = plan_specs(plan, cache_bytes=l2, hidden=32 if settings.small_plan else 4096,
-                                 max_groups=plan_groups_limit, total_bytes=settings.total_bytes)
-        print(f"plan {plan.settings.model!r}: {plan.partition.k} groups, verifying {len(specs)} distinct"
-              + (f" ({left} more distinct left out)" if left else ""), flush=True)
-        groups += specs
+    l2, groups = run_groups(settings, plan, plan_groups_limit)
+    sizes = settings.calibration_sizes or tuple(calibration_sizes(l2, points_per_octave=settings.points_per_octave))
     # verification.json is rewritten after each stage, so a run stopped early keeps
     # what it measured; "verdict" stays "incomplete" until the last group is in.
     result: dict[str, Any] = {"environment": env, "barrier": barrier,
@@ -995,11 +1014,27 @@ def run_gpu_verification(
     print(f"calibration: {len(sizes)} sizes from {sizes[0]} to {sizes[-1]} bytes, {barrier} barrier", flush=True)
     cal = calibrate(sizes, l2_bytes=l2, repeats=reps, bytes_per_launch=settings.bytes_per_launch,
                     threads_per_block=threads, barrier=barrier)
-    if cal.timed:
+    if cal.summary is not None:
         cal.save(out / "calibration.json")
+    elif cal.timed:
+        stale = " (the one in --out is an earlier run's)" if (out / "calibration.json").exists() else ""
+        print(f"calibration: {cal.analysis_error}: calibration.json not written{stale}, the run is "
+              "judged fail", flush=True)
     else:
         print("calibration untimed (simulator): calibration.json not written", flush=True)
     result["calibration"] = cal.describe()
+    _save_verification(out, result)
+    # The stream of 4-byte loads, for comparison (the recorded runs were judged by it); it
+    # judges nothing, so its failure is recorded and the run goes on.
+    scalar: Calibration | None = None
+    try:
+        scalar = calibrate(sizes, l2_bytes=l2, repeats=reps, bytes_per_launch=settings.bytes_per_launch,
+                           threads_per_block=threads, barrier=barrier, warmup_seconds=0.0, access="scalar")
+        print(f"scalar stream, for comparison: {_curve_line(scalar)}", flush=True)
+        result["calibration_scalar"] = scalar.describe()
+    except (RuntimeError, ValueError) as exc:
+        print(f"scalar stream, for comparison: failed: {exc}", flush=True)
+        result["calibration_scalar"] = {"timed": False, "error": f"{type(exc).__name__}: {exc}"}
     _save_verification(out, result)
     barrier_costs = measure_barriers(threads_per_block=threads, rounds=settings.barrier_rounds,
                                      repeats=reps, barriers=(barrier, *others),
@@ -1022,21 +1057,21 @@ def run_gpu_verification(
     _save_verification(out, result)
     reports = []
     for index, group in enumerate(groups):
-        print(f"verifying group {group.name}: {len(group.layers)} layers, hidden {group.hidden}, "
+        print(f"verifying {_group_label(group.name)}: {len(group.layers)} layers, hidden {group.hidden}, "
               f"{group.tokens} tokens, chunk {group.chunk_tokens} tokens", flush=True)
         reports += verify_groups([group], cal, cache_bytes=l2, repeats=reps, seed=index,
                                  threads_per_block=threads, barrier=barrier, compare_barriers=others,
                                  packs_in_flight=packs_in_flight)
         result["groups"].append(reports[-1].to_dict())
         _save_verification(out, result)
-    result["verdict"] = _overall_verdict(reports, variants_correct)
+    result["verdict"] = _overall_verdict(reports, variants_correct, cal)
     _save_verification(out, result)
     try:  # whatever goes wrong in matplotlib, the tables below are still printed
-        print(plot_bandwidth(cal, reports, out / "bandwidth.png"))
+        print(plot_bandwidth(cal, reports, out / "bandwidth.png", scalar))
     except Exception as exc:  # noqa: BLE001
         print(f"bandwidth.png not written: {type(exc).__name__}: {exc}")
     print(variant_table)
-    print(format_table(cal, reports, barrier_costs, variants_correct))
+    print(format_table(cal, reports, barrier_costs, variants_correct, scalar))
     return result
 
 
@@ -1046,8 +1081,13 @@ def _save_verification(out: Path, result: dict[str, Any]) -> None:
     write_text_atomically(out / "verification.json", json.dumps(result, indent=2, default=str) + "\n")
 
 
-def _overall_verdict(reports: Sequence[GroupReport], variants_correct: bool = True) -> str:
+def _overall_verdict(reports: Sequence[GroupReport], variants_correct: bool = True,
+                     calibration: Calibration | None = None) -> str:
+    """The worst of the groups' verdicts; ``wrong`` when a variant run was, ``fail`` at
+    least when a timed calibration curve had no knee (nothing to judge the fit by)."""
     verdicts = {report.verdict for report in reports} | (set() if variants_correct else {"wrong"})
+    if calibration is not None and calibration.analysis_error is not None:
+        verdicts.add("fail")
     for verdict in ("wrong", "fail", "unmeasured"):
         if verdict in verdicts:
             return verdict
@@ -1062,10 +1102,26 @@ def _device_line(device: dict[str, Any]) -> str:
     return f"{device['name']} (cc {major}.{minor}, {device['multiprocessors']} SMs, L2 {l2:.1f} MiB)"
 
 
-def plot_bandwidth(calibration: Calibration, reports: Sequence[GroupReport], path: Path) -> str:
-    """Draw the bandwidth curve with the groups' runs into ``path``; return a status line."""
-    if calibration.rates_bytes_per_s is None or calibration.summary is None:
+def _curve_line(calibration: Calibration) -> str:
+    """Plateau, HBM rate and knee of a calibration in one line (TB/s, MiB)."""
+    summary = calibration.summary
+    if summary is None:
+        return "untimed (simulator)" if calibration.analysis_error is None else calibration.analysis_error
+    return (f"plateau {summary.plateau_bytes_per_s / 1e12:.2f} TB/s at "
+            f"{summary.plateau_size_bytes / MIB:.1f} MiB, HBM {summary.hbm_bytes_per_s / 1e12:.2f} TB/s, "
+            f"knee {summary.knee_bytes / MIB:.1f} MiB")
+
+
+def plot_bandwidth(calibration: Calibration, reports: Sequence[GroupReport], path: Path,
+                   comparison: Calibration | None = None) -> str:
+    """Draw the bandwidth curve with the groups' runs into ``path``; return a status line.
+
+    ``comparison``, a calibration with another access, is drawn beside it where timed.
+    """
+    if calibration.rates_bytes_per_s is None:
         return f"no timings under the simulator: {path.name} not written"
+    if calibration.summary is None:
+        return f"the curve has no knee: {path.name} not written"
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -1076,7 +1132,10 @@ def plot_bandwidth(calibration: Calibration, reports: Sequence[GroupReport], pat
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.plot([s / MIB for s in calibration.sizes_bytes], [r / 1e12 for r in rates], "o-",
-            label="calibration stream")
+            label=f"calibration stream ({calibration.method.get('access', '?')})")
+    if comparison is not None and comparison.rates_bytes_per_s is not None:
+        ax.plot([s / MIB for s in comparison.sizes_bytes], [r / 1e12 for r in comparison.rates_bytes_per_s],
+                ".--", c="lightgray", label=f"{comparison.method.get('access', '?')} stream, for comparison")
     ax.axhline(summary.plateau_bytes_per_s / 1e12, ls="--", c="gray", label="plateau")
     ax.axhline(summary.hbm_bytes_per_s / 1e12, ls=":", c="gray", label="HBM rate")
     ax.axvline(summary.knee_bytes / MIB, c="red", label="knee")
@@ -1135,23 +1194,21 @@ def _barrier_speedups(report: GroupReport) -> list[tuple[str, float | None]]:
 
 def format_table(
     calibration: Calibration, reports: Sequence[GroupReport], barrier_costs: Sequence[BarrierCost] = (),
-    variants_correct: bool = True,
+    variants_correct: bool = True, comparison: Calibration | None = None,
 ) -> str:
-    """The short summary table: the calibration, then one line per group and per criterion.
+    """The short summary table: the calibration (and ``comparison``, a calibration with
+    another access), then one line per group and per criterion.
 
     Columns after ``speedup`` give the speedup of the planned chunk with each compared
     barrier (``planned_<barrier>`` runs). The overall verdict is ``wrong`` when
     ``variants_correct`` is false (a :func:`sweep_variants` run missed the reference).
     """
-    s = calibration.summary
     width = max([6] + [len(r.group.name) + 1 for r in reports])
     compared = list(dict.fromkeys(name for r in reports for name, _ in _barrier_speedups(r)))
     lines = [
-        "calibration: " + (
-            f"plateau {_tbps(s.plateau_bytes_per_s)} TB/s at {s.plateau_size_bytes / MIB:.1f} MiB, "
-            f"HBM {_tbps(s.hbm_bytes_per_s)} TB/s, knee {s.knee_bytes / MIB:.1f} MiB"
-            if s else "untimed (simulator)"
-        ),
+        f"calibration ({calibration.method.get('access', '?')} stream): {_curve_line(calibration)}",
+        *([f"{comparison.method.get('access', '?')} stream, for comparison: {_curve_line(comparison)}"]
+          if comparison is not None else []),
         *([format_barrier_costs(barrier_costs)] if barrier_costs else []),
         f"{'group':<{width}}{'layers':>7}{'ws MiB':>9}{'planned':>9}{'2x':>7}{'4x':>7}{'ctrl':>7}{'copy':>7}"
         f"{'speedup':>9}" + "".join(f"{name:>9}" for name in compared)
@@ -1172,8 +1229,8 @@ def format_table(
         for c in r.criteria:
             state = {True: "pass", False: "FAIL", None: "unmeasured"}[c.passed]
             bound = f"{'<=' if c.at_most else '>='} {c.limit:g}"
-            lines.append(f"  {r.group.name} {c.name:<20} {_fmt(c.measured, '.3f'):>7} {bound:<8} {state}")
-    lines.append(f"overall: {_overall_verdict(reports, variants_correct)}")
+            lines.append(f"  {r.group.name:<{width}}{c.name:<20} {_fmt(c.measured, '.3f'):>7} {bound:<8} {state}")
+    lines.append(f"overall: {_overall_verdict(reports, variants_correct, calibration)}")
     return "\n".join(lines)
 
 
@@ -1196,7 +1253,9 @@ def build_arg_parser(prog: str = "gpu_verify") -> argparse.ArgumentParser:
             "Writes calibration.json, verification.json and bandwidth.png (needs "
             "matplotlib) into --out and prints a summary table last. Exit status: 0 all "
             "criteria pass (or are unmeasured under the simulator), 1 a criterion failed "
-            "or a result was wrong, 2 no CUDA device."
+            "or a result was wrong, 2 bad usage or no CUDA device, 3 the run stopped on "
+            "an error (its traceback on stderr; verification.json keeps what was "
+            "measured before it)."
         ),
     )
     parser.add_argument("--out", required=True, type=Path, metavar="DIR",
@@ -1217,6 +1276,9 @@ def build_arg_parser(prog: str = "gpu_verify") -> argparse.ArgumentParser:
                              "groups sync (a device-runtime call), or atomic, an inline "
                              "counter barrier; the planned chunk also runs with the other "
                              "one, and each barrier is timed alone (default cg)")
+    parser.add_argument("--check", action="store_true",
+                        help="check the options, the plan file and that a device is there, "
+                             "then exit (0: all good) without running anything on it")
     parser.add_argument("--packs-in-flight", type=int, choices=PACKS_IN_FLIGHT_CHOICES, default=PACKS_IN_FLIGHT,
                         help="16-byte packs each thread loads before it uses the first, in the "
                              f"group runs (default {PACKS_IN_FLIGHT}); the first bundled group "
@@ -1254,13 +1316,29 @@ def main(argv: Sequence[str] | None = None, prog: str = "gpu_verify") -> int:
             file=sys.stderr,
         )
         return 2
+    if args.check:
+        try:  # the groups the run would verify, built as it builds them
+            _, groups = run_groups(settings_for(args.quick, is_simulated()), plan, args.plan_groups)
+        except ValueError as exc:
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+            return 2
+        print(f"{prog}: the options{' and the plan' if plan is not None else ''} are good, "
+              f"{counted(len(groups), 'group')} to verify; device: {_device_line(device_info().to_dict())}")
+        return 0
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         print(f"{prog}: error: --out {str(args.out)!r}: cannot create the folder ({exc})",
               file=sys.stderr)
         return 2
-    result = run_gpu_verification(args.out, quick=args.quick, repeats=args.repeats, plan=plan,
-                                  plan_groups_limit=args.plan_groups, barrier=args.barrier,
-                                  packs_in_flight=args.packs_in_flight)
+    try:
+        result = run_gpu_verification(args.out, quick=args.quick, repeats=args.repeats, plan=plan,
+                                      plan_groups_limit=args.plan_groups, barrier=args.barrier,
+                                      packs_in_flight=args.packs_in_flight)
+    except Exception as exc:  # noqa: BLE001 - told apart from a failed criterion (status 1)
+        traceback.print_exc()
+        print(f"{prog}: the run stopped on an error: {type(exc).__name__}: {exc}; "
+              f"{str(args.out / 'verification.json')!r} keeps what was measured before it",
+              file=sys.stderr)
+        return 3
     return 0 if result["verdict"] in ("pass", "unmeasured") else 1
