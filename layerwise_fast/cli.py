@@ -28,7 +28,7 @@ from layerwise_fast.errors import InfeasibleError, LayerTooLargeError
 from layerwise_fast.partition import balanced, dp, greedy
 from layerwise_fast.result import Partition
 from layerwise_fast.summary import counted
-from layerwise_fast.units import (STDIN_PROMPT, format_bytes, integer_argument, printable,
+from layerwise_fast.units import (STDIN_PROMPT, format_bytes, integer_argument, pad, printable,
                                   read_input_file, read_input_head, read_standard_input)
 
 __all__ = ["main", "read_sizes", "SizesFile", "InputError"]
@@ -232,7 +232,7 @@ def format_table(p: Partition, names: list[str] | None) -> str:
         free = format_bytes(int(slack[g])) if slack is not None else "-"
         lines.append(
             f"{g:>5}  {f'{start}-{stop - 1}':<13} {stop - start:>6}  {format_bytes(int(p.group_costs[g])):>10}  "
-            f"{free:>10}  " + (f"{span:<28} " if names else "") + _fill_bar(int(p.group_costs[g]), p.capacity)
+            f"{free:>10}  " + (f"{pad(span, 28)} " if names else "") + _fill_bar(int(p.group_costs[g]), p.capacity)
         )
     return "\n".join(line.rstrip() for line in lines)
 
@@ -276,6 +276,13 @@ class _CommandsFormatter(argparse.HelpFormatter):
             self._dedent()
         else:
             super().add_argument(action)
+
+
+def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The parser of ``command`` among ``parser``'s commands."""
+    commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    chosen: argparse.ArgumentParser = commands.choices[command]
+    return chosen
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -377,7 +384,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments[:1] == ["verify"]:
         return _verify(arguments[1:])
     parser = build_parser()
-    args = parser.parse_args(arguments)
+    args, unknown = parser.parse_known_args(arguments)
+    if unknown:  # named by the command's own usage, not the top level's
+        _command_parser(parser, args.command).error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.handler(args))
     except InfeasibleError as err:

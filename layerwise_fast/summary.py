@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .units import exact_total, format_bytes, printable
+from .units import display_width, exact_total, format_bytes, pad, printable
 
 if TYPE_CHECKING:
     from .deployment import Plan
@@ -90,14 +90,13 @@ def _shown(count: int, max_rows: int) -> list[int]:
 
 def _table(head: Sequence[str], rows: list[list[str]], right: Sequence[bool]) -> list[str]:
     """Aligned columns; a row of one cell (the elision marker) is printed as it is."""
-    widths = [max([len(head[i])] + [len(r[i]) for r in rows if len(r) == len(head)])
+    widths = [max([display_width(head[i])] + [display_width(r[i]) for r in rows if len(r) == len(head)])
               for i in range(len(head))]
 
     def line(cells: Sequence[str]) -> str:
         if len(cells) != len(head):
             return "  " + cells[0]
-        return "  " + "  ".join(c.rjust(w) if r else c.ljust(w)
-                                for c, w, r in zip(cells, widths, right)).rstrip()
+        return "  " + "  ".join(pad(c, w, right=r) for c, w, r in zip(cells, widths, right)).rstrip()
     return [line(head)] + [line(r) for r in rows]
 
 

@@ -24,6 +24,7 @@ import re
 import secrets
 import stat
 import sys
+import unicodedata
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from dataclasses import dataclass, field
@@ -750,6 +751,26 @@ def printable(name: str) -> str:
     if name.isprintable():
         return name
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in name)
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes on a terminal: 2 for a wide or full-width character (CJK),
+    0 for a combining mark or a zero-width format character, 1 otherwise."""
+    if text.isascii():
+        return len(text)
+    width = 0
+    for char in text:
+        if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return width
+
+
+def pad(text: str, width: int, *, right: bool = False) -> str:
+    """``text`` padded with spaces to ``width`` terminal columns (see
+    :func:`display_width`), on the left when ``right``."""
+    fill = " " * max(0, width - display_width(text))
+    return fill + text if right else text + fill
 
 
 def first_bool(values: object) -> int | None:

@@ -312,3 +312,15 @@ def test_a_terminal_on_standard_input_is_told_what_is_read(args: list[str], what
         _, status = os.waitpid(pid, 0)
         os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 2
+
+
+def test_partition_table_lines_up_with_wide_names(tmp_path: Path) -> None:
+    from layerwise_fast.units import display_width
+
+    sizes = tmp_path / "s.txt"
+    sizes.write_text("100 # 層の名前\n200 # b\n300 # c\n", encoding="utf-8")
+    out = cli("partition", str(sizes), "--capacity", "350", "--algo", "greedy")
+    rows = [line for line in out.stdout.splitlines() if "█" in line]
+    assert len(rows) == 2
+    # The fill bars start in one terminal column whatever the names' widths.
+    assert len({display_width(row[:row.index("█")]) for row in rows}) == 1

@@ -1090,6 +1090,10 @@ def test_one_call_run_takes_the_atomic_barrier_and_compares_cg(tmp_path: Path, c
     header = next(line for line in out.splitlines() if line.startswith("group "))
     assert header.split()[header.split().index("speedup") + 1] == "cg"
     result = json.loads((tmp_path / "verification.json").read_text())
+    stages = result["stage_seconds"]  # where the wall time went, stage by stage
+    assert list(stages)[:5] == ["setup", "calibration", "calibration_scalar", "barrier_costs", "variants"]
+    assert list(stages)[-1] == "verdict" and all(seconds >= 0 for seconds in stages.values())
+    assert re.search(r"^wall time \d+ s: setup \d+ s, calibration \d+ s, calibration_scalar \d+ s, ", out, re.M)
     assert result["calibration"]["method"]["access"] == "quad"
     assert result["calibration_scalar"]["method"]["access"] == "scalar"
     assert result["calibration_scalar"]["method"]["barrier"] == "atomic"
@@ -1127,6 +1131,8 @@ def test_one_call_run_keeps_what_it_measured_when_cut_short(tmp_path: Path, monk
     assert result["verdict"] == "incomplete" and result["groups"] == []
     assert result["variants"]["correct"] is True and result["barrier_costs"]
     assert result["calibration"]["timed"] is False
+    assert list(result["stage_seconds"]) == ["setup", "calibration", "calibration_scalar", "barrier_costs",
+                                             "variants"]
 
 
 def test_one_call_run_checks_its_choices_before_any_work(tmp_path: Path) -> None:

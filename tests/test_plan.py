@@ -928,3 +928,16 @@ def test_a_sequence_beyond_the_configs_positions_is_noted() -> None:
     assert not any("positions" in n for n in lf.plan(gpt2.table, on_oversize="tile", sequence=4096).notes)
     beyond = lf.plan(gpt2, on_oversize="tile", sequence=2048)
     assert lf.Plan.from_dict(beyond.to_dict()) == beyond  # the note is kept in the plan's file
+
+
+def test_summary_columns_line_up_with_wide_names() -> None:
+    from layerwise_fast.units import display_width
+
+    table = lf.LayerTable(name=["層の名前", "b", "cc"], kind=["decoder"] * 3, params=[10**6] * 3,
+                          weight_dtype=["bf16"] * 3, act_elems_per_token=[4096] * 3)
+    lines = lf.plan(table, "h100", sequence=512).summary().splitlines()
+    header = next(i for i, line in enumerate(lines) if "first .. last" in line)
+    head, row = lines[header], lines[header + 1]
+    # "working set" is right-aligned: its cell ends in the column where its header ends.
+    end = display_width(head[:head.index("working set") + len("working set")])
+    assert display_width(row[:row.index(" MB") + len(" MB")]) == end

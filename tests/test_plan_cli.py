@@ -273,6 +273,9 @@ def test_sweep_exits_1_when_no_batch_size_fits() -> None:
 def test_abbreviated_options_are_not_taken_for_others(args: tuple[str, ...]) -> None:
     out = run(*args)
     assert out.returncode == 2 and "unrecognized arguments" in out.stderr, out.stderr
+    # Named by the command's own usage and prefix, not the top level's.
+    assert out.stderr.startswith(f"usage: layerwise-fast {args[0]} ")
+    assert out.stderr.splitlines()[-1].startswith(f"layerwise-fast {args[0]}: error: unrecognized arguments")
 
 
 def test_plot_writes_a_png_that_is_not_blank(tmp_path: Path) -> None:

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from layerwise_fast.units import (
     INT64_MAX,
     UNIT_BYTES,
+    display_width,
     format_bytes,
+    pad,
     parse_bytes,
     parse_fraction,
 )
@@ -228,3 +230,16 @@ def test_exponent_beyond_decimal_range_is_a_clear_error() -> None:
     # Found by fuzzing: Decimal() itself refuses exponents this large.
     with pytest.raises(ValueError, match=r"capacity: '055E55555555555555575555555555555' is out of range"):
         parse_bytes("055E55555555555555575555555555555")
+
+
+@pytest.mark.parametrize(
+    ("text", "width"),
+    [("layers.0", 8), ("層の名前", 8), ("ｆｕｌｌ", 8), ("e\u0301", 1), ("a\u200bb", 2), ("", 0)],
+)
+def test_display_width_counts_terminal_columns(text: str, width: int) -> None:
+    assert display_width(text) == width
+
+
+def test_pad_fills_to_terminal_columns() -> None:
+    assert pad("層", 4) == "層  " and pad("ab", 4, right=True) == "  ab"
+    assert pad("層の名前", 4) == "層の名前"  # never cut

@@ -54,6 +54,7 @@ import math
 import platform
 import statistics
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -997,6 +998,7 @@ def run_gpu_verification(
     others = tuple(m for m in BARRIER_MODES if m != barrier) if compare_barriers is None else tuple(compare_barriers)
     _check_barriers((barrier, *others))  # checked before minutes of GPU time are spent
     check_packs_in_flight(packs_in_flight)
+    started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = settings_for(quick, is_simulated())
@@ -1011,6 +1013,8 @@ def run_gpu_verification(
     # what it measured; "verdict" stays "incomplete" until the last group is in.
     result: dict[str, Any] = {"environment": env, "barrier": barrier,
                               "packs_in_flight": packs_in_flight, "verdict": "incomplete"}
+    stages = _Stages(out, result, started)
+    stages.done("setup")  # the environment, the groups built (their plans checked)
     print(f"calibration: {len(sizes)} sizes from {sizes[0]} to {sizes[-1]} bytes, {barrier} barrier", flush=True)
     cal = calibrate(sizes, l2_bytes=l2, repeats=reps, bytes_per_launch=settings.bytes_per_launch,
                     threads_per_block=threads, barrier=barrier)
@@ -1023,7 +1027,7 @@ def run_gpu_verification(
     else:
         print("calibration untimed (simulator): calibration.json not written", flush=True)
     result["calibration"] = cal.describe()
-    _save_verification(out, result)
+    stages.done("calibration")
     # The stream of 4-byte loads, for comparison (the recorded runs were judged by it); it
     # judges nothing, so its failure is recorded and the run goes on.
     scalar: Calibration | None = None
@@ -1035,13 +1039,13 @@ def run_gpu_verification(
     except (RuntimeError, ValueError) as exc:
         print(f"scalar stream, for comparison: failed: {exc}", flush=True)
         result["calibration_scalar"] = {"timed": False, "error": f"{type(exc).__name__}: {exc}"}
-    _save_verification(out, result)
+    stages.done("calibration_scalar")
     barrier_costs = measure_barriers(threads_per_block=threads, rounds=settings.barrier_rounds,
                                      repeats=reps, barriers=(barrier, *others),
                                      warm_up_seconds=TIMING_WARM_UP_SECONDS)
     print(format_barrier_costs(barrier_costs), flush=True)
     result["barrier_costs"] = [asdict(cost) for cost in barrier_costs]
-    _save_verification(out, result)
+    stages.done("barrier_costs")
     print(f"kernel variants of group {groups[0].name}: every barrier and packs in flight", flush=True)
     variants = sweep_variants(groups[0], repeats=reps, threads_per_block=threads)
     variants_correct = all(run.correct(TOLERANCE[groups[0].dtype]) for run in variants)
@@ -1054,7 +1058,7 @@ def run_gpu_verification(
         "tolerance": TOLERANCE[groups[0].dtype],
     }
     result["groups"] = []
-    _save_verification(out, result)
+    stages.done("variants")
     reports = []
     for index, group in enumerate(groups):
         print(f"verifying {_group_label(group.name)}: {len(group.layers)} layers, hidden {group.hidden}, "
@@ -1063,16 +1067,39 @@ def run_gpu_verification(
                                  threads_per_block=threads, barrier=barrier, compare_barriers=others,
                                  packs_in_flight=packs_in_flight)
         result["groups"].append(reports[-1].to_dict())
-        _save_verification(out, result)
+        stages.done(f"group {group.name}")
     result["verdict"] = _overall_verdict(reports, variants_correct, cal)
-    _save_verification(out, result)
+    stages.done("verdict")
     try:  # whatever goes wrong in matplotlib, the tables below are still printed
         print(plot_bandwidth(cal, reports, out / "bandwidth.png", scalar))
     except Exception as exc:  # noqa: BLE001
         print(f"bandwidth.png not written: {type(exc).__name__}: {exc}")
+    print(stages.summary())
     print(variant_table)
     print(format_table(cal, reports, barrier_costs, variants_correct, scalar))
     return result
+
+
+class _Stages:
+    """Wall time of each stage of the one-call run, kept in ``result["stage_seconds"]``
+    and saved with the rest after each stage."""
+
+    def __init__(self, out: Path, result: dict[str, Any], started: float) -> None:
+        self.out, self.result = out, result
+        self.start = self.last = started  # a time.perf_counter() reading
+        result["stage_seconds"] = {}
+
+    def done(self, stage: str) -> None:
+        """Record ``stage`` as ended now and save verification.json."""
+        now = time.perf_counter()
+        self.result["stage_seconds"][stage] = round(now - self.last, 3)
+        self.last = now
+        _save_verification(self.out, self.result)
+
+    def summary(self) -> str:
+        """One line: the whole run's wall time and each stage's."""
+        parts = ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in self.result["stage_seconds"].items())
+        return f"wall time {time.perf_counter() - self.start:.0f} s: {parts}"
 
 
 def _save_verification(out: Path, result: dict[str, Any]) -> None:
