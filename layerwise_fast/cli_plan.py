@@ -233,9 +233,9 @@ def _check_output_paths(args: argparse.Namespace) -> None:
             raise ValueError(f"{option} is empty: name the file to write")
         if os.path.isdir(path) or path.endswith(("/", os.sep)):
             raise ValueError(f"{option} {path!r} names a folder: name the file to write in it")
-    if args.plot is not None and not args.plot.lower().endswith(".png"):
-        raise ValueError(f"--plot {args.plot!r}: the plot is a PNG image; name a .png file")
     if args.plot is not None:
+        if not args.plot.lower().endswith(".png"):
+            raise ValueError(f"--plot {args.plot!r}: the plot is a PNG image; name a .png file")
         try:  # before --output is written
             require_matplotlib()
         except PlotUnavailableError as exc:

@@ -448,7 +448,8 @@ cases = {f"chunked {b} {p}": (kernels.chunked_group_kernel(b, p), chunked)
          for b in kernels.BARRIER_MODES for p in (4, 8)}
 cases.update({f"control {p}": (kernels.layer_kernel(p), control) for p in (2, 4, 8)})
 stream = "float32[::1], uint32, float32, float32, uint32[::1]"
-cases.update({f"stream {a} {b}": (kernel, stream) for (a, b), kernel in kernels.STREAM_KERNELS.items()})
+cases.update({f"stream {a} {b}": (kernel, stream)
+              for a, by_barrier in kernels.STREAM_KERNELS.items() for b, kernel in by_barrier.items()})
 report = {}
 work = Path(tempfile.mkdtemp())
 for name, (kernel, signature) in cases.items():

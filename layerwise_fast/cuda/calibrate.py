@@ -52,10 +52,8 @@ from ..units import _read_json_document
 from .barrier import BARRIER_MODES
 from .kernels import (
     MAX_ELEMENTS,
-    QUAD,
     STREAM_ACCESSES,
-    STREAM_QUADS_IN_FLIGHT,
-    UNROLL,
+    STREAM_ELEMENTS_IN_FLIGHT,
     DeviceInfo,
     check_stream_access,
     cuda,
@@ -263,6 +261,12 @@ class Calibration:
     summary: CurveSummary | None
     method: dict[str, Any]
     analysis_error: str | None = None
+
+    @property
+    def access(self) -> str:
+        """The stream's access as its method records it (one of ``STREAM_ACCESSES``), or
+        ``"?"`` where it records none."""
+        return str(self.method.get("access", "?"))
 
     @property
     def timed(self) -> bool:
@@ -495,8 +499,7 @@ def calibrate(
         "kernel": f"stream_passes_kernel, {access} passes",
         "element": "float32",
         "access": access,
-        "bytes_in_flight_per_thread": _ELEMENT_BYTES * (UNROLL if access == "scalar" else
-                                                        QUAD * STREAM_QUADS_IN_FLIGHT),
+        "bytes_in_flight_per_thread": _ELEMENT_BYTES * STREAM_ELEMENTS_IN_FLIGHT[access],
         "passes": "in-place read+write passes, grid-wide barrier between passes, rotated blocks",
         "barrier": barrier,
         "rate_counts": "bytes read + bytes written",

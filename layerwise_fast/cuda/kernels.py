@@ -604,13 +604,17 @@ def _stream_kernel(barrier: Any, one_pass: Any) -> Any:
 STREAM_ACCESSES: tuple[str, ...] = ("quad", "scalar")
 """The calibration stream's accesses (see the module docstring); the first is the default."""
 
+STREAM_ELEMENTS_IN_FLIGHT: dict[str, int] = {"quad": _STREAM_VALUES, "scalar": UNROLL}
+"""float32 elements each thread of the calibration stream loads before it uses the first,
+per access of :data:`STREAM_ACCESSES`."""
+
 _STREAM_PASSES = {"quad": _quad_pass, "scalar": _scalar_pass}
-STREAM_KERNELS: dict[tuple[str, str], Any] = {
-    (access, mode): _stream_kernel(barrier_function(mode), _STREAM_PASSES[access])
-    for access in STREAM_ACCESSES for mode in BARRIER_MODES
+STREAM_KERNELS: dict[str, dict[str, Any]] = {
+    access: {mode: _stream_kernel(barrier_function(mode), _STREAM_PASSES[access]) for mode in BARRIER_MODES}
+    for access in STREAM_ACCESSES
 }
-"""The calibration stream for each access of :data:`STREAM_ACCESSES` and grid barrier of
-:data:`BARRIER_MODES`."""
+"""The calibration stream for each access of :data:`STREAM_ACCESSES`, then each grid
+barrier of :data:`BARRIER_MODES`."""
 
 
 def _barrier_rounds_kernel(barrier: Any) -> Any:
@@ -1153,12 +1157,11 @@ def prepare_stream_passes(
     if access == "quad" and _data_address(buf) % 16:
         raise ValueError(f"the quad stream needs 16-byte aligned data, got address "
                          f"{_data_address(buf):#x}: pass a slice starting at a multiple of {QUAD} elements")
-    kernel = _barrier_kernel({mode: STREAM_KERNELS[access, mode] for mode in BARRIER_MODES}, barrier)
+    kernel = _barrier_kernel(STREAM_KERNELS[access], barrier)
     word = new_barrier_word()
     args = (buf, np.uint32(passes), np.float32(scale), np.float32(shift), word)
     max_blocks = resident_block_limit(kernel, args, threads_per_block)
-    per_thread = UNROLL if access == "scalar" else _STREAM_VALUES
-    needed = -(-buf.shape[0] // (threads_per_block * per_thread))
+    needed = -(-buf.shape[0] // (threads_per_block * STREAM_ELEMENTS_IN_FLIGHT[access]))
     blocks = max(1, min(max_blocks, needed))
     geometry = LaunchGeometry(blocks, threads_per_block, 0, barrier=barrier)
     return Launch(geometry, ((kernel, blocks, threads_per_block, args),), word)

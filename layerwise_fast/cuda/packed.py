@@ -270,4 +270,5 @@ def pack_functions(simulated: bool) -> tuple[Any, Any, Any, Any]:
 
 def quad_functions(simulated: bool) -> tuple[Any, Any]:
     """``(load_quad, store_quad)`` for the simulator or for compiled kernels."""
-    return _functions(simulated)[4], _functions(simulated)[5]
+    _, _, _, _, load_quad, store_quad = _functions(simulated)
+    return load_quad, store_quad

@@ -1159,10 +1159,10 @@ def plot_bandwidth(calibration: Calibration, reports: Sequence[GroupReport], pat
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.plot([s / MIB for s in calibration.sizes_bytes], [r / 1e12 for r in rates], "o-",
-            label=f"calibration stream ({calibration.method.get('access', '?')})")
+            label=f"calibration stream ({calibration.access})")
     if comparison is not None and comparison.rates_bytes_per_s is not None:
         ax.plot([s / MIB for s in comparison.sizes_bytes], [r / 1e12 for r in comparison.rates_bytes_per_s],
-                ".--", c="lightgray", label=f"{comparison.method.get('access', '?')} stream, for comparison")
+                ".--", c="lightgray", label=f"{comparison.access} stream, for comparison")
     ax.axhline(summary.plateau_bytes_per_s / 1e12, ls="--", c="gray", label="plateau")
     ax.axhline(summary.hbm_bytes_per_s / 1e12, ls=":", c="gray", label="HBM rate")
     ax.axvline(summary.knee_bytes / MIB, c="red", label="knee")
@@ -1233,8 +1233,8 @@ def format_table(
     width = max([6] + [len(r.group.name) + 1 for r in reports])
     compared = list(dict.fromkeys(name for r in reports for name, _ in _barrier_speedups(r)))
     lines = [
-        f"calibration ({calibration.method.get('access', '?')} stream): {_curve_line(calibration)}",
-        *([f"{comparison.method.get('access', '?')} stream, for comparison: {_curve_line(comparison)}"]
+        f"calibration ({calibration.access} stream): {_curve_line(calibration)}",
+        *([f"{comparison.access} stream, for comparison: {_curve_line(comparison)}"]
           if comparison is not None else []),
         *([format_barrier_costs(barrier_costs)] if barrier_costs else []),
         f"{'group':<{width}}{'layers':>7}{'ws MiB':>9}{'planned':>9}{'2x':>7}{'4x':>7}{'ctrl':>7}{'copy':>7}"
